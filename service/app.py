@@ -1,0 +1,67 @@
+"""``create_app(settings)``: the Litestar application. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import ResponseHeader
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from service.clock import Clock, system_clock
+from service.config import Settings, load_settings
+from service.http.accounts import AccountsController
+from service.http.errors import EXCEPTION_HANDLERS
+from service.http.health import HealthController
+from service.http.wellknown import WellKnownController, discovery_document
+from service.runtime import Runtime
+from service.tokens.access import quiet_eddsa_deprecation
+
+__all__ = ["create_app", "create_app_from_env"]
+
+GRANT_TYPES: list[str] = []
+
+
+def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
+    quiet_eddsa_deprecation()
+    runtime = Runtime(settings, clock)
+    discovery = discovery_document(settings, GRANT_TYPES)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    def provider(name: str) -> Provide:
+        return Provide(lambda: getattr(runtime, name), sync_to_thread=False)
+
+    app = Litestar(
+        route_handlers=[AccountsController, WellKnownController, HealthController],
+        lifespan=[lifespan],
+        dependencies={
+            "accounts": provider("accounts"),
+            "access_tokens": provider("access_tokens"),
+            "keyring": provider("keyring"),
+            "database": provider("database"),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "discovery": Provide(lambda: discovery, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        response_headers=[ResponseHeader(name="X-Content-Type-Options", value="nosniff")],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="idp", version="0.1.0", path="/schema"),
+        debug=False,
+    )
+    app.state.runtime = runtime
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """The uvicorn factory (``--factory``): reads ``IDP_*`` when a worker starts."""
+    return create_app(load_settings(os.environ))

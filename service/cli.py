@@ -1,0 +1,234 @@
+"""``idp``: serve, migrate, keys and users administration.
+
+Exit codes: 0 success, 1 the operation was refused (e.g. unknown account), 2 bad usage or
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+import msgspec
+import uvicorn
+
+from service.config import SIGNING_ALGS, ConfigError, Settings, load_settings
+from service.errors import IdPError
+from service.keys.files import KeyFileError, generate_key, load_keys, prune_keys, rotate_keys
+from service.runtime import Runtime, StartupError
+from service.store.base import StorageUnavailable
+
+__all__ = ["main"]
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_REFUSED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _with_runtime(
+    settings: Settings, action: Callable[[Runtime], Awaitable[None]], *, with_keys: bool = False
+) -> None:
+    async def run() -> None:
+        runtime = Runtime(settings)
+        try:
+            await runtime.start(with_keys=with_keys)
+            await action(runtime)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(run())
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    async def preflight(runtime: Runtime) -> None:
+        """Migrate and load keys once, with clear errors, before any worker starts."""
+
+    _with_runtime(settings, preflight, with_keys=True)
+    # Workers build their own settings from the environment; pass the flags on to them.
+    os.environ["IDP_HOST"] = args.host
+    os.environ["IDP_PORT"] = str(args.port)
+    uvicorn.run(
+        "service.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        log_level="info",
+    )
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
+    async def migrate(runtime: Runtime) -> None:
+        applied = await runtime.database.migrate()
+        print("applied: " + ", ".join(applied) if applied else "database is up to date")
+
+    _with_runtime(msgspec.structs.replace(settings, auto_migrate=False), migrate)
+
+
+def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> None:
+    key = generate_key(settings.keys_dir, args.alg or settings.signing_alg, time.time())
+    print(f"generated {key.alg} key {key.kid} (signing now)")
+
+
+def cmd_keys_list(settings: Settings, _: argparse.Namespace) -> None:
+    now = time.time()
+    keys = load_keys(settings.keys_dir)
+    if not keys:
+        print(f"no keys in {settings.keys_dir}")
+        return
+    print(f"{'kid':<45} {'alg':<6} {'state':<8} {'activates':<21} retires")
+    for key in keys:
+        print(
+            f"{key.kid:<45} {key.alg:<6} {key.state(now):<8} "
+            f"{_when(key.activates_at):<21} {_when(key.retires_at)}"
+        )
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
+    delay = settings.key_rotation_delay if args.delay is None else args.delay
+    if delay < settings.jwks_max_age and not args.force:
+        raise CliError(
+            f"--delay {delay} is shorter than IDP_JWKS_MAX_AGE ({settings.jwks_max_age}): "
+            "verifiers with a cached JWKS would reject the new key's tokens (use --force)",
+            EXIT_USAGE,
+        )
+    key = rotate_keys(settings.keys_dir, args.alg or settings.signing_alg, time.time(), delay)
+    print(f"published {key.alg} key {key.kid}; it signs from {_when(key.activates_at)}")
+
+
+def cmd_keys_prune(settings: Settings, _: argparse.Namespace) -> None:
+    removed = prune_keys(settings.keys_dir, time.time(), settings.access_token_ttl)
+    print("removed: " + ", ".join(k.kid for k in removed) if removed else "nothing to prune")
+
+
+def _read_password(confirm: bool) -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Repeat password: ") != password:
+        raise CliError("passwords do not match")
+    return password
+
+
+def cmd_users_create(settings: Settings, args: argparse.Namespace) -> None:
+    password = _read_password(confirm=True)
+
+    async def create(runtime: Runtime) -> None:
+        user = await runtime.accounts.create_user(args.email, password, args.name, args.role)
+        print(f"created user {user.id}")
+
+    _with_runtime(settings, create)
+
+
+def _set_disabled(disabled: bool) -> Callable[[Settings, argparse.Namespace], None]:
+    def command(settings: Settings, args: argparse.Namespace) -> None:
+        async def update(runtime: Runtime) -> None:
+            user = await runtime.accounts.set_disabled(args.email, disabled)
+            print(f"user {user.id} {'disabled' if disabled else 'enabled'}")
+
+        _with_runtime(settings, update)
+
+    return command
+
+
+def cmd_users_roles(settings: Settings, args: argparse.Namespace) -> None:
+    async def update(runtime: Runtime) -> None:
+        if args.set is None:
+            user = await runtime.accounts.get_by_email(args.email)
+        else:
+            roles = [role.strip() for role in args.set.split(",") if role.strip()]
+            user = await runtime.accounts.set_roles(args.email, roles)
+        print(",".join(user.roles) or "(no roles)")
+
+    _with_runtime(settings, update)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="idp", description="Identity provider service.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service (migrates first)")
+    serve.add_argument("--host", default=os.environ.get("IDP_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("IDP_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(handler=cmd_serve)
+
+    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(handler=cmd_migrate)
+
+    keys = sub.add_parser("keys", help="manage signing keys").add_subparsers(dest="keys", required=True)
+    generate = keys.add_parser("generate", help="add a key that signs at once")
+    generate.add_argument("--alg", choices=SIGNING_ALGS)
+    generate.set_defaults(handler=cmd_keys_generate)
+    keys.add_parser("list", help="list keys and their states").set_defaults(handler=cmd_keys_list)
+    rotate = keys.add_parser("rotate", help="publish a new key that signs after a delay")
+    rotate.add_argument("--alg", choices=SIGNING_ALGS)
+    rotate.add_argument("--delay", type=int, help="seconds until it signs (default IDP_KEY_ROTATION_DELAY)")
+    rotate.add_argument("--force", action="store_true", help="allow a delay below IDP_JWKS_MAX_AGE")
+    rotate.set_defaults(handler=cmd_keys_rotate)
+    keys.add_parser("prune", help="remove keys no valid token needs").set_defaults(handler=cmd_keys_prune)
+
+    users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="users", required=True)
+    create = users.add_parser("create", help="create an account; password from stdin or a prompt")
+    create.add_argument("email")
+    create.add_argument("--name")
+    create.add_argument("--role", action="append", default=[])
+    create.set_defaults(handler=cmd_users_create)
+    for name, disabled in (("disable", True), ("enable", False)):
+        command = users.add_parser(name, help=f"{name} an account")
+        command.add_argument("email")
+        command.set_defaults(handler=_set_disabled(disabled))
+    roles = users.add_parser("roles", help="show or set an account's roles")
+    roles.add_argument("email")
+    roles.add_argument("--set", help="comma-separated roles replacing the current ones")
+    roles.set_defaults(handler=cmd_users_roles)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(os.environ, overrides=_flag_overrides(args))
+        args.handler(settings, args)
+    except ConfigError as exc:
+        print(f"idp: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StartupError as exc:
+        print(f"idp: cannot start: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyFileError, StorageUnavailable) as exc:
+        print(f"idp: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except IdPError as exc:
+        print(f"idp: {exc.error}: {exc.description}", file=sys.stderr)
+        return EXIT_REFUSED
+    except CliError as exc:
+        print(f"idp: {exc}", file=sys.stderr)
+        return exc.code
+    return 0
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, str]:
+    if args.command != "serve":
+        return {}
+    return {"IDP_HOST": args.host, "IDP_PORT": str(args.port)}

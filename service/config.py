@@ -1,0 +1,183 @@
+"""Settings: read once from ``IDP_*`` variables, validated, then passed explicitly.
+
+Nothing here runs at import time. :func:`load_settings` takes the environment as a mapping so
+tests build settings from plain dictionaries; every validation error names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+import msgspec
+
+__all__ = ["SIGNING_ALGS", "ConfigError", "Settings", "load_settings"]
+
+SIGNING_ALGS = ("EdDSA", "RS256", "ES256")
+Environment = Literal["development", "production"]
+SigningAlg = Literal["EdDSA", "RS256", "ES256"]
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    env: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str = "http://127.0.0.1:8000"
+    database_url: str = "sqlite:///./data/idp.sqlite3"
+    redis_url: str | None = None
+    keys_dir: Path = Path("keys")
+    signing_alg: SigningAlg = "EdDSA"
+    access_token_ttl: int = 900
+    jwks_max_age: int = 300
+    key_rotation_delay: int = 300
+    keys_reload_interval: float = 5.0
+    argon2_memory_kib: int = 19456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    argon2_threads: int = 2
+    max_body_bytes: int = 64 * 1024
+    db_pool_size: int = 10
+    auto_migrate: bool = True
+
+    @property
+    def database_kind(self) -> Literal["sqlite", "postgresql"]:
+        return "postgresql" if self.database_url.startswith(("postgresql://", "postgres://")) else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The file behind a ``sqlite:///path`` URL (three slashes, then a relative or absolute path)."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+
+def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return convert(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return raw
+
+    return convert
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("expected an absolute http(s) URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return raw.rstrip("/")
+
+
+def _database_url(raw: str) -> str:
+    if raw.startswith(("postgresql://", "postgres://")):
+        return raw
+    if raw.startswith("sqlite:///") and len(raw) > len("sqlite:///"):
+        return raw
+    raise ValueError("expected postgresql://… or sqlite:///path")
+
+
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected redis://…, rediss://… or unix://…")
+    return raw
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, *, overrides: Mapping[str, str] | None = None
+) -> Settings:
+    """Build :class:`Settings` from ``IDP_*`` variables (``os.environ`` when ``env`` is None).
+
+    ``overrides`` win over ``env``; the CLI passes ``--host``/``--port`` through it.
+    """
+    source = dict(os.environ if env is None else env)
+    source.update(overrides or {})
+    environment = _parse(source, "IDP_ENV", _choice(("development", "production")), "development")
+    host = _parse(source, "IDP_HOST", str, "127.0.0.1")
+    port = _parse(source, "IDP_PORT", _positive_int, 8000)
+    if port > 65535:
+        raise ConfigError(f"IDP_PORT={port} is invalid: must be at most 65535")
+    explicit_issuer = source.get("IDP_ISSUER", "").strip()
+    default_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+    issuer = _parse(source, "IDP_ISSUER", _http_url, f"http://{default_host}:{port}")
+    if environment == "production":
+        if not explicit_issuer:
+            raise ConfigError("IDP_ISSUER must be set when IDP_ENV=production")
+        if urlsplit(issuer).scheme != "https" and urlsplit(issuer).hostname not in {
+            "localhost",
+            "127.0.0.1",
+        }:
+            raise ConfigError("IDP_ISSUER must be an https URL when IDP_ENV=production")
+    jwks_max_age = _parse(source, "IDP_JWKS_MAX_AGE", _positive_int, 300)
+    rotation_delay = _parse(source, "IDP_KEY_ROTATION_DELAY", _positive_int, jwks_max_age)
+    if rotation_delay < jwks_max_age:
+        raise ConfigError(
+            f"IDP_KEY_ROTATION_DELAY={rotation_delay} is invalid: must be at least "
+            f"IDP_JWKS_MAX_AGE ({jwks_max_age}) so caches see a key before it signs"
+        )
+    memory = _parse(source, "IDP_ARGON2_MEMORY_KIB", _positive_int, 19456)
+    parallelism = _parse(source, "IDP_ARGON2_PARALLELISM", _positive_int, 1)
+    if memory < 8 * parallelism:
+        raise ConfigError("IDP_ARGON2_MEMORY_KIB must be at least 8 * IDP_ARGON2_PARALLELISM")
+    return Settings(
+        env=environment,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        issuer=issuer,
+        audience=_parse(source, "IDP_AUDIENCE", str, issuer),
+        database_url=_parse(source, "IDP_DATABASE_URL", _database_url, "sqlite:///./data/idp.sqlite3"),
+        redis_url=_parse(source, "IDP_REDIS_URL", _redis_url, None),
+        keys_dir=_parse(source, "IDP_KEYS_DIR", Path, Path("keys")),
+        signing_alg=_parse(source, "IDP_SIGNING_ALG", _choice(SIGNING_ALGS), "EdDSA"),  # type: ignore[arg-type]
+        access_token_ttl=_parse(source, "IDP_ACCESS_TOKEN_TTL", _positive_int, 900),
+        jwks_max_age=jwks_max_age,
+        key_rotation_delay=rotation_delay,
+        keys_reload_interval=_parse(source, "IDP_KEYS_RELOAD_INTERVAL", _non_negative_float, 5.0),
+        argon2_memory_kib=memory,
+        argon2_time_cost=_parse(source, "IDP_ARGON2_TIME_COST", _positive_int, 2),
+        argon2_parallelism=parallelism,
+        argon2_threads=_parse(source, "IDP_ARGON2_THREADS", _positive_int, os.cpu_count() or 2),
+        max_body_bytes=_parse(source, "IDP_MAX_BODY_BYTES", _positive_int, 64 * 1024),
+        db_pool_size=_parse(source, "IDP_DB_POOL_SIZE", _positive_int, 10),
+        auto_migrate=_parse(source, "IDP_AUTO_MIGRATE", _boolean, True),
+    )

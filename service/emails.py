@@ -1,0 +1,49 @@
+"""Email syntax checks and the normalised key used for uniqueness.
+
+The address is stored as typed (trimmed); uniqueness and lookups use the normalised key:
+NFKC, case-folded local part, IDNA (punycode) lower-case domain.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from service.errors import InvalidEmail
+
+__all__ = ["mask_email", "normalize_email"]
+
+MAX_EMAIL_LENGTH = 254
+MAX_LOCAL_LENGTH = 64
+_LOCAL_ATOM = re.compile(r"^[^\s@\"(),:;<>\[\\\]]+$")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def normalize_email(raw: str) -> tuple[str, str]:
+    """Return ``(as_typed, normalized_key)`` or raise :class:`InvalidEmail`."""
+    email = raw.strip()
+    if not email or len(email) > MAX_EMAIL_LENGTH:
+        raise InvalidEmail
+    if any(unicodedata.category(ch).startswith("C") for ch in email):
+        raise InvalidEmail
+    local, at, domain = unicodedata.normalize("NFKC", email).rpartition("@")
+    if not at or not local or not domain or len(local) > MAX_LOCAL_LENGTH:
+        raise InvalidEmail
+    if not _LOCAL_ATOM.match(local) or local.startswith(".") or local.endswith(".") or ".." in local:
+        raise InvalidEmail
+    try:
+        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise InvalidEmail from exc
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        raise InvalidEmail
+    if labels[-1].isdigit():
+        raise InvalidEmail
+    return email, f"{local.casefold()}@{ascii_domain}"
+
+
+def mask_email(email: str) -> str:
+    """A log-safe form: first character of the local part and the domain (``a***@example.com``)."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}***@{domain}" if local else "***"

@@ -1,0 +1,158 @@
+"""One error base for the whole service.
+
+Every error the service answers with is an :class:`IdPError` subclass that only sets
+attributes: a short snake_case ``error`` code (RFC 6749 §5.2 style), an HTTP status and a
+default description. Internal causes are chained with ``raise ... from`` and never reach
+a response body.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "EmailTaken",
+    "IdPError",
+    "InvalidClient",
+    "InvalidCredentials",
+    "InvalidEmail",
+    "InvalidGrant",
+    "InvalidRequest",
+    "InvalidToken",
+    "NotFound",
+    "PasswordTooCommon",
+    "PasswordTooLong",
+    "PasswordTooShort",
+    "RequestTooLarge",
+    "ServerError",
+    "TemporarilyUnavailable",
+    "UnsupportedGrantType",
+    "UnsupportedMediaType",
+]
+
+
+class IdPError(Exception):
+    """Base of every error the service reports; never raised itself."""
+
+    error: ClassVar[str] = "server_error"
+    status_code: ClassVar[int] = 500
+    default_description: ClassVar[str] = "The server could not complete the request."
+
+    def __init__(self, description: str | None = None) -> None:
+        self.description = description or self.default_description
+        super().__init__(self.description)
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error needs (e.g. ``WWW-Authenticate``)."""
+        return {}
+
+
+class ServerError(IdPError):
+    """An unexpected failure; the cause is logged, never shown."""
+
+
+class InvalidRequest(IdPError):
+    error = "invalid_request"
+    status_code = 400
+    default_description = "The request is malformed."
+
+
+class UnsupportedMediaType(IdPError):
+    error = "unsupported_media_type"
+    status_code = 415
+    default_description = "The request body must be application/json."
+
+
+class RequestTooLarge(IdPError):
+    error = "request_too_large"
+    status_code = 413
+    default_description = "The request body is too large."
+
+
+class NotFound(IdPError):
+    error = "not_found"
+    status_code = 404
+    default_description = "The requested resource does not exist."
+
+
+class MethodNotAllowed(IdPError):
+    error = "method_not_allowed"
+    status_code = 405
+    default_description = "The method is not allowed for this resource."
+
+
+class InvalidEmail(IdPError):
+    error = "invalid_email"
+    status_code = 422
+    default_description = "The email address is not valid."
+
+
+class PasswordTooShort(IdPError):
+    error = "password_too_short"
+    status_code = 422
+    default_description = "The password must be at least 8 characters long."
+
+
+class PasswordTooLong(IdPError):
+    error = "password_too_long"
+    status_code = 422
+    default_description = "The password must be at most 128 characters long."
+
+
+class PasswordTooCommon(IdPError):
+    error = "password_too_common"
+    status_code = 422
+    default_description = "The password is too common; choose another one."
+
+
+class EmailTaken(IdPError):
+    error = "email_taken"
+    status_code = 409
+    default_description = "An account with this email address already exists."
+
+
+class InvalidCredentials(IdPError):
+    error = "invalid_credentials"
+    status_code = 401
+    default_description = "The email address or password is incorrect."
+
+
+class InvalidToken(IdPError):
+    """RFC 6750 §3.1: the access token is missing, expired, revoked or malformed."""
+
+    error = "invalid_token"
+    status_code = 401
+    default_description = "The access token is missing, expired or invalid."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class InvalidGrant(IdPError):
+    error = "invalid_grant"
+    status_code = 400
+    default_description = "The grant is invalid, expired or revoked."
+
+
+class InvalidClient(IdPError):
+    error = "invalid_client"
+    status_code = 401
+    default_description = "Client authentication failed."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Basic realm="idp"'}
+
+
+class UnsupportedGrantType(IdPError):
+    error = "unsupported_grant_type"
+    status_code = 400
+    default_description = "The grant type is not supported."
+
+
+class TemporarilyUnavailable(IdPError):
+    error = "temporarily_unavailable"
+    status_code = 503
+    default_description = "The service is temporarily unavailable; retry later."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}

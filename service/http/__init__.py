@@ -1,0 +1,1 @@
+"""HTTP controllers: parse, call one domain function, serialise."""

@@ -1,0 +1,91 @@
+"""The single exception → HTTP mapper.
+
+Every error leaves as ``{"error": "<snake_code>", "error_description": "..."}`` with
+``Cache-Control: no-store``; unexpected exceptions become a bare ``server_error`` and are logged
+by type only, never with request data.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from service.errors import (
+    IdPError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    RequestTooLarge,
+    ServerError,
+    TemporarilyUnavailable,
+    UnsupportedMediaType,
+)
+from service.store.base import StorageUnavailable
+
+__all__ = ["EXCEPTION_HANDLERS", "ErrorBody", "error_response"]
+
+logger = logging.getLogger("idp.http")
+
+_BY_STATUS: dict[int, type[IdPError]] = {
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: RequestTooLarge,
+    415: UnsupportedMediaType,
+    503: TemporarilyUnavailable,
+}
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    error: str
+    error_description: str
+
+
+def error_response(error: IdPError) -> Response[bytes]:
+    headers = {"Cache-Control": "no-store", **error.headers()}
+    body = msgspec.json.encode(ErrorBody(error.error, error.description))
+    return Response(body, status_code=error.status_code, media_type="application/json", headers=headers)
+
+
+def _idp_error(_: Request[Any, Any, Any], exc: IdPError) -> Response[bytes]:
+    return error_response(exc)
+
+
+def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    details = "; ".join(str(item.get("message", "")) for item in (exc.extra or []) if isinstance(item, dict))
+    description = details or "The request body is not valid JSON of the expected shape."
+    return error_response(InvalidRequest(description))
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    error_type = _BY_STATUS.get(exc.status_code)
+    if error_type is not None:
+        return error_response(error_type())
+    if 400 <= exc.status_code < 500:
+        # Litestar's own 4xx details ("Malformed JSON", …) describe the input, not our internals.
+        return error_response(InvalidRequest(exc.detail or None))
+    logger.error("http exception %s", exc.status_code)
+    return error_response(ServerError())
+
+
+def _unavailable(_: Request[Any, Any, Any], exc: StorageUnavailable) -> Response[bytes]:
+    logger.warning("storage unavailable: %s", type(exc.__cause__).__name__)
+    return error_response(TemporarilyUnavailable())
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return error_response(ServerError())
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    IdPError: _idp_error,
+    StorageUnavailable: _unavailable,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}

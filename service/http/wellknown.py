@@ -1,0 +1,84 @@
+"""JWKS and the two discovery documents (OpenID Connect Discovery, RFC 8414)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import CacheControlHeader
+
+from service.config import Settings
+from service.keys.keyring import KeyRing
+
+__all__ = ["WellKnownController", "discovery_document"]
+
+JWKS_MEDIA_TYPE = "application/jwk-set+json"
+
+
+def discovery_document(settings: Settings, grant_types: list[str]) -> bytes:
+    """Metadata shared by ``openid-configuration`` and ``oauth-authorization-server``.
+
+    There is no authorization endpoint (no browser redirect flows), so no response types.
+    """
+    issuer = settings.issuer
+    document: dict[str, object] = {
+        "issuer": issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "userinfo_endpoint": f"{issuer}/v1/me",
+        "response_types_supported": [],
+        "grant_types_supported": grant_types,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [settings.signing_alg],
+        "access_token_signing_alg_values_supported": [settings.signing_alg],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "jti",
+            "sid",
+            "client_id",
+            "scope",
+            "email",
+            "roles",
+        ],
+    }
+    if grant_types:
+        document["token_endpoint"] = f"{issuer}/oauth2/token"
+    return msgspec.json.encode(document)
+
+
+class WellKnownController(Controller):
+    path = "/.well-known"
+    tags = ["discovery"]  # noqa: RUF012
+    include_in_schema = True
+
+    @get("/jwks.json", media_type=JWKS_MEDIA_TYPE)
+    async def jwks(
+        self, request: Request[Any, Any, Any], keyring: KeyRing, settings: Settings
+    ) -> Response[bytes]:
+        """Public signing keys (RFC 7517); revalidate with ``If-None-Match``."""
+        headers = {
+            "ETag": keyring.jwks_etag,
+            "Cache-Control": CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header(),
+        }
+        if keyring.jwks_etag in request.headers.get("if-none-match", ""):
+            return Response(b"", status_code=304, headers=headers, media_type=JWKS_MEDIA_TYPE)
+        return Response(keyring.jwks_body, headers=headers, media_type=JWKS_MEDIA_TYPE)
+
+    @get("/openid-configuration", media_type="application/json")
+    async def openid_configuration(self, discovery: bytes, settings: Settings) -> Response[bytes]:
+        """OpenID Connect Discovery 1.0 metadata."""
+        return _metadata(discovery, settings)
+
+    @get("/oauth-authorization-server", media_type="application/json")
+    async def oauth_authorization_server(self, discovery: bytes, settings: Settings) -> Response[bytes]:
+        """RFC 8414 authorization server metadata."""
+        return _metadata(discovery, settings)
+
+
+def _metadata(body: bytes, settings: Settings) -> Response[bytes]:
+    cache = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
+    return Response(body, headers={"Cache-Control": cache}, media_type="application/json")

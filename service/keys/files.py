@@ -1,0 +1,168 @@
+"""Key files: one private JWK per file, ``<kid>.json``, mode 0600, in a 0700 folder.
+
+A key's life: *published* from the moment its file exists; *signing* from ``activates_at``
+until ``retires_at``; *pruned* (file removed) once every token it signed has expired.
+``rotate`` publishes a new key at once but lets it sign only after a delay of at least the
+JWKS max-age, so every verifier's cache has seen it before the first token it signs arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+__all__ = [
+    "KeyFileError",
+    "StoredKey",
+    "ensure_signing_key",
+    "generate_key",
+    "load_keys",
+    "make_key",
+    "prune_keys",
+    "rotate_keys",
+    "write_key",
+]
+
+Alg = Literal["EdDSA", "RS256", "ES256"]
+AnyKey = OKPKey | RSAKey | ECKey
+# Clock skew tolerated when deciding that every token a key signed has expired.
+PRUNE_MARGIN_SECONDS = 60
+
+
+class KeyFileError(Exception):
+    """A key file is unreadable or malformed."""
+
+
+class StoredKey(msgspec.Struct, frozen=True, kw_only=True):
+    kid: str
+    alg: Alg
+    created_at: float
+    activates_at: float
+    retires_at: float | None = None
+    jwk: dict[str, str]
+
+    def is_signing(self, now: float) -> bool:
+        return self.activates_at <= now and (self.retires_at is None or now < self.retires_at)
+
+    def state(self, now: float) -> str:
+        if now < self.activates_at:
+            return "pending"
+        if self.retires_at is not None and now >= self.retires_at:
+            return "retired"
+        return "signing"
+
+
+def make_key(alg: Alg) -> AnyKey:
+    """A fresh private key for ``alg``; RSA keys are 2048-bit (NIST SP 800-57 through 2030)."""
+    key: AnyKey
+    if alg == "EdDSA":
+        key = OKPKey.generate_key("Ed25519", auto_kid=False)
+    elif alg == "ES256":
+        key = ECKey.generate_key("P-256", auto_kid=False)
+    else:
+        key = RSAKey.generate_key(2048, auto_kid=False)
+    return key
+
+
+def _key_path(directory: Path, kid: str) -> Path:
+    return directory / f"{kid}.json"
+
+
+def write_key(directory: Path, stored: StoredKey) -> Path:
+    """Write atomically (temp file + rename) with mode 0600."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = _key_path(directory, stored.kid)
+    temp = directory / f".{stored.kid}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, msgspec.json.format(msgspec.json.encode(stored)))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(temp, 0o600)
+    temp.replace(target)
+    return target
+
+
+def generate_key(directory: Path, alg: Alg, now: float, *, activates_at: float | None = None) -> StoredKey:
+    """Create and store a new key; it signs from ``activates_at`` (default: now)."""
+    key = make_key(alg)
+    kid = key.thumbprint()
+    jwk = {name: str(value) for name, value in key.as_dict(private=True).items()}
+    jwk["kid"] = kid
+    stored = StoredKey(
+        kid=kid,
+        alg=alg,
+        created_at=now,
+        activates_at=now if activates_at is None else activates_at,
+        jwk=jwk,
+    )
+    write_key(directory, stored)
+    return stored
+
+
+def load_keys(directory: Path) -> list[StoredKey]:
+    """Every key file in the folder, oldest activation first."""
+    if not directory.is_dir():
+        return []
+    keys = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            keys.append(msgspec.json.decode(path.read_bytes(), type=StoredKey))
+        except (OSError, msgspec.DecodeError) as exc:
+            raise KeyFileError(f"cannot read key file {path.name}: {exc}") from exc
+    keys.sort(key=lambda k: (k.activates_at, k.kid))
+    return keys
+
+
+@contextlib.contextmanager
+def _folder_lock(directory: Path) -> Iterator[None]:
+    """Serialise key-folder changes across processes (CLI runs, dev auto-generation)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def ensure_signing_key(directory: Path, alg: Alg, now: float) -> StoredKey | None:
+    """Generate a first key if the folder has none; return it, or None if keys existed."""
+    with _folder_lock(directory):
+        if load_keys(directory):
+            return None
+        return generate_key(directory, alg, now)
+
+
+def rotate_keys(directory: Path, alg: Alg, now: float, delay: float) -> StoredKey:
+    """Publish a new key now; it takes over signing at ``now + delay``.
+
+    Every key still signing (or due to) retires when the new one activates, so exactly one
+    key signs at any instant and the hand-over needs no coordination between instances.
+    """
+    with _folder_lock(directory):
+        new = generate_key(directory, alg, now, activates_at=now + delay)
+        for key in load_keys(directory):
+            if key.kid != new.kid and (key.retires_at is None or key.retires_at > new.activates_at):
+                write_key(directory, msgspec.structs.replace(key, retires_at=new.activates_at))
+        return new
+
+
+def prune_keys(directory: Path, now: float, max_token_ttl: float) -> list[StoredKey]:
+    """Remove keys retired long enough ago that no token they signed is still valid."""
+    with _folder_lock(directory):
+        removed = []
+        for key in load_keys(directory):
+            if key.retires_at is not None and key.retires_at + max_token_ttl + PRUNE_MARGIN_SECONDS < now:
+                _key_path(directory, key.kid).unlink()
+                removed.append(key)
+        return removed

@@ -1,0 +1,99 @@
+"""The in-memory view of the key folder that the running service signs and verifies with.
+
+Each instance re-reads the folder when a file changes (checked every few seconds by the app's
+background task, via :meth:`KeyRing.refresh`), so a key rotated with the CLI reaches every
+running instance without a restart. The JWKS document is pre-serialised with its ETag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import msgspec
+from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
+
+from service.clock import Clock
+from service.keys.files import StoredKey, load_keys
+
+__all__ = ["KeyRing", "LoadedKey", "NoSigningKey"]
+
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+class NoSigningKey(Exception):
+    """No key in the folder may sign at this instant."""
+
+
+class LoadedKey(msgspec.Struct, frozen=True):
+    stored: StoredKey
+    key: OKPKey | RSAKey | ECKey
+    header: dict[str, str]
+
+
+class KeyRing:
+    def __init__(self, directory: Path, clock: Clock) -> None:
+        self._directory = directory
+        self._clock = clock
+        self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
+        self._keys: list[LoadedKey] = []
+        self._by_kid: dict[str, LoadedKey] = {}
+        self.jwks_body = b'{"keys":[]}'
+        self.jwks_etag = '"empty"'
+
+    @property
+    def keys(self) -> list[StoredKey]:
+        return [loaded.stored for loaded in self._keys]
+
+    def _folder_fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        if not self._directory.is_dir():
+            return ()
+        entries = []
+        for path in self._directory.glob("*.json"):
+            stat = path.stat()
+            entries.append((path.name, stat.st_mtime_ns, stat.st_size))
+        return tuple(sorted(entries))
+
+    def refresh(self) -> bool:
+        """Reload when any key file changed; return True if it did."""
+        fingerprint = self._folder_fingerprint()
+        if fingerprint == self._fingerprint:
+            return False
+        loaded = []
+        for stored in load_keys(self._directory):
+            key = import_key(dict(stored.jwk))
+            if not isinstance(key, OKPKey | RSAKey | ECKey):
+                continue  # symmetric keys are never used for signing tokens
+            header = {"alg": stored.alg, "kid": stored.kid, "typ": "at+jwt"}
+            loaded.append(LoadedKey(stored, key, header))
+        self._keys = loaded
+        self._by_kid = {item.stored.kid: item for item in loaded}
+        self._fingerprint = fingerprint
+        self.jwks_body = self._jwks_document()
+        self.jwks_etag = f'"{hashlib.sha256(self.jwks_body).hexdigest()[:32]}"'
+        return True
+
+    def _jwks_document(self) -> bytes:
+        published = []
+        # Newest first: verifiers that scan rather than look up by kid find the signer fast.
+        for item in reversed(self._keys):
+            public = {
+                name: value
+                for name, value in item.key.as_dict(private=False).items()
+                if name not in PRIVATE_MEMBERS
+            }
+            public.update({"kid": item.stored.kid, "alg": item.stored.alg, "use": "sig"})
+            published.append(public)
+        return msgspec.json.encode({"keys": published})
+
+    def signing_key(self) -> LoadedKey:
+        """The key that signs now: the most recently activated one still in its window."""
+        now = self._clock()
+        for item in reversed(self._keys):
+            if item.stored.is_signing(now):
+                return item
+        raise NoSigningKey("no key in the keys folder may sign now")
+
+    def verification_key(self, kid: str) -> LoadedKey | None:
+        """A published key by id; ``kid`` is only ever a dictionary lookup."""
+        return self._by_kid.get(kid)

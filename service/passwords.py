@@ -1,0 +1,109 @@
+"""Password policy and argon2id hashing off the event loop.
+
+Hashing and verification run in a bounded thread pool: argon2-cffi releases the GIL inside the
+C code, so ``threads`` verifications run truly in parallel while the event loop keeps serving
+other requests (JWKS, token checks). Unknown emails are verified against a decoy hash made with
+the same parameters so that they cost the same time as a wrong password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import secrets
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from importlib import resources
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from service.errors import PasswordTooCommon, PasswordTooLong, PasswordTooShort
+
+__all__ = [
+    "MAX_PASSWORD_CHARS",
+    "MIN_PASSWORD_CHARS",
+    "PasswordService",
+    "check_password_policy",
+    "normalize_password",
+]
+
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 128
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    data = resources.files("service").joinpath("data/common-passwords.txt.gz").read_bytes()
+    return frozenset(gzip.decompress(data).decode().split())
+
+
+def normalize_password(password: str) -> str:
+    """NFKC, so the same password typed on two keyboards hashes the same (NIST 800-63B)."""
+    return unicodedata.normalize("NFKC", password)
+
+
+def check_password_policy(password: str) -> str:
+    """Return the normalised password or raise the specific policy error.
+
+    Length counts Unicode characters after NFKC; no composition rules; the 20k most common
+    passwords are refused.
+    """
+    normalized = normalize_password(password)
+    if len(normalized) < MIN_PASSWORD_CHARS:
+        raise PasswordTooShort
+    if len(normalized) > MAX_PASSWORD_CHARS:
+        raise PasswordTooLong
+    if normalized.lower() in _common_passwords():
+        raise PasswordTooCommon
+    return normalized
+
+
+class PasswordService:
+    """argon2id hash/verify with bounded parallelism and a decoy for unknown accounts."""
+
+    def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int, threads: int) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=time_cost,
+            memory_cost=memory_kib,
+            parallelism=parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
+        )
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        self._decoy_hash: str | None = None
+
+    async def hash(self, password: str) -> str:
+        """Hash an already policy-checked password."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._hasher.hash, password)
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        """True when ``password`` matches; never raises for a mismatch or a foreign hash."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self._verify_sync, password_hash, normalize_password(password)
+        )
+
+    async def verify_decoy(self, password: str) -> None:
+        """Spend the time a real verification would, for an account that does not exist."""
+        if self._decoy_hash is None:
+            self._decoy_hash = await self.hash(secrets.token_urlsafe(24))
+        await self.verify(self._decoy_hash, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True
+
+    def _verify_sync(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,116 @@
+"""The composition root: builds the domain services from settings, starts and stops them.
+
+Used by the HTTP app's lifespan and by the CLI, so both run the same wiring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from service.accounts import Accounts
+from service.clock import Clock, system_clock
+from service.config import Settings
+from service.keys.files import ensure_signing_key
+from service.keys.keyring import KeyRing
+from service.passwords import PasswordService
+from service.store.base import Database
+from service.store.factory import open_database
+from service.tokens.access import AccessTokens
+
+__all__ = ["Runtime", "StartupError"]
+
+logger = logging.getLogger("idp")
+
+
+class StartupError(Exception):
+    """The service cannot start with this configuration; the message says why."""
+
+
+class Runtime:
+    """Everything a running instance holds; attributes exist once :meth:`start` returned."""
+
+    database: Database
+    keyring: KeyRing
+    passwords: PasswordService
+    access_tokens: AccessTokens
+    accounts: Accounts
+
+    def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, *, with_keys: bool = True) -> None:
+        settings = self.settings
+        self.database = await open_database(settings)
+        if settings.auto_migrate:
+            applied = await self.database.migrate()
+            if applied:
+                logger.info("applied migrations %s", ", ".join(applied))
+        self.passwords = PasswordService(
+            memory_kib=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+            threads=settings.argon2_threads,
+        )
+        self.keyring = KeyRing(settings.keys_dir, self.clock)
+        if with_keys:
+            self._load_keys()
+            if settings.keys_reload_interval > 0:
+                self._tasks.append(asyncio.create_task(self._reload_keys_forever()))
+        self.access_tokens = AccessTokens(
+            keyring=self.keyring,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            ttl=settings.access_token_ttl,
+            clock=self.clock,
+        )
+        self.accounts = Accounts(
+            users=self.database,
+            passwords=self.passwords,
+            access_tokens=self.access_tokens,
+            clock=self.clock,
+        )
+
+    def _load_keys(self) -> None:
+        settings = self.settings
+        if settings.env == "development":
+            created = ensure_signing_key(settings.keys_dir, settings.signing_alg, self.clock())
+            if created is not None:
+                logger.warning(
+                    "no signing key in %s: generated %s key %s (development only)",
+                    settings.keys_dir,
+                    created.alg,
+                    created.kid,
+                )
+        self.keyring.refresh()
+        if not self.keyring.keys:
+            raise StartupError(
+                f"no signing keys in {settings.keys_dir} (IDP_KEYS_DIR); "
+                "run `idp keys generate` before starting in production"
+            )
+
+    async def _reload_keys_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.keys_reload_interval)
+            try:
+                if self.keyring.refresh():
+                    logger.info("signing keys reloaded: %s", ", ".join(self.keyring_kids()))
+            except Exception:
+                logger.exception("key reload failed; keeping the previous keys")
+
+    def keyring_kids(self) -> list[str]:
+        return [key.kid for key in self.keyring.keys]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if hasattr(self, "passwords"):
+            self.passwords.close()
+        if hasattr(self, "database"):
+            await self.database.close()

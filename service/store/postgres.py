@@ -1,0 +1,141 @@
+"""The production backend for accounts: PostgreSQL through an asyncpg pool."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from service.errors import EmailTaken
+from service.store.base import NewUser, StorageUnavailable, User
+from service.store.migrations import load_migrations
+
+__all__ = ["PostgresDatabase"]
+
+# pg_advisory_xact_lock key: "idp migrations" as a stable 64-bit number.
+MIGRATION_LOCK_KEY = 0x1D9_317A_7105
+_USER_COLUMNS = "id, email, email_normalized, password_hash, name, roles, disabled, created_at, updated_at"
+_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+
+
+def _ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _user(row: asyncpg.Record | None) -> User | None:
+    if row is None:
+        return None
+    return User(
+        id=row["id"],
+        email=row["email"],
+        email_normalized=row["email_normalized"],
+        password_hash=row["password_hash"],
+        name=row["name"],
+        roles=tuple(row["roles"]),
+        disabled=row["disabled"],
+        created_at=row["created_at"].timestamp(),
+        updated_at=row["updated_at"].timestamp(),
+    )
+
+
+class PostgresDatabase:
+    """:class:`service.store.base.Database` on PostgreSQL."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, pool_size: int = 10) -> PostgresDatabase:
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, command_timeout=10)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        return cls(pool)
+
+    async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            return await self._pool.fetchrow(query, *args)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def migrate(self) -> list[str]:
+        migrations = load_migrations("postgresql")
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Serialises concurrent start-ups; released when the transaction ends.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, sql in migrations:
+                if version in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                applied.append(version)
+            return applied
+
+    async def ping(self) -> None:
+        await self._fetchrow("SELECT 1")
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def create_user(self, user: NewUser) -> User:
+        try:
+            row = await self._fetchrow(
+                f"INSERT INTO users ({_USER_COLUMNS}) "
+                "VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7) "
+                f"RETURNING {_USER_COLUMNS}",
+                user.id,
+                user.email,
+                user.email_normalized,
+                user.password_hash,
+                user.name,
+                list(user.roles),
+                _ts(user.created_at),
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise EmailTaken from exc
+        created = _user(row)
+        assert created is not None
+        return created
+
+    async def get_user(self, user_id: UUID) -> User | None:
+        return _user(await self._fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id))
+
+    async def get_user_by_email(self, email_normalized: str) -> User | None:
+        return _user(
+            await self._fetchrow(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE email_normalized = $1", email_normalized
+            )
+        )
+
+    async def set_password_hash(self, user_id: UUID, password_hash: str, now: float) -> None:
+        await self._fetchrow(
+            "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
+            user_id,
+            password_hash,
+            _ts(now),
+        )
+
+    async def set_disabled(self, user_id: UUID, disabled: bool, now: float) -> User | None:
+        return await self._update(user_id, "disabled", disabled, now)
+
+    async def set_roles(self, user_id: UUID, roles: Sequence[str], now: float) -> User | None:
+        return await self._update(user_id, "roles", list(roles), now)
+
+    async def _update(self, user_id: UUID, column: str, value: object, now: float) -> User | None:
+        return _user(
+            await self._fetchrow(
+                f"UPDATE users SET {column} = $2, updated_at = $3 WHERE id = $1 RETURNING {_USER_COLUMNS}",
+                user_id,
+                value,
+                _ts(now),
+            )
+        )

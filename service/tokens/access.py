@@ -1,0 +1,132 @@
+"""RFC 9068 access tokens: issue with the keyring's current key, verify against it.
+
+Verification is strict (RFC 8725): the ``kid`` is only a lookup key into our own published
+keys, the ``alg`` must be the one bound to that key, ``typ`` must be ``at+jwt``, ``crit`` with
+unknown members is refused by joserfc, ``jku``/``x5u``/``jwk``/``x5c`` are ignored, ``iss`` is
+exact and ``aud`` must contain our audience.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import warnings
+
+import msgspec
+from joserfc import jwt
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwt import JWTClaimsRegistry
+
+from service.clock import Clock
+from service.errors import InvalidToken
+from service.keys.keyring import KeyRing
+
+__all__ = ["AccessClaims", "AccessTokens", "IssuedAccessToken", "quiet_eddsa_deprecation"]
+
+MAX_TOKEN_LENGTH = 8192
+LEEWAY_SECONDS = 30
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+
+
+def quiet_eddsa_deprecation() -> None:
+    """joserfc warns on every use of ``EdDSA`` since RFC 9864 named ``Ed25519``.
+
+    We keep ``EdDSA`` on purpose: jose, PyJWT and Better Auth verify that name today and most
+    do not know ``Ed25519`` yet.
+    """
+    warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
+
+
+class AccessClaims(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    iss: str
+    sub: str
+    aud: str | list[str]
+    exp: int
+    iat: int
+    jti: str
+    sid: str | None = None
+    client_id: str | None = None
+    scope: str | None = None
+    email: str | None = None
+    roles: list[str] = msgspec.field(default_factory=list)
+
+
+class IssuedAccessToken(msgspec.Struct, frozen=True):
+    token: str
+    expires_in: int
+    claims: AccessClaims
+
+
+def _b64_json(segment: str) -> object:
+    padded = segment + "=" * (-len(segment) % 4)
+    return msgspec.json.decode(base64.urlsafe_b64decode(padded.encode("ascii")))
+
+
+class AccessTokens:
+    def __init__(self, *, keyring: KeyRing, issuer: str, audience: str, ttl: int, clock: Clock) -> None:
+        self._keyring = keyring
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl
+        self._clock = clock
+        self._claims_registry = JWTClaimsRegistry(
+            now=lambda: int(self._clock()),
+            leeway=LEEWAY_SECONDS,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            iat={"essential": True},
+            sub={"essential": True},
+        )
+
+    def issue(
+        self,
+        *,
+        subject: str,
+        email: str | None,
+        roles: tuple[str, ...] | list[str],
+        sid: str | None = None,
+        client_id: str | None = None,
+        scope: str | None = None,
+    ) -> IssuedAccessToken:
+        loaded = self._keyring.signing_key()
+        now = int(self._clock())
+        claims = AccessClaims(
+            iss=self._issuer,
+            sub=subject,
+            aud=self._audience,
+            exp=now + self._ttl,
+            iat=now,
+            jti=secrets.token_urlsafe(16),
+            sid=sid,
+            client_id=client_id,
+            scope=scope,
+            email=email,
+            roles=list(roles),
+        )
+        token = jwt.encode(
+            loaded.header, msgspec.to_builtins(claims), loaded.key, algorithms=[loaded.stored.alg]
+        )
+        return IssuedAccessToken(token=token, expires_in=self._ttl, claims=claims)
+
+    def verify(self, token: str) -> AccessClaims:
+        """Return the claims of a valid access token or raise :class:`InvalidToken`."""
+        if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+            raise InvalidToken
+        try:
+            header = _b64_json(token.split(".", 1)[0])
+        except (ValueError, binascii.Error, msgspec.DecodeError) as exc:
+            raise InvalidToken from exc
+        if not isinstance(header, dict) or header.get("typ") not in ACCESS_TOKEN_TYPES:
+            raise InvalidToken
+        kid = header.get("kid")
+        loaded = self._keyring.verification_key(kid) if isinstance(kid, str) else None
+        if loaded is None or header.get("alg") != loaded.stored.alg:
+            raise InvalidToken
+        try:
+            decoded = jwt.decode(token, loaded.key, algorithms=[loaded.stored.alg])
+            self._claims_registry.validate(decoded.claims)
+            return msgspec.convert(decoded.claims, AccessClaims)
+        except (JoseError, ValueError, msgspec.ValidationError) as exc:
+            raise InvalidToken from exc
