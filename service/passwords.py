@@ -76,9 +76,9 @@ class PasswordService:
         self._decoy_hash: str | None = None
 
     async def hash(self, password: str) -> str:
-        """Hash an already policy-checked password."""
+        """Hash the NFKC form of a password (policy is checked by the caller)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._hasher.hash, password)
+        return await loop.run_in_executor(self._executor, self._hasher.hash, normalize_password(password))
 
     async def verify(self, password_hash: str, password: str) -> bool:
         """True when ``password`` matches; never raises for a mismatch or a foreign hash."""

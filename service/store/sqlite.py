@@ -174,11 +174,11 @@ class SqliteDatabase:
     async def set_roles(self, user_id: UUID, roles: Sequence[str], now: float) -> User | None:
         return await self._update(user_id, "roles", json.dumps(list(roles)), now)
 
-    async def _update(self, user_id: UUID, assignment: str, value: object, now: float) -> User | None:
+    async def _update(self, user_id: UUID, column: str, value: object, now: float) -> User | None:
         return await self._run(
             lambda conn: _user(
                 conn.execute(
-                    f"UPDATE users SET {assignment}, updated_at = ? WHERE id = ? RETURNING {_USER_COLUMNS}",
+                    f"UPDATE users SET {column} = ?, updated_at = ? WHERE id = ? RETURNING {_USER_COLUMNS}",
                     (value, now, str(user_id)),
                 ).fetchone()
             )

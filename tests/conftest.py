@@ -1,0 +1,135 @@
+"""Shared fixtures: real PostgreSQL and SQLite backends, an in-process app, a frozen clock.
+
+PostgreSQL is required: when it cannot be reached the tests fail, they never skip.
+Set ``IDP_TEST_POSTGRES_URL`` to point at another server (default: local, user postgres).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from service.app import create_app
+from service.clock import FrozenClock
+from service.config import Settings, load_settings
+from service.store.base import Database
+from service.store.postgres import PostgresDatabase
+from service.store.sqlite import SqliteDatabase
+from service.tokens.access import quiet_eddsa_deprecation
+from tests.support.server import CHEAP_ARGON2
+
+ADMIN_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = ["sqlite", "postgresql"]
+START = 1_800_000_000.0
+
+
+@pytest.fixture(autouse=True)
+def _quiet_eddsa() -> None:
+    """joserfc's RFC 9864 notice is silenced in the service; pytest resets filters per test."""
+    quiet_eddsa_deprecation()
+
+
+def database_url_for(name: str) -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+async def postgres_server() -> AsyncIterator[str]:
+    """A fresh database on the real server for this test session, dropped afterwards."""
+    name = f"idp_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is required at {ADMIN_URL} (IDP_TEST_POSTGRES_URL): {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield database_url_for(name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def empty_postgres(url: str) -> None:
+    """Truncate every table but the migrations record, so the next test starts empty."""
+    conn = await asyncpg.connect(url)
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+        )
+        if tables:
+            names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+            await conn.execute(f"TRUNCATE {names} CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
+) -> AsyncIterator[Database]:
+    """Every backend, migrated: the contract suite runs once per backend."""
+    db: Database
+    if request.param == "postgresql":
+        db = await PostgresDatabase.open(postgres_server, pool_size=20)
+    else:
+        db = await SqliteDatabase.open(tmp_path / "idp.sqlite3")
+    await db.migrate()
+    try:
+        yield db
+    finally:
+        await db.close()
+        if request.param == "postgresql":
+            await empty_postgres(postgres_server)
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend_env(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
+) -> AsyncIterator[dict[str, str]]:
+    """``IDP_DATABASE_URL`` for each backend, for HTTP tests that run on both."""
+    if request.param == "postgresql":
+        yield {"IDP_DATABASE_URL": postgres_server}
+        await empty_postgres(postgres_server)
+    else:
+        yield {"IDP_DATABASE_URL": f"sqlite:///{tmp_path / 'idp.sqlite3'}"}
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for an isolated instance: its own keys folder and SQLite file, cheap argon2."""
+
+    def make(**env: str) -> Settings:
+        base = {
+            "IDP_KEYS_DIR": str(tmp_path / "keys"),
+            "IDP_DATABASE_URL": f"sqlite:///{tmp_path / 'idp.sqlite3'}",
+            "IDP_KEYS_RELOAD_INTERVAL": "0",
+            **CHEAP_ARGON2,
+        }
+        base.update(env)
+        return load_settings(base)
+
+    return make
+
+
+@pytest.fixture
+def app(make_settings: Callable[..., Settings], backend_env: dict[str, str], clock: FrozenClock) -> Litestar:
+    """The app on each backend, on a frozen clock."""
+    return create_app(make_settings(**backend_env), clock=clock)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app, base_url="http://127.0.0.1:8000") as test_client:
+        yield test_client

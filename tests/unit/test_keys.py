@@ -1,0 +1,112 @@
+"""Key files, the rotation timeline and the published JWKS."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import msgspec
+import pytest
+from joserfc.jwk import import_key
+
+from service.clock import FrozenClock
+from service.keys.files import (
+    PRUNE_MARGIN_SECONDS,
+    Alg,
+    ensure_signing_key,
+    generate_key,
+    load_keys,
+    prune_keys,
+    rotate_keys,
+)
+from service.keys.keyring import PRIVATE_MEMBERS, KeyRing, NoSigningKey
+
+T0 = 1_800_000_000.0
+ALGS: list[Alg] = ["EdDSA", "RS256", "ES256"]
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_generated_key_file_is_private_and_named_by_thumbprint(tmp_path: Path, alg: Alg) -> None:
+    """Files are 0600 in a 0700 folder; kid is the RFC 7638 thumbprint of the key."""
+    keys_dir = tmp_path / "keys"
+    stored = generate_key(keys_dir, alg, T0)
+    path = keys_dir / f"{stored.kid}.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(keys_dir.stat().st_mode) == 0o700
+    assert import_key(json.loads(path.read_text())["jwk"]).thumbprint() == stored.kid
+    assert load_keys(keys_dir) == [stored]
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_jwks_has_public_members_only(tmp_path: Path, alg: Alg) -> None:
+    """The JWKS carries kid/alg/use and no private member, for every key type."""
+    stored = generate_key(tmp_path, alg, T0)
+    ring = KeyRing(tmp_path, FrozenClock(T0))
+    ring.refresh()
+    (published,) = msgspec.json.decode(ring.jwks_body)["keys"]
+    assert (published["kid"], published["alg"], published["use"]) == (stored.kid, alg, "sig")
+    assert not PRIVATE_MEMBERS & set(published)
+    assert published["kty"] in {"OKP", "RSA", "EC"}
+
+
+def test_rotation_timeline(tmp_path: Path) -> None:
+    """Rotate: new key published at once, signs only after the delay; old key keeps verifying."""
+    clock = FrozenClock(T0)
+    old = generate_key(tmp_path, "EdDSA", T0)
+    ring = KeyRing(tmp_path, clock)
+    ring.refresh()
+    clock.advance(100)
+    new = rotate_keys(tmp_path, "EdDSA", clock(), delay=300)
+    assert ring.refresh()
+    published = {key["kid"] for key in msgspec.json.decode(ring.jwks_body)["keys"]}
+    assert published == {old.kid, new.kid}
+    assert ring.signing_key().stored.kid == old.kid
+    clock.advance(299)
+    assert ring.signing_key().stored.kid == old.kid
+    clock.advance(1)
+    assert ring.signing_key().stored.kid == new.kid
+    assert ring.verification_key(old.kid) is not None
+    states = {key.kid: key.state(clock()) for key in ring.keys}
+    assert states == {old.kid: "retired", new.kid: "signing"}
+
+
+def test_prune_waits_for_every_token_of_the_old_key_to_expire(tmp_path: Path) -> None:
+    """A retired key stays until its last token expired (plus margin), then it is removed."""
+    old = generate_key(tmp_path, "EdDSA", T0)
+    new = rotate_keys(tmp_path, "EdDSA", T0, delay=60)
+    retired_at = T0 + 60
+    ttl = 900
+    assert prune_keys(tmp_path, retired_at + ttl + PRUNE_MARGIN_SECONDS, ttl) == []
+    removed = prune_keys(tmp_path, retired_at + ttl + PRUNE_MARGIN_SECONDS + 1, ttl)
+    assert [key.kid for key in removed] == [old.kid]
+    assert [key.kid for key in load_keys(tmp_path)] == [new.kid]
+
+
+def test_keyring_reload_picks_up_new_files(tmp_path: Path) -> None:
+    """refresh() reports no change when nothing changed and reloads when a file appears."""
+    generate_key(tmp_path, "EdDSA", T0)
+    ring = KeyRing(tmp_path, FrozenClock(T0))
+    assert ring.refresh()
+    etag = ring.jwks_etag
+    assert not ring.refresh()
+    rotate_keys(tmp_path, "ES256", T0, delay=300)
+    assert ring.refresh()
+    assert ring.jwks_etag != etag
+    assert len(ring.keys) == 2
+
+
+def test_empty_folder_has_no_signing_key(tmp_path: Path) -> None:
+    """With no keys, signing fails loudly instead of producing unsigned tokens."""
+    ring = KeyRing(tmp_path / "missing", FrozenClock(T0))
+    ring.refresh()
+    with pytest.raises(NoSigningKey):
+        ring.signing_key()
+
+
+def test_ensure_signing_key_only_generates_into_an_empty_folder(tmp_path: Path) -> None:
+    """The development auto-key is made once; later starts reuse it."""
+    first = ensure_signing_key(tmp_path, "EdDSA", T0)
+    assert first is not None
+    assert ensure_signing_key(tmp_path, "EdDSA", T0) is None
+    assert [key.kid for key in load_keys(tmp_path)] == [first.kid]
