@@ -28,7 +28,7 @@ class TokenResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     """RFC 6749 §5.1 token response; the refresh fields join when sessions exist."""
 
     access_token: str
-    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme name
+    token_type: str
     expires_in: int
     refresh_token: str | None = None
     scope: str | None = None
@@ -87,7 +87,7 @@ class Accounts:
 
     def issue_tokens(self, user: User) -> TokenResponse:
         issued = self._access_tokens.issue(subject=str(user.id), email=user.email, roles=user.roles)
-        return TokenResponse(access_token=issued.token, expires_in=issued.expires_in)
+        return TokenResponse(access_token=issued.token, token_type="Bearer", expires_in=issued.expires_in)  # noqa: S106
 
     async def profile(self, claims: AccessClaims) -> User:
         """The account behind a verified token; gone or disabled accounts make the token invalid."""

@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.clock import FrozenClock
 from service.config import Settings, load_settings
+from service.runtime import Runtime
 from service.store.base import Database
 from service.store.postgres import PostgresDatabase
 from service.store.sqlite import SqliteDatabase
@@ -130,6 +131,14 @@ def app(make_settings: Callable[..., Settings], backend_env: dict[str, str], clo
 
 
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app, base_url="http://127.0.0.1:8000") as test_client:
-        yield test_client
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app in the test's own event loop, so tests may also await the
+    app's runtime directly. The runtime is started here, as the app's lifespan would."""
+    runtime: Runtime = app.state.runtime
+    await runtime.start()
+    try:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+            yield http
+    finally:
+        await runtime.stop()

@@ -9,7 +9,9 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
+from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from service.accounts import Accounts, TokenResponse
@@ -72,13 +74,15 @@ class AccountsController(Controller):
     tags = ["accounts"]  # noqa: RUF012
 
     @post("/signup", status_code=HTTP_201_CREATED, guards=[require_json])
-    async def signup(self, data: SignupRequest, accounts: Accounts) -> SignupResponse:
+    async def signup(
+        self, data: JSONBody[SignupRequest], accounts: NamedDependency[Accounts]
+    ) -> SignupResponse:
         """Create an account and sign it in."""
         user, tokens = await accounts.signup(data.email, data.password, data.name)
         return SignupResponse(UserView.of(user), tokens)
 
     @post("/login", status_code=HTTP_200_OK, guards=[require_json])
-    async def login(self, data: LoginRequest, accounts: Accounts) -> TokenResponse:
+    async def login(self, data: JSONBody[LoginRequest], accounts: NamedDependency[Accounts]) -> TokenResponse:
         """Exchange email + password for tokens."""
         _, tokens = await accounts.login(data.email, data.password)
         return tokens
@@ -87,8 +91,8 @@ class AccountsController(Controller):
     async def me(
         self,
         request: Request[Any, Any, Any],
-        accounts: Accounts,
-        access_tokens: AccessTokens,
+        accounts: NamedDependency[Accounts],
+        access_tokens: NamedDependency[AccessTokens],
     ) -> UserView:
         """The profile of the account the Bearer token was issued to."""
         claims = access_tokens.verify(bearer_token(request))

@@ -72,6 +72,11 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
     return error_response(ServerError())
 
 
+def _not_utf8(_: Request[Any, Any, Any], __: UnicodeDecodeError) -> Response[bytes]:
+    # msgspec raises this (not a DecodeError) for invalid UTF-8 inside a JSON string.
+    return error_response(InvalidRequest("The request body is not valid UTF-8."))
+
+
 def _unavailable(_: Request[Any, Any, Any], exc: StorageUnavailable) -> Response[bytes]:
     logger.warning("storage unavailable: %s", type(exc.__cause__).__name__)
     return error_response(TemporarilyUnavailable())
@@ -87,5 +92,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     StorageUnavailable: _unavailable,
     ValidationException: _validation_error,
     HTTPException: _http_error,
+    UnicodeDecodeError: _not_utf8,
     Exception: _unexpected,
 }

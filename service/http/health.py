@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import CacheControlHeader
+from litestar.di import NamedDependency
 
 from service.keys.keyring import KeyRing, NoSigningKey
 from service.store.base import Database, StorageUnavailable
@@ -28,7 +29,9 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready")
-    async def ready(self, database: Database, keyring: KeyRing) -> Response[Readiness]:
+    async def ready(
+        self, database: NamedDependency[Database], keyring: NamedDependency[KeyRing]
+    ) -> Response[Readiness]:
         """Ready when the database answers and a key may sign."""
         checks = {"database": "ok", "signing_key": "ok"}
         try:

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import CacheControlHeader
+from litestar.di import NamedDependency
 
 from service.config import Settings
 from service.keys.keyring import KeyRing
@@ -57,7 +58,10 @@ class WellKnownController(Controller):
 
     @get("/jwks.json", media_type=JWKS_MEDIA_TYPE)
     async def jwks(
-        self, request: Request[Any, Any, Any], keyring: KeyRing, settings: Settings
+        self,
+        request: Request[Any, Any, Any],
+        keyring: NamedDependency[KeyRing],
+        settings: NamedDependency[Settings],
     ) -> Response[bytes]:
         """Public signing keys (RFC 7517); revalidate with ``If-None-Match``."""
         headers = {
@@ -69,12 +73,16 @@ class WellKnownController(Controller):
         return Response(keyring.jwks_body, headers=headers, media_type=JWKS_MEDIA_TYPE)
 
     @get("/openid-configuration", media_type="application/json")
-    async def openid_configuration(self, discovery: bytes, settings: Settings) -> Response[bytes]:
+    async def openid_configuration(
+        self, discovery: NamedDependency[bytes], settings: NamedDependency[Settings]
+    ) -> Response[bytes]:
         """OpenID Connect Discovery 1.0 metadata."""
         return _metadata(discovery, settings)
 
     @get("/oauth-authorization-server", media_type="application/json")
-    async def oauth_authorization_server(self, discovery: bytes, settings: Settings) -> Response[bytes]:
+    async def oauth_authorization_server(
+        self, discovery: NamedDependency[bytes], settings: NamedDependency[Settings]
+    ) -> Response[bytes]:
         """RFC 8414 authorization server metadata."""
         return _metadata(discovery, settings)
 

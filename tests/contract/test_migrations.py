@@ -28,7 +28,7 @@ async def test_postgres_concurrent_startups_apply_each_migration_once(postgres_s
             for db in databases:
                 await db.close()
         expected = [version for version, _ in load_migrations("postgresql")]
-        assert sorted(sum(applied, [])) == sorted(expected)
+        assert sorted(v for batch in applied for v in batch) == sorted(expected)
         conn = await asyncpg.connect(url)
         rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
         await conn.close()
@@ -48,7 +48,7 @@ async def test_sqlite_concurrent_startups_apply_each_migration_once(tmp_path: Pa
         await first.close()
         await second.close()
     expected = [version for version, _ in load_migrations("sqlite")]
-    assert sorted(sum(applied, [])) == sorted(expected)
+    assert sorted(v for batch in applied for v in batch) == sorted(expected)
 
 
 def test_both_backends_have_the_same_migration_versions() -> None:

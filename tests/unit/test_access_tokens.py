@@ -34,13 +34,22 @@ class Fixture:
         generate_key(tmp_path, alg, T0)
         self.ring = KeyRing(tmp_path, self.clock)
         self.ring.refresh()
-        self.tokens = AccessTokens(keyring=self.ring, issuer=ISSUER, audience="api", ttl=900, clock=self.clock)
+        self.tokens = AccessTokens(
+            keyring=self.ring, issuer=ISSUER, audience="api", ttl=900, clock=self.clock
+        )
 
     def issue(self) -> str:
         return self.tokens.issue(subject="user-1", email="a@example.com", roles=["admin"], sid="s1").token
 
     def claims(self) -> dict[str, object]:
-        return {"iss": ISSUER, "sub": "user-1", "aud": "api", "exp": int(T0) + 900, "iat": int(T0), "jti": "j"}
+        return {
+            "iss": ISSUER,
+            "sub": "user-1",
+            "aud": "api",
+            "exp": int(T0) + 900,
+            "iat": int(T0),
+            "jti": "j",
+        }
 
     def sign_raw(self, header: dict[str, object], claims: dict[str, object]) -> str:
         """Sign without joserfc's header checks, to forge headers joserfc would refuse to make."""
@@ -90,23 +99,42 @@ def hostile_tokens(fx: Fixture, tmp_path: Path) -> dict[str, str]:
     return {
         "alg-none": f"{b64_json({'alg': 'none', 'kid': kid, 'typ': 'at+jwt'})}.{payload}.",
         "hs256-with-public-key": jws.serialize_compact(
-            {"alg": "HS256", "kid": kid, "typ": "at+jwt"}, json.dumps(claims).encode(), hs_key, algorithms=["HS256"]
+            {"alg": "HS256", "kid": kid, "typ": "at+jwt"},
+            json.dumps(claims).encode(),
+            hs_key,
+            algorithms=["HS256"],
         ),
-        "unknown-kid": jwt.encode({"alg": "EdDSA", "kid": "nope", "typ": "at+jwt"}, claims, other, algorithms=["EdDSA"]),
+        "unknown-kid": jwt.encode(
+            {"alg": "EdDSA", "kid": "nope", "typ": "at+jwt"}, claims, other, algorithms=["EdDSA"]
+        ),
         "embedded-jwk": jwt.encode(
-            {"alg": "EdDSA", "typ": "at+jwt", "jwk": other.as_dict(private=False)}, claims, other, algorithms=["EdDSA"]
+            {"alg": "EdDSA", "typ": "at+jwt", "jwk": other.as_dict(private=False)},
+            claims,
+            other,
+            algorithms=["EdDSA"],
         ),
         "jku-injection": jwt.encode(
-            {"alg": "EdDSA", "kid": "x", "typ": "at+jwt", "jku": "http://127.0.0.1:1/jwks"}, claims, other, algorithms=["EdDSA"]
+            {"alg": "EdDSA", "kid": "x", "typ": "at+jwt", "jku": "http://127.0.0.1:1/jwks"},
+            claims,
+            other,
+            algorithms=["EdDSA"],
         ),
-        "crit-unknown": fx.sign_raw({"alg": "EdDSA", "kid": kid, "typ": "at+jwt", "crit": ["x-must"], "x-must": 1}, claims),
+        "crit-unknown": fx.sign_raw(
+            {"alg": "EdDSA", "kid": kid, "typ": "at+jwt", "crit": ["x-must"], "x-must": 1}, claims
+        ),
         "typ-jwt": fx.sign({"alg": "EdDSA", "kid": kid, "typ": "JWT"}, claims),
         "typ-missing": fx.sign({"alg": "EdDSA", "kid": kid}, claims),
-        "wrong-iss": fx.sign({"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}, {**claims, "iss": "https://evil"}),
+        "wrong-iss": fx.sign(
+            {"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}, {**claims, "iss": "https://evil"}
+        ),
         "wrong-aud": fx.sign({"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}, {**claims, "aud": "other"}),
         "expired": fx.sign({"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}, {**claims, "exp": int(T0) - 31}),
-        "nbf-future": fx.sign({"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}, {**claims, "nbf": int(T0) + 120}),
-        "no-sub": fx.sign({"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}, {k: v for k, v in claims.items() if k != "sub"}),
+        "nbf-future": fx.sign(
+            {"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}, {**claims, "nbf": int(T0) + 120}
+        ),
+        "no-sub": fx.sign(
+            {"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}, {k: v for k, v in claims.items() if k != "sub"}
+        ),
         "tampered-payload": f"{head}.{b64_json(tampered_claims)}.{signature}",
         "truncated": good[: len(good) // 2],
         "oversized": f"{head}.{'A' * 10000}.{signature}",

@@ -19,7 +19,11 @@ def test_defaults_need_no_configuration() -> None:
     )
     assert (settings.database_kind, settings.sqlite_path) == ("sqlite", Path("data/idp.sqlite3"))
     assert (settings.signing_alg, settings.access_token_ttl, settings.redis_url) == ("EdDSA", 900, None)
-    assert (settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism) == (19456, 2, 1)
+    assert (settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism) == (
+        19456,
+        2,
+        1,
+    )
 
 
 def test_issuer_follows_host_and_port() -> None:
@@ -52,7 +56,9 @@ def test_postgres_url_selects_postgres() -> None:
         ({"IDP_ENV": "production"}, "IDP_ISSUER"),
         ({"IDP_ENV": "production", "IDP_ISSUER": "http://idp.example.com"}, "IDP_ISSUER"),
     ],
-    ids=lambda value: str(value) if isinstance(value, str) else "-".join(f"{k}={v}" for k, v in value.items()),
+    ids=lambda value: (
+        str(value) if isinstance(value, str) else "-".join(f"{k}={v}" for k, v in value.items())
+    ),
 )
 def test_invalid_settings_name_the_variable(env: dict[str, str], variable: str) -> None:
     """Each invalid value is refused at start-up with a message naming its variable."""

@@ -14,7 +14,7 @@ from service.errors import InvalidEmail
         ("Ada@Example.com", "Ada@Example.com", "ada@example.com"),
         ("  ada@example.com ", "ada@example.com", "ada@example.com"),
         ("ADA+tag@EXAMPLE.COM", "ADA+tag@EXAMPLE.COM", "ada+tag@example.com"),
-        ("ｕser@example.com", "ｕser@example.com", "user@example.com"),
+        ("\uff55ser@example.com", "\uff55ser@example.com", "user@example.com"),
         ("user@bücher.de", "user@bücher.de", "user@xn--bcher-kva.de"),
         ("Straße@example.com", "Straße@example.com", "strasse@example.com"),
     ],

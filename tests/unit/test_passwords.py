@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from service.errors import IdPError, PasswordTooCommon, PasswordTooLong, PasswordTooShort
@@ -9,9 +11,9 @@ from service.passwords import PasswordService, check_password_policy
 
 
 @pytest.fixture
-def passwords() -> PasswordService:
+def passwords() -> Iterator[PasswordService]:
     service = PasswordService(memory_kib=64, time_cost=1, parallelism=1, threads=2)
-    yield service  # type: ignore[misc]
+    yield service
     service.close()
 
 

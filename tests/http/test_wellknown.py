@@ -1,0 +1,58 @@
+"""JWKS, discovery and health endpoints."""
+
+from __future__ import annotations
+
+import httpx
+
+from service.keys.keyring import PRIVATE_MEMBERS
+
+Client = httpx.AsyncClient
+
+
+async def test_jwks_is_public_cacheable_and_revalidates(client: Client) -> None:
+    """Public members only, max-age caching, ETag and 304 on If-None-Match."""
+    response = await client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/jwk-set+json")
+    assert response.headers["cache-control"] == "max-age=300, public"
+    keys = response.json()["keys"]
+    assert len(keys) == 1
+    assert (keys[0]["alg"], keys[0]["use"], keys[0]["kty"], keys[0]["crv"]) == (
+        "EdDSA",
+        "sig",
+        "OKP",
+        "Ed25519",
+    )
+    assert not PRIVATE_MEMBERS & set(keys[0])
+    etag = response.headers["etag"]
+    cached = await client.get("/.well-known/jwks.json", headers={"If-None-Match": etag})
+    assert (cached.status_code, cached.content, cached.headers["etag"]) == (304, b"", etag)
+    stale = await client.get("/.well-known/jwks.json", headers={"If-None-Match": '"other"'})
+    assert stale.status_code == 200
+
+
+async def test_discovery_documents_agree(client: Client) -> None:
+    """Both metadata documents name our issuer, JWKS, userinfo endpoint and algorithm."""
+    oidc = (await client.get("/.well-known/openid-configuration")).json()
+    oauth = (await client.get("/.well-known/oauth-authorization-server")).json()
+    assert oidc == oauth
+    issuer = "http://127.0.0.1:8000"
+    assert (oidc["issuer"], oidc["jwks_uri"], oidc["userinfo_endpoint"]) == (
+        issuer,
+        f"{issuer}/.well-known/jwks.json",
+        f"{issuer}/v1/me",
+    )
+    assert oidc["id_token_signing_alg_values_supported"] == ["EdDSA"]
+
+
+async def test_health(client: Client) -> None:
+    """Live and ready answer 200 when the database and a signing key are there."""
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert (ready.status_code, ready.json()["checks"]) == (200, {"database": "ok", "signing_key": "ok"})
+
+
+async def test_openapi_schema_is_served(client: Client) -> None:
+    """Litestar serves the OpenAPI document with our routes."""
+    schema = (await client.get("/schema/openapi.json")).json()
+    assert {"/v1/signup", "/v1/login", "/v1/me", "/.well-known/jwks.json"} <= set(schema["paths"])

@@ -1,0 +1,111 @@
+"""The ``idp`` command line: users, keys, migrate and start-up refusals, as real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import CHEAP_ARGON2
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def idp(tmp_path: Path) -> Run:
+    """Run ``python -m service`` in an isolated folder (own keys and SQLite file)."""
+
+    def run(
+        *args: str, stdin: str = "", env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+        child_env.update(CHEAP_ARGON2)
+        child_env.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "service", *args],
+            cwd=tmp_path,
+            env=child_env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    return run
+
+
+def test_users_lifecycle(idp: Run) -> None:
+    """create (password on stdin, never argv), roles, disable, enable; errors exit 1."""
+    created = idp(
+        "users",
+        "create",
+        "Ada@Example.com",
+        "--name",
+        "Ada",
+        "--role",
+        "admin",
+        stdin="correct horse battery\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.startswith("created user ")
+    duplicate = idp("users", "create", "ada@example.com", stdin="correct horse battery\n")
+    assert (duplicate.returncode, "email_taken" in duplicate.stderr) == (1, True)
+    weak = idp("users", "create", "bob@example.com", stdin="password\n")
+    assert (weak.returncode, "password_too_common" in weak.stderr) == (1, True)
+    assert idp("users", "roles", "ada@example.com").stdout.strip() == "admin"
+    assert (
+        idp("users", "roles", "ada@example.com", "--set", "reader, writer").stdout.strip() == "reader,writer"
+    )
+    assert "disabled" in idp("users", "disable", "ada@example.com").stdout
+    assert "enabled" in idp("users", "enable", "ada@example.com").stdout
+    missing = idp("users", "disable", "nobody@example.com")
+    assert (missing.returncode, "not_found" in missing.stderr) == (1, True)
+
+
+def test_keys_generate_list_rotate_prune(idp: Run, tmp_path: Path) -> None:
+    """Keys are created 0600 in keys/, listed with states, rotated with a delay."""
+    generated = idp("keys", "generate", "--alg", "ES256")
+    assert generated.returncode == 0, generated.stderr
+    rotated = idp("keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    listing = idp("keys", "list").stdout
+    assert ("ES256" in listing, "EdDSA" in listing, "signing" in listing, "pending" in listing) == (True,) * 4
+    files = sorted((tmp_path / "keys").glob("*.json"))
+    assert len(files) == 2
+    assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o600"}
+    assert idp("keys", "prune").stdout.strip() == "nothing to prune"
+
+
+def test_rotate_refuses_a_delay_shorter_than_the_jwks_cache(idp: Run) -> None:
+    """A new key must not sign before verifiers' cached JWKS can have seen it."""
+    result = idp("keys", "rotate", "--delay", "10")
+    assert result.returncode == 2
+    assert "IDP_JWKS_MAX_AGE" in result.stderr
+
+
+def test_migrate_applies_then_reports_up_to_date(idp: Run) -> None:
+    """``idp migrate`` applies once and is idempotent."""
+    first = idp("migrate")
+    assert (first.returncode, first.stdout.strip()) == (0, "applied: 0001_users")
+    assert idp("migrate").stdout.strip() == "database is up to date"
+
+
+def test_production_refuses_to_start_without_keys(idp: Run, tmp_path: Path) -> None:
+    """In production an empty keys folder is an error, never a silently generated key."""
+    env = {"IDP_ENV": "production", "IDP_ISSUER": "https://id.example.com"}
+    result = idp("serve", "--port", "1", env=env)
+    assert result.returncode == 2
+    assert "idp keys generate" in result.stderr
+    assert not list((tmp_path / "keys").glob("*.json"))
+
+
+def test_invalid_configuration_names_the_variable(idp: Run) -> None:
+    """A bad IDP_* value stops the CLI with exit 2 and the variable's name."""
+    result = idp("migrate", env={"IDP_SIGNING_ALG": "HS256"})
+    assert result.returncode == 2
+    assert "IDP_SIGNING_ALG" in result.stderr
