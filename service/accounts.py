@@ -10,28 +10,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-import msgspec
-
+from service.audit import audit
 from service.clock import Clock
 from service.emails import normalize_email
 from service.errors import EmailTaken, InvalidCredentials, InvalidEmail, InvalidToken, NotFound
-from service.passwords import PasswordService, check_password_policy, normalize_password
+from service.passwords import PasswordService, check_password_policy
+from service.sessions import Sessions, TokenResponse
 from service.store.base import NewUser, User, UserStore
-from service.tokens.access import AccessClaims, AccessTokens
+from service.tokens.access import AccessClaims
 
-__all__ = ["Accounts", "TokenResponse"]
-
-MAX_NAME_LENGTH = 200
-
-
-class TokenResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """RFC 6749 §5.1 token response; the refresh fields join when sessions exist."""
-
-    access_token: str
-    token_type: str
-    expires_in: int
-    refresh_token: str | None = None
-    scope: str | None = None
+__all__ = ["Accounts"]
 
 
 class Accounts:
@@ -40,12 +28,12 @@ class Accounts:
         *,
         users: UserStore,
         passwords: PasswordService,
-        access_tokens: AccessTokens,
+        sessions: Sessions,
         clock: Clock,
     ) -> None:
         self._users = users
         self._passwords = passwords
-        self._access_tokens = access_tokens
+        self._sessions = sessions
         self._clock = clock
 
     async def create_user(
@@ -69,25 +57,42 @@ class Accounts:
             )
         )
 
-    async def signup(self, email: str, password: str, name: str | None) -> tuple[User, TokenResponse]:
+    async def signup(
+        self, email: str, password: str, name: str | None, user_agent: str | None = None
+    ) -> tuple[User, TokenResponse]:
         user = await self.create_user(email, password, name)
-        return user, self.issue_tokens(user)
+        audit("signup", user_id=user.id)
+        return user, await self._sessions.start(user, origin="signup", user_agent=user_agent)
 
-    async def login(self, email: str, password: str) -> tuple[User, TokenResponse]:
+    async def login(
+        self, email: str, password: str, user_agent: str | None = None
+    ) -> tuple[User, TokenResponse]:
         user = await self._find_by_email(email)
         if user is None or user.password_hash is None:
             await self._passwords.verify_decoy(password)
+            audit("login", outcome="unknown_account")
             raise InvalidCredentials
-        if not await self._passwords.verify(user.password_hash, password) or user.disabled:
+        if not await self._passwords.verify(user.password_hash, password):
+            audit("login", outcome="wrong_password", user_id=user.id)
+            raise InvalidCredentials
+        if user.disabled:
+            audit("login", outcome="account_disabled", user_id=user.id)
             raise InvalidCredentials
         if self._passwords.needs_rehash(user.password_hash):
-            new_hash = await self._passwords.hash(normalize_password(password))
+            new_hash = await self._passwords.hash(password)
             await self._users.set_password_hash(user.id, new_hash, self._clock())
-        return user, self.issue_tokens(user)
+        audit("login", user_id=user.id)
+        return user, await self._sessions.start(user, origin="password", user_agent=user_agent)
 
-    def issue_tokens(self, user: User) -> TokenResponse:
-        issued = self._access_tokens.issue(subject=str(user.id), email=user.email, roles=user.roles)
-        return TokenResponse(access_token=issued.token, token_type="Bearer", expires_in=issued.expires_in)  # noqa: S106
+    async def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
+        """Verify the current password, store the new one, end every other session."""
+        user = await self.profile(claims)
+        if user.password_hash is None or not await self._passwords.verify(user.password_hash, current):
+            audit("password_change", outcome="wrong_password", user_id=user.id)
+            raise InvalidCredentials("The current password is incorrect.")
+        new_hash = await self._passwords.hash(check_password_policy(new))
+        await self._users.set_password_hash(user.id, new_hash, self._clock())
+        await self._sessions.end_all(user.id, "password_change", keep=claims.sid)
 
     async def profile(self, claims: AccessClaims) -> User:
         """The account behind a verified token; gone or disabled accounts make the token invalid."""
@@ -105,6 +110,8 @@ class Accounts:
         updated = await self._users.set_disabled(user.id, disabled, self._clock())
         if updated is None:
             raise NotFound("No account with this email address.")
+        if disabled:
+            await self._sessions.end_all(user.id, "user_disabled")
         return updated
 
     async def set_roles(self, email: str, roles: Sequence[str]) -> User:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import ResponseHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -14,21 +15,24 @@ from litestar.openapi import OpenAPIConfig
 from service.clock import Clock, system_clock
 from service.config import Settings, load_settings
 from service.http.accounts import AccountsController
+from service.http.auth import bearer_claims
 from service.http.errors import EXCEPTION_HANDLERS
-from service.http.health import HealthController
+from service.http.health import HealthController, metrics
+from service.http.oauth import GRANT_TYPES, OAuthController
 from service.http.wellknown import WellKnownController, discovery_document
 from service.runtime import Runtime
-from service.tokens.access import quiet_eddsa_deprecation
+from service.tokens.access import AccessClaims, quiet_eddsa_deprecation
 
 __all__ = ["create_app", "create_app_from_env"]
-
-GRANT_TYPES: list[str] = []
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     quiet_eddsa_deprecation()
     runtime = Runtime(settings, clock)
     discovery = discovery_document(settings, GRANT_TYPES)
+
+    async def claims(request: Request[Any, Any, Any]) -> AccessClaims:
+        return await bearer_claims(request, runtime.access_tokens, runtime.sessions)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -42,13 +46,17 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         return Provide(lambda: getattr(runtime, name), sync_to_thread=False)
 
     app = Litestar(
-        route_handlers=[AccountsController, WellKnownController, HealthController],
+        route_handlers=[AccountsController, OAuthController, WellKnownController, HealthController, metrics],
         lifespan=[lifespan],
         dependencies={
             "accounts": provider("accounts"),
             "access_tokens": provider("access_tokens"),
             "keyring": provider("keyring"),
             "database": provider("database"),
+            "families": provider("families"),
+            "sessions": provider("sessions"),
+            "clients": provider("clients"),
+            "claims": Provide(claims),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "discovery": Provide(lambda: discovery, sync_to_thread=False),
         },

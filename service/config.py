@@ -47,6 +47,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 64 * 1024
     db_pool_size: int = 10
     auto_migrate: bool = True
+    redis_prefix: str = "idp:"
+    refresh_absolute_ttl: int = 30 * 24 * 3600
+    refresh_idle_ttl: int = 7 * 24 * 3600
+    refresh_reuse_grace: float = 10.0
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgresql"]:
@@ -159,14 +163,27 @@ def load_settings(
     parallelism = _parse(source, "IDP_ARGON2_PARALLELISM", _positive_int, 1)
     if memory < 8 * parallelism:
         raise ConfigError("IDP_ARGON2_MEMORY_KIB must be at least 8 * IDP_ARGON2_PARALLELISM")
+    database_url = _parse(source, "IDP_DATABASE_URL", _database_url, "sqlite:///./data/idp.sqlite3")
+    redis_url = _parse(source, "IDP_REDIS_URL", _redis_url, None)
+    if redis_url is None and database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "IDP_REDIS_URL must be set when IDP_DATABASE_URL is PostgreSQL: "
+            "sessions (refresh-token families) live in Redis in that deployment"
+        )
+    absolute_ttl = _parse(source, "IDP_REFRESH_ABSOLUTE_TTL", _positive_int, 30 * 24 * 3600)
+    idle_ttl = _parse(source, "IDP_REFRESH_IDLE_TTL", _positive_int, 7 * 24 * 3600)
+    if idle_ttl > absolute_ttl:
+        raise ConfigError(
+            f"IDP_REFRESH_IDLE_TTL={idle_ttl} is invalid: must not exceed IDP_REFRESH_ABSOLUTE_TTL"
+        )
     return Settings(
         env=environment,  # type: ignore[arg-type]
         host=host,
         port=port,
         issuer=issuer,
         audience=_parse(source, "IDP_AUDIENCE", str, issuer),
-        database_url=_parse(source, "IDP_DATABASE_URL", _database_url, "sqlite:///./data/idp.sqlite3"),
-        redis_url=_parse(source, "IDP_REDIS_URL", _redis_url, None),
+        database_url=database_url,
+        redis_url=redis_url,
         keys_dir=_parse(source, "IDP_KEYS_DIR", Path, Path("keys")),
         signing_alg=_parse(source, "IDP_SIGNING_ALG", _choice(SIGNING_ALGS), "EdDSA"),  # type: ignore[arg-type]
         access_token_ttl=_parse(source, "IDP_ACCESS_TOKEN_TTL", _positive_int, 900),
@@ -180,4 +197,8 @@ def load_settings(
         max_body_bytes=_parse(source, "IDP_MAX_BODY_BYTES", _positive_int, 64 * 1024),
         db_pool_size=_parse(source, "IDP_DB_POOL_SIZE", _positive_int, 10),
         auto_migrate=_parse(source, "IDP_AUTO_MIGRATE", _boolean, True),
+        redis_prefix=_parse(source, "IDP_REDIS_PREFIX", str, "idp:"),
+        refresh_absolute_ttl=absolute_ttl,
+        refresh_idle_ttl=idle_ttl,
+        refresh_reuse_grace=_parse(source, "IDP_REFRESH_REUSE_GRACE", _non_negative_float, 10.0),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "ClientExists",
     "EmailTaken",
     "IdPError",
     "InvalidClient",
@@ -18,6 +19,7 @@ __all__ = [
     "InvalidEmail",
     "InvalidGrant",
     "InvalidRequest",
+    "InvalidScope",
     "InvalidToken",
     "NotFound",
     "PasswordTooCommon",
@@ -109,6 +111,18 @@ class EmailTaken(IdPError):
     error = "email_taken"
     status_code = 409
     default_description = "An account with this email address already exists."
+
+
+class ClientExists(IdPError):
+    error = "client_exists"
+    status_code = 409
+    default_description = "A client with this id already exists."
+
+
+class InvalidScope(IdPError):
+    error = "invalid_scope"
+    status_code = 400
+    default_description = "The requested scope is invalid or exceeds the granted scope."
 
 
 class InvalidCredentials(IdPError):

@@ -10,13 +10,16 @@ import contextlib
 import logging
 
 from service.accounts import Accounts
+from service.clients import Clients
 from service.clock import Clock, system_clock
 from service.config import Settings
 from service.keys.files import ensure_signing_key
 from service.keys.keyring import KeyRing
 from service.passwords import PasswordService
+from service.sessions import SessionPolicy, Sessions
 from service.store.base import Database
-from service.store.factory import open_database
+from service.store.factory import open_stores
+from service.store.sessions import FamilyStore
 from service.tokens.access import AccessTokens
 
 __all__ = ["Runtime", "StartupError"]
@@ -32,6 +35,9 @@ class Runtime:
     """Everything a running instance holds; attributes exist once :meth:`start` returned."""
 
     database: Database
+    families: FamilyStore
+    clients: Clients
+    sessions: Sessions
     keyring: KeyRing
     passwords: PasswordService
     access_tokens: AccessTokens
@@ -44,7 +50,9 @@ class Runtime:
 
     async def start(self, *, with_keys: bool = True) -> None:
         settings = self.settings
-        self.database = await open_database(settings)
+        stores = await open_stores(settings)
+        self.database, self.families = stores.database, stores.families
+        self.clients = Clients(stores.clients, self.clock)
         if settings.auto_migrate:
             applied = await self.database.migrate()
             if applied:
@@ -67,10 +75,21 @@ class Runtime:
             ttl=settings.access_token_ttl,
             clock=self.clock,
         )
+        self.sessions = Sessions(
+            families=self.families,
+            users=self.database,
+            access_tokens=self.access_tokens,
+            policy=SessionPolicy(
+                absolute_ttl=settings.refresh_absolute_ttl,
+                idle_ttl=settings.refresh_idle_ttl,
+                reuse_grace=settings.refresh_reuse_grace,
+            ),
+            clock=self.clock,
+        )
         self.accounts = Accounts(
             users=self.database,
             passwords=self.passwords,
-            access_tokens=self.access_tokens,
+            sessions=self.sessions,
             clock=self.clock,
         )
 
@@ -112,5 +131,7 @@ class Runtime:
         self._tasks.clear()
         if hasattr(self, "passwords"):
             self.passwords.close()
+        if hasattr(self, "families"):
+            await self.families.close()
         if hasattr(self, "database"):
             await self.database.close()

@@ -14,6 +14,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from litestar import Litestar
 
 from service.app import create_app
@@ -27,6 +29,7 @@ from service.tokens.access import quiet_eddsa_deprecation
 from tests.support.server import CHEAP_ARGON2
 
 ADMIN_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["sqlite", "postgresql"]
 START = 1_800_000_000.0
 
@@ -71,6 +74,37 @@ async def empty_postgres(url: str) -> None:
         await conn.close()
 
 
+async def delete_prefix(url: str, prefix: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def redis_server() -> str:
+    """The real Redis; unreachable means failure, never a skip."""
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (OSError, RedisError) as exc:
+        pytest.fail(f"Redis is required at {REDIS_URL} (IDP_TEST_REDIS_URL): {exc}")
+    finally:
+        await client.aclose()
+    return REDIS_URL
+
+
+@pytest.fixture
+async def redis_prefix(redis_server: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    await delete_prefix(redis_server, prefix)
+
+
 @pytest.fixture(params=BACKENDS)
 async def database(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
@@ -92,12 +126,15 @@ async def database(
 
 @pytest.fixture(params=BACKENDS)
 async def backend_env(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str, redis_server: str
 ) -> AsyncIterator[dict[str, str]]:
-    """``IDP_DATABASE_URL`` for each backend, for HTTP tests that run on both."""
+    """The two deployments, for HTTP tests that run on both: embedded (SQLite only) and
+    production (PostgreSQL + Redis under a prefix of the test's own)."""
     if request.param == "postgresql":
-        yield {"IDP_DATABASE_URL": postgres_server}
+        prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
+        yield {"IDP_DATABASE_URL": postgres_server, "IDP_REDIS_URL": redis_server, "IDP_REDIS_PREFIX": prefix}
         await empty_postgres(postgres_server)
+        await delete_prefix(redis_server, prefix)
     else:
         yield {"IDP_DATABASE_URL": f"sqlite:///{tmp_path / 'idp.sqlite3'}"}
 

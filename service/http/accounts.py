@@ -1,4 +1,4 @@
-"""``/v1/signup``, ``/v1/login``, ``/v1/me``."""
+"""``/v1/signup``, ``/v1/login``, ``/v1/me``, ``/v1/password``, ``/v1/logout``, ``/v1/sessions``."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from service.accounts import Accounts, TokenResponse
-from service.errors import InvalidToken, UnsupportedMediaType
+from service.accounts import Accounts
+from service.errors import UnsupportedMediaType
+from service.sessions import Sessions, TokenResponse
 from service.store.base import User
-from service.tokens.access import AccessTokens
+from service.store.sessions import Family
+from service.tokens.access import AccessClaims
 
 __all__ = ["AccountsController", "require_json"]
 
@@ -33,6 +35,12 @@ def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHan
         raise UnsupportedMediaType
 
 
+def require_json_if_body(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard for optional bodies: when one is sent, it must be JSON."""
+    if connection.headers.get("content-length", "0") != "0" or "transfer-encoding" in connection.headers:
+        require_json(connection, handler)
+
+
 class SignupRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     email: Email
     password: Password
@@ -42,6 +50,15 @@ class SignupRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class LoginRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     email: Email
     password: Password
+
+
+class PasswordChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    current_password: Password
+    new_password: Password
+
+
+class LogoutRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    all: bool = False
 
 
 class UserView(msgspec.Struct, frozen=True):
@@ -61,11 +78,28 @@ class SignupResponse(msgspec.Struct, frozen=True):
     tokens: TokenResponse
 
 
-def bearer_token(request: Request[Any, Any, Any]) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidToken("A Bearer access token is required.")
-    return token.strip()
+class SessionView(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    current: bool
+    created_at: float
+    last_used_at: float
+    expires_at: float
+    user_agent: str | None
+    client_id: str | None
+    origin: str
+
+    @classmethod
+    def of(cls, family: Family, current_sid: str | None) -> SessionView:
+        return cls(
+            id=family.id,
+            current=family.id == current_sid,
+            created_at=family.created_at,
+            last_used_at=family.last_used_at,
+            expires_at=family.expires_at,
+            user_agent=family.user_agent,
+            client_id=family.client_id,
+            origin=family.origin,
+        )
 
 
 class AccountsController(Controller):
@@ -75,25 +109,71 @@ class AccountsController(Controller):
 
     @post("/signup", status_code=HTTP_201_CREATED, guards=[require_json])
     async def signup(
-        self, data: JSONBody[SignupRequest], accounts: NamedDependency[Accounts]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[SignupRequest],
+        accounts: NamedDependency[Accounts],
     ) -> SignupResponse:
-        """Create an account and sign it in."""
-        user, tokens = await accounts.signup(data.email, data.password, data.name)
+        """Create an account and sign it in (a new session)."""
+        user, tokens = await accounts.signup(
+            data.email, data.password, data.name, request.headers.get("user-agent")
+        )
         return SignupResponse(UserView.of(user), tokens)
 
     @post("/login", status_code=HTTP_200_OK, guards=[require_json])
-    async def login(self, data: JSONBody[LoginRequest], accounts: NamedDependency[Accounts]) -> TokenResponse:
-        """Exchange email + password for tokens."""
-        _, tokens = await accounts.login(data.email, data.password)
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LoginRequest],
+        accounts: NamedDependency[Accounts],
+    ) -> TokenResponse:
+        """Exchange email + password for tokens (a new session)."""
+        _, tokens = await accounts.login(data.email, data.password, request.headers.get("user-agent"))
         return tokens
 
     @get("/me")
     async def me(
-        self,
-        request: Request[Any, Any, Any],
-        accounts: NamedDependency[Accounts],
-        access_tokens: NamedDependency[AccessTokens],
+        self, claims: NamedDependency[AccessClaims], accounts: NamedDependency[Accounts]
     ) -> UserView:
         """The profile of the account the Bearer token was issued to."""
-        claims = access_tokens.verify(bearer_token(request))
         return UserView.of(await accounts.profile(claims))
+
+    @post("/password", status_code=HTTP_204_NO_CONTENT, guards=[require_json])
+    async def change_password(
+        self,
+        data: JSONBody[PasswordChange],
+        claims: NamedDependency[AccessClaims],
+        accounts: NamedDependency[Accounts],
+    ) -> None:
+        """Change the password; every other session ends."""
+        await accounts.change_password(claims, data.current_password, data.new_password)
+
+    @post("/logout", status_code=HTTP_204_NO_CONTENT, guards=[require_json_if_body])
+    async def logout(
+        self,
+        request: Request[Any, Any, Any],
+        claims: NamedDependency[AccessClaims],
+        sessions: NamedDependency[Sessions],
+    ) -> None:
+        """End this session, or with ``{"all": true}`` every session of the account."""
+        body = await request.body()
+        options = msgspec.json.decode(body, type=LogoutRequest) if body else LogoutRequest()
+        user_id = UUID(claims.sub)
+        if options.all or claims.sid is None:
+            await sessions.end_all(user_id, "logout")
+        else:
+            await sessions.end(user_id, claims.sid, "logout")
+
+    @get("/sessions")
+    async def list_sessions(
+        self, claims: NamedDependency[AccessClaims], sessions: NamedDependency[Sessions]
+    ) -> list[SessionView]:
+        """The account's active sessions."""
+        return [SessionView.of(family, claims.sid) for family in await sessions.list(UUID(claims.sub))]
+
+    @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT)
+    async def end_session(
+        self, session_id: FromPath[str], claims: NamedDependency[AccessClaims], sessions: NamedDependency[Sessions]
+    ) -> None:
+        """End one of the account's sessions."""
+        await sessions.end(UUID(claims.sub), session_id, "session_ended")

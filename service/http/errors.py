@@ -68,13 +68,17 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
     if 400 <= exc.status_code < 500:
         # Litestar's own 4xx details ("Malformed JSON", …) describe the input, not our internals.
         return error_response(InvalidRequest(exc.detail or None))
-    logger.error("http exception %s", exc.status_code)
+    logger.error("http exception %s (cause: %s)", exc.status_code, type(exc.__cause__).__name__)
     return error_response(ServerError())
 
 
 def _not_utf8(_: Request[Any, Any, Any], __: UnicodeDecodeError) -> Response[bytes]:
     # msgspec raises this (not a DecodeError) for invalid UTF-8 inside a JSON string.
     return error_response(InvalidRequest("The request body is not valid UTF-8."))
+
+
+def _bad_json(_: Request[Any, Any, Any], exc: msgspec.MsgspecError) -> Response[bytes]:
+    return error_response(InvalidRequest(f"The request body is invalid: {exc}"))
 
 
 def _unavailable(_: Request[Any, Any, Any], exc: StorageUnavailable) -> Response[bytes]:
@@ -93,5 +97,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationException: _validation_error,
     HTTPException: _http_error,
     UnicodeDecodeError: _not_utf8,
+    msgspec.MsgspecError: _bad_json,
     Exception: _unexpected,
 }

@@ -6,11 +6,13 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.keys.keyring import KeyRing, NoSigningKey
 from service.store.base import Database, StorageUnavailable
+from service.store.sessions import FamilyStore
 
-__all__ = ["HealthController"]
+__all__ = ["HealthController", "metrics"]
 
 
 class Readiness(msgspec.Struct, frozen=True):
@@ -30,14 +32,18 @@ class HealthController(Controller):
 
     @get("/ready")
     async def ready(
-        self, database: NamedDependency[Database], keyring: NamedDependency[KeyRing]
+        self,
+        database: NamedDependency[Database],
+        families: NamedDependency[FamilyStore],
+        keyring: NamedDependency[KeyRing],
     ) -> Response[Readiness]:
-        """Ready when the database answers and a key may sign."""
-        checks = {"database": "ok", "signing_key": "ok"}
-        try:
-            await database.ping()
-        except StorageUnavailable:
-            checks["database"] = "unavailable"
+        """Ready when the database and the session store answer and a key may sign."""
+        checks = {"database": "ok", "sessions": "ok", "signing_key": "ok"}
+        for name, store in (("database", database), ("sessions", families)):
+            try:
+                await store.ping()
+            except StorageUnavailable:
+                checks[name] = "unavailable"
         try:
             keyring.signing_key()
         except NoSigningKey:
@@ -47,3 +53,14 @@ class HealthController(Controller):
             Readiness("ok" if healthy else "unavailable", checks),
             status_code=200 if healthy else 503,
         )
+
+
+@get(
+    "/metrics",
+    media_type=CONTENT_TYPE_LATEST,
+    tags=["health"],
+    cache_control=CacheControlHeader(no_store=True),
+)
+async def metrics() -> Response[bytes]:
+    """Prometheus metrics of this process."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

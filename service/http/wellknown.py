@@ -46,8 +46,17 @@ def discovery_document(settings: Settings, grant_types: list[str]) -> bytes:
             "roles",
         ],
     }
-    if grant_types:
-        document["token_endpoint"] = f"{issuer}/oauth2/token"
+    auth_methods = ["client_secret_basic", "client_secret_post"]
+    document.update(
+        {
+            "token_endpoint": f"{issuer}/oauth2/token",
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint": f"{issuer}/oauth2/revoke",
+            "revocation_endpoint_auth_methods_supported": ["none", *auth_methods],
+            "introspection_endpoint": f"{issuer}/oauth2/introspect",
+            "introspection_endpoint_auth_methods_supported": auth_methods,
+        }
+    )
     return msgspec.json.encode(document)
 
 

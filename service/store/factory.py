@@ -1,16 +1,40 @@
-"""Open the backend a :class:`~service.config.Settings` names."""
+"""Open the backends a :class:`~service.config.Settings` names."""
 
 from __future__ import annotations
 
+import msgspec
+
 from service.config import Settings
 from service.store.base import Database
-from service.store.postgres import PostgresDatabase
+from service.store.postgres import PostgresClientStore, PostgresDatabase
+from service.store.redis import RedisFamilyStore, open_redis
+from service.store.sessions import ClientStore, FamilyStore
 from service.store.sqlite import SqliteDatabase
+from service.store.sqlite_sessions import SqliteClientStore, SqliteFamilyStore
 
-__all__ = ["open_database"]
+__all__ = ["Stores", "open_stores"]
 
 
-async def open_database(settings: Settings) -> Database:
+class Stores(msgspec.Struct, frozen=True):
+    database: Database
+    families: FamilyStore
+    clients: ClientStore
+
+
+async def open_stores(settings: Settings) -> Stores:
+    """Accounts and clients in SQL; sessions in Redis when configured, else in SQLite."""
+    database: Database
+    clients: ClientStore
     if settings.database_kind == "postgresql":
-        return await PostgresDatabase.open(settings.database_url, pool_size=settings.db_pool_size)
-    return await SqliteDatabase.open(settings.sqlite_path)
+        postgres = await PostgresDatabase.open(settings.database_url, pool_size=settings.db_pool_size)
+        database, clients = postgres, PostgresClientStore(postgres)
+    else:
+        sqlite = await SqliteDatabase.open(settings.sqlite_path)
+        database, clients = sqlite, SqliteClientStore(sqlite)
+    families: FamilyStore
+    if settings.redis_url is not None:
+        families = RedisFamilyStore(open_redis(settings.redis_url), prefix=settings.redis_prefix)
+    else:
+        assert isinstance(database, SqliteDatabase)  # config forbids PostgreSQL without Redis
+        families = SqliteFamilyStore(database)
+    return Stores(database, families, clients)

@@ -9,11 +9,12 @@ from uuid import UUID
 
 import asyncpg
 
-from service.errors import EmailTaken
+from service.errors import ClientExists, EmailTaken
 from service.store.base import NewUser, StorageUnavailable, User
 from service.store.migrations import load_migrations
+from service.store.sessions import Client
 
-__all__ = ["PostgresDatabase"]
+__all__ = ["PostgresClientStore", "PostgresDatabase"]
 
 # pg_advisory_xact_lock key: "idp migrations" as a stable 64-bit number.
 MIGRATION_LOCK_KEY = 0x1D9_317A_7105
@@ -55,9 +56,15 @@ class PostgresDatabase:
             raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
         return cls(pool)
 
-    async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         try:
             return await self._pool.fetchrow(query, *args)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            return await self._pool.fetch(query, *args)
         except _UNAVAILABLE as exc:
             raise StorageUnavailable(str(exc)) from exc
 
@@ -81,14 +88,14 @@ class PostgresDatabase:
             return applied
 
     async def ping(self) -> None:
-        await self._fetchrow("SELECT 1")
+        await self.fetchrow("SELECT 1")
 
     async def close(self) -> None:
         await self._pool.close()
 
     async def create_user(self, user: NewUser) -> User:
         try:
-            row = await self._fetchrow(
+            row = await self.fetchrow(
                 f"INSERT INTO users ({_USER_COLUMNS}) "
                 "VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7) "
                 f"RETURNING {_USER_COLUMNS}",
@@ -107,17 +114,17 @@ class PostgresDatabase:
         return created
 
     async def get_user(self, user_id: UUID) -> User | None:
-        return _user(await self._fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id))
+        return _user(await self.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id))
 
     async def get_user_by_email(self, email_normalized: str) -> User | None:
         return _user(
-            await self._fetchrow(
+            await self.fetchrow(
                 f"SELECT {_USER_COLUMNS} FROM users WHERE email_normalized = $1", email_normalized
             )
         )
 
     async def set_password_hash(self, user_id: UUID, password_hash: str, now: float) -> None:
-        await self._fetchrow(
+        await self.fetchrow(
             "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
             user_id,
             password_hash,
@@ -132,10 +139,55 @@ class PostgresDatabase:
 
     async def _update(self, user_id: UUID, column: str, value: object, now: float) -> User | None:
         return _user(
-            await self._fetchrow(
+            await self.fetchrow(
                 f"UPDATE users SET {column} = $2, updated_at = $3 WHERE id = $1 RETURNING {_USER_COLUMNS}",
                 user_id,
                 value,
                 _ts(now),
             )
         )
+
+
+def _client(row: asyncpg.Record | None) -> Client | None:
+    if row is None:
+        return None
+    return Client(
+        id=row["id"],
+        name=row["name"],
+        secret_hash=row["secret_hash"],
+        created_at=row["created_at"].timestamp(),
+    )
+
+
+class PostgresClientStore:
+    """:class:`service.store.sessions.ClientStore` on PostgreSQL."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def create_client(self, client: Client) -> None:
+        try:
+            await self._db.fetchrow(
+                "INSERT INTO clients (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+                client.id,
+                client.name,
+                client.secret_hash,
+                _ts(client.created_at),
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise ClientExists from exc
+
+    async def get_client(self, client_id: str) -> Client | None:
+        return _client(
+            await self._db.fetchrow(
+                "SELECT id, name, secret_hash, created_at FROM clients WHERE id = $1", client_id
+            )
+        )
+
+    async def list_clients(self) -> list[Client]:
+        rows = await self._db.fetch("SELECT id, name, secret_hash, created_at FROM clients ORDER BY id")
+        return [client for row in rows if (client := _client(row)) is not None]
+
+    async def delete_client(self, client_id: str) -> bool:
+        row = await self._db.fetchrow("DELETE FROM clients WHERE id = $1 RETURNING id", client_id)
+        return row is not None

@@ -8,9 +8,10 @@ several processes (uvicorn workers) on the same file consistent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -20,7 +21,7 @@ from service.errors import EmailTaken
 from service.store.base import NewUser, StorageUnavailable, User
 from service.store.migrations import load_migrations
 
-__all__ = ["SqliteDatabase"]
+__all__ = ["SqliteDatabase", "transaction"]
 
 T = TypeVar("T")
 _USER_COLUMNS = "id, email, email_normalized, password_hash, name, roles, disabled, created_at, updated_at"
@@ -53,7 +54,7 @@ class SqliteDatabase:
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
         db = cls(path)
-        await db._run(db._connect)
+        await db.run(db._connect)
         return db
 
     def _connect(self, _: sqlite3.Connection | None = None) -> None:
@@ -66,7 +67,7 @@ class SqliteDatabase:
         conn.execute("PRAGMA foreign_keys = ON")
         self._conn = conn
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
             if self._conn is None:
                 self._connect()
@@ -82,8 +83,7 @@ class SqliteDatabase:
         migrations = load_migrations("sqlite")
 
         def apply(conn: sqlite3.Connection) -> list[str]:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations "
                     "(version TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
@@ -97,16 +97,12 @@ class SqliteDatabase:
                         conn.execute(statement)
                     conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
                     applied.append(version)
-                conn.execute("COMMIT")
                 return applied
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
-        return await self._run(apply)
+        return await self.run(apply)
 
     async def ping(self) -> None:
-        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self.run(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
         def close(conn: sqlite3.Connection) -> None:
@@ -114,7 +110,7 @@ class SqliteDatabase:
             self._conn = None
 
         if self._conn is not None:
-            await self._run(close)
+            await self.run(close)
         self._executor.shutdown(wait=True)
 
     async def create_user(self, user: NewUser) -> User:
@@ -138,20 +134,20 @@ class SqliteDatabase:
                 return None
             return _user(row)
 
-        created = await self._run(insert)
+        created = await self.run(insert)
         if created is None:
             raise EmailTaken
         return created
 
     async def get_user(self, user_id: UUID) -> User | None:
-        return await self._run(
+        return await self.run(
             lambda conn: _user(
                 conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (str(user_id),)).fetchone()
             )
         )
 
     async def get_user_by_email(self, email_normalized: str) -> User | None:
-        return await self._run(
+        return await self.run(
             lambda conn: _user(
                 conn.execute(
                     f"SELECT {_USER_COLUMNS} FROM users WHERE email_normalized = ?",
@@ -161,7 +157,7 @@ class SqliteDatabase:
         )
 
     async def set_password_hash(self, user_id: UUID, password_hash: str, now: float) -> None:
-        await self._run(
+        await self.run(
             lambda conn: conn.execute(
                 "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
                 (password_hash, now, str(user_id)),
@@ -175,7 +171,7 @@ class SqliteDatabase:
         return await self._update(user_id, "roles", json.dumps(list(roles)), now)
 
     async def _update(self, user_id: UUID, column: str, value: object, now: float) -> User | None:
-        return await self._run(
+        return await self.run(
             lambda conn: _user(
                 conn.execute(
                     f"UPDATE users SET {column} = ?, updated_at = ? WHERE id = ? RETURNING {_USER_COLUMNS}",
@@ -183,6 +179,19 @@ class SqliteDatabase:
                 ).fetchone()
             )
         )
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``: takes the write lock up front, so read-then-write
+    sequences cannot interleave with another process; rolls back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _statements(sql: str) -> list[str]:

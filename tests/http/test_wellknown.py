@@ -49,7 +49,8 @@ async def test_health(client: Client) -> None:
     """Live and ready answer 200 when the database and a signing key are there."""
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
-    assert (ready.status_code, ready.json()["checks"]) == (200, {"database": "ok", "signing_key": "ok"})
+    checks = {"database": "ok", "sessions": "ok", "signing_key": "ok"}
+    assert (ready.status_code, ready.json()["checks"]) == (200, checks)
 
 
 async def test_openapi_schema_is_served(client: Client) -> None:

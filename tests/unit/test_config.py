@@ -33,8 +33,9 @@ def test_issuer_follows_host_and_port() -> None:
 
 
 def test_postgres_url_selects_postgres() -> None:
-    """A postgresql:// URL selects the PostgreSQL backend."""
-    assert load_settings({"IDP_DATABASE_URL": "postgresql://u@db/idp"}).database_kind == "postgresql"
+    """A postgresql:// URL selects the PostgreSQL backend (with Redis for sessions)."""
+    env = {"IDP_DATABASE_URL": "postgresql://u@db/idp", "IDP_REDIS_URL": "redis://cache:6379/0"}
+    assert load_settings(env).database_kind == "postgresql"
 
 
 @pytest.mark.parametrize(
@@ -53,6 +54,9 @@ def test_postgres_url_selects_postgres() -> None:
         ({"IDP_ARGON2_MEMORY_KIB": "lots"}, "IDP_ARGON2_MEMORY_KIB"),
         ({"IDP_JWKS_MAX_AGE": "600", "IDP_KEY_ROTATION_DELAY": "60"}, "IDP_KEY_ROTATION_DELAY"),
         ({"IDP_AUTO_MIGRATE": "maybe"}, "IDP_AUTO_MIGRATE"),
+        ({"IDP_DATABASE_URL": "postgresql://u@db/idp"}, "IDP_REDIS_URL"),
+        ({"IDP_REFRESH_IDLE_TTL": "100", "IDP_REFRESH_ABSOLUTE_TTL": "50"}, "IDP_REFRESH_IDLE_TTL"),
+        ({"IDP_REFRESH_REUSE_GRACE": "-1"}, "IDP_REFRESH_REUSE_GRACE"),
         ({"IDP_ENV": "production"}, "IDP_ISSUER"),
         ({"IDP_ENV": "production", "IDP_ISSUER": "http://idp.example.com"}, "IDP_ISSUER"),
     ],

@@ -1,0 +1,149 @@
+"""``/oauth2/token`` (RFC 6749), ``/oauth2/revoke`` (RFC 7009), ``/oauth2/introspect`` (RFC 7662)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, post
+from litestar.datastructures import CacheControlHeader
+from litestar.di import NamedDependency
+from litestar.status_codes import HTTP_200_OK
+
+from service.accounts import Accounts
+from service.clients import Clients
+from service.errors import IdPError, InvalidClient, InvalidRequest, UnsupportedGrantType
+from service.http.auth import authenticate_client, read_params
+from service.sessions import Sessions, TokenResponse
+from service.tokens.access import AccessTokens
+from service.tokens.refresh import PREFIX as REFRESH_PREFIX
+
+__all__ = ["GRANT_TYPES", "OAuthController"]
+
+GRANT_TYPES = ["refresh_token"]
+
+
+def _required(params: dict[str, str], name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise InvalidRequest(f"The {name} parameter is required.")
+    return value
+
+
+class Introspection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    active: bool
+    token_type: str | None = None
+    scope: str | None = None
+    client_id: str | None = None
+    username: str | None = None
+    sub: str | None = None
+    aud: str | list[str] | None = None
+    iss: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    jti: str | None = None
+    sid: str | None = None
+
+
+INACTIVE = Introspection(active=False)
+
+
+class OAuthController(Controller):
+    path = "/oauth2"
+    cache_control = CacheControlHeader(no_store=True)
+    response_headers = {"Pragma": "no-cache"}  # noqa: RUF012
+    tags = ["oauth2"]  # noqa: RUF012
+
+    @post("/token", status_code=HTTP_200_OK)
+    async def token(
+        self,
+        request: Request[Any, Any, Any],
+        sessions: NamedDependency[Sessions],
+        clients: NamedDependency[Clients],
+    ) -> TokenResponse:
+        """Token endpoint. Grants: ``refresh_token``."""
+        params = await read_params(request)
+        grant_type = _required(params, "grant_type")
+        client = await authenticate_client(request, params, clients)
+        if grant_type == "refresh_token":
+            return await sessions.refresh(
+                _required(params, "refresh_token"), client=client, scope=params.get("scope")
+            )
+        raise UnsupportedGrantType(f"The grant type {grant_type[:64]!r} is not supported.")
+
+    @post("/revoke", status_code=HTTP_200_OK)
+    async def revoke(
+        self,
+        request: Request[Any, Any, Any],
+        sessions: NamedDependency[Sessions],
+        clients: NamedDependency[Clients],
+        access_tokens: NamedDependency[AccessTokens],
+    ) -> Response[bytes]:
+        """Revoke a refresh token (its whole session) or the session of an access token.
+
+        Always 200 for a well-formed request, whether or not the token was valid (RFC 7009 §2.2).
+        """
+        params = await read_params(request)
+        token = _required(params, "token")
+        client = await authenticate_client(request, params, clients)
+        if token.startswith(REFRESH_PREFIX):
+            await sessions.revoke_refresh_token(token, client)
+        else:
+            try:
+                claims = access_tokens.verify(token)
+            except IdPError:
+                claims = None
+            if claims is not None and claims.sid and claims.client_id == (client.id if client else None):
+                family = await sessions.family(claims.sid)
+                if family is not None:
+                    await sessions.end(family.user_id, claims.sid, "revoke")
+        return Response(b"", status_code=HTTP_200_OK)
+
+    @post("/introspect", status_code=HTTP_200_OK)
+    async def introspect(
+        self,
+        request: Request[Any, Any, Any],
+        sessions: NamedDependency[Sessions],
+        clients: NamedDependency[Clients],
+        access_tokens: NamedDependency[AccessTokens],
+        accounts: NamedDependency[Accounts],
+    ) -> Introspection:
+        """RFC 7662 for authenticated clients; revoked sessions and disabled users are inactive."""
+        params = await read_params(request)
+        client = await authenticate_client(request, params, clients)
+        if client is None:
+            raise InvalidClient("Introspection requires client authentication.")
+        token = _required(params, "token")
+        if token.startswith(REFRESH_PREFIX):
+            family = await sessions.introspect_refresh_token(token, client)
+            if family is None:
+                return INACTIVE
+            return Introspection(
+                active=True,
+                token_type="refresh_token",
+                scope=family.scope,
+                client_id=family.client_id,
+                sub=str(family.user_id),
+                exp=int(family.expires_at),
+                iat=int(family.created_at),
+                sid=family.id,
+            )
+        try:
+            claims = await sessions.authenticate(access_tokens.verify(token))
+            user = await accounts.profile(claims)
+        except IdPError:
+            return INACTIVE
+        return Introspection(
+            active=True,
+            token_type="access_token",
+            scope=claims.scope,
+            client_id=claims.client_id,
+            username=user.email,
+            sub=claims.sub,
+            aud=claims.aud,
+            iss=claims.iss,
+            exp=claims.exp,
+            iat=claims.iat,
+            jti=claims.jti,
+            sid=claims.sid,
+        )

@@ -1,0 +1,230 @@
+"""Sessions: refresh-token families from sign-in to rotation, reuse detection and sign-out.
+
+Every sign-in (signup, login, later token exchange) starts a family; its id is the access
+token's ``sid``. Refreshing rotates the token (see :mod:`service.store.sessions` for the
+rules); reuse of a rotated token after the grace window deletes the whole family at once.
+"""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+import msgspec
+
+from service.audit import audit
+from service.clock import Clock
+from service.errors import InvalidClient, InvalidGrant, InvalidScope, InvalidToken, NotFound
+from service.store.base import User, UserStore
+from service.store.sessions import Client, Family, FamilyStore, NewFamily
+from service.tokens.access import AccessClaims, AccessTokens
+from service.tokens.refresh import hash_secret, new_family_id, new_token, parse_token, seal, unseal
+
+__all__ = ["SessionPolicy", "Sessions", "TokenResponse", "summarize_user_agent"]
+
+MAX_USER_AGENT = 120
+
+
+class TokenResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """RFC 6749 §5.1 token response."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str | None = None
+    scope: str | None = None
+
+
+class SessionPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    absolute_ttl: float
+    idle_ttl: float
+    reuse_grace: float
+
+
+_BROWSERS = (("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+_SYSTEMS = (
+    ("Android", "Android"),
+    ("iPhone", "iOS"),
+    ("iPad", "iOS"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("Linux", "Linux"),
+)
+
+
+def summarize_user_agent(user_agent: str | None) -> str | None:
+    """ "Firefox on Linux" for browsers; the product token (e.g. "curl/8.5.0") otherwise."""
+    if not user_agent:
+        return None
+    browser = next((name for marker, name in _BROWSERS if marker in user_agent), None)
+    system = next((name for marker, name in _SYSTEMS if marker in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    product = re.split(r"[\s(]", user_agent.strip(), maxsplit=1)[0]
+    return product[:MAX_USER_AGENT] or None
+
+
+def _scope_within(requested: str | None, granted: str | None) -> str | None:
+    if requested is None:
+        return granted
+    wanted = set(requested.split())
+    if not wanted or not wanted <= set((granted or "").split()):
+        raise InvalidScope
+    return " ".join(sorted(wanted))
+
+
+class Sessions:
+    def __init__(
+        self,
+        *,
+        families: FamilyStore,
+        users: UserStore,
+        access_tokens: AccessTokens,
+        policy: SessionPolicy,
+        clock: Clock,
+    ) -> None:
+        self._families = families
+        self._users = users
+        self._access_tokens = access_tokens
+        self._policy = policy
+        self._clock = clock
+
+    def _access_response(
+        self, user: User, family: Family | NewFamily, scope: str | None, refresh: str
+    ) -> TokenResponse:
+        issued = self._access_tokens.issue(
+            subject=str(user.id),
+            email=user.email,
+            roles=user.roles,
+            sid=family.id,
+            client_id=family.client_id,
+            scope=scope,
+        )
+        return TokenResponse(
+            access_token=issued.token,
+            token_type="Bearer",
+            expires_in=issued.expires_in,
+            refresh_token=refresh,
+            scope=scope,
+        )
+
+    async def start(
+        self,
+        user: User,
+        *,
+        origin: str,
+        client_id: str | None = None,
+        scope: str | None = None,
+        user_agent: str | None = None,
+    ) -> TokenResponse:
+        """Open a new family for a fresh sign-in and issue its first pair."""
+        now = self._clock()
+        family_id = new_family_id()
+        token, token_hash = new_token(family_id)
+        family = NewFamily(
+            id=family_id,
+            user_id=user.id,
+            client_id=client_id,
+            scope=scope,
+            origin=origin,
+            user_agent=summarize_user_agent(user_agent),
+            token_hash=token_hash,
+            created_at=now,
+            absolute_expires_at=now + self._policy.absolute_ttl,
+            idle_ttl=self._policy.idle_ttl,
+        )
+        await self._families.create_family(family)
+        return self._access_response(user, family, scope, token)
+
+    async def refresh(self, refresh_token: str, *, client: Client | None, scope: str | None) -> TokenResponse:
+        """The ``refresh_token`` grant (RFC 6749 §6) with rotation, grace and reuse detection."""
+        family_id, secret = parse_token(refresh_token)
+        now = self._clock()
+        family = await self._families.get_family(family_id, now)
+        if family is None:
+            raise InvalidGrant("The refresh token is invalid, expired or revoked.")
+        if family.client_id is not None and client is None:
+            raise InvalidClient("This refresh token was issued to a client; authenticate as it.")
+        if (client.id if client else None) != family.client_id:
+            raise InvalidGrant("The refresh token was not issued to this client.")
+        granted_scope = _scope_within(scope, family.scope)
+        user = await self._users.get_user(family.user_id)
+        if user is None or user.disabled:
+            await self._families.revoke_family(family_id)
+            raise InvalidGrant("The account is disabled.")
+        successor, successor_hash = new_token(family_id)
+        response = self._access_response(user, family, granted_scope, successor)
+        sealed = seal(secret, msgspec.json.encode(response))
+        result = await self._families.rotate(
+            family_id,
+            presented_hash=hash_secret(secret),
+            successor_hash=successor_hash,
+            sealed_successor=sealed,
+            now=now,
+            grace=self._policy.reuse_grace,
+        )
+        if result.outcome == "rotated":
+            audit("refresh", user_id=user.id, client_id=family.client_id, sid=family_id)
+            return response
+        if result.outcome == "grace":
+            audit("refresh", outcome="grace_replay", user_id=user.id, sid=family_id)
+            return msgspec.json.decode(unseal(secret, result.sealed or b""), type=TokenResponse)
+        if result.outcome == "reuse":
+            audit("refresh_reuse_detected", outcome="family_revoked", user_id=user.id, sid=family_id)
+            raise InvalidGrant("The refresh token was already used; the session has been revoked.")
+        raise InvalidGrant("The refresh token is invalid, expired or revoked.")
+
+    async def authenticate(self, claims: AccessClaims) -> AccessClaims:
+        """Reject an access token whose session has ended (``sid`` revoked or expired)."""
+        if claims.sid is not None and await self._families.get_family(claims.sid, self._clock()) is None:
+            raise InvalidToken("The session of this access token has ended.")
+        return claims
+
+    async def revoke_refresh_token(self, token: str, client: Client | None) -> bool:
+        """RFC 7009 for refresh tokens: revoke the family only with proof of possession."""
+        try:
+            family_id, secret = parse_token(token)
+        except InvalidGrant:
+            return False
+        now = self._clock()
+        family = await self._families.get_family(family_id, now)
+        if family is None or family.client_id != (client.id if client else None):
+            return False
+        if not await self._families.owns_token(family_id, hash_secret(secret), now):
+            return False
+        await self._families.revoke_family(family_id)
+        audit("revoke", user_id=family.user_id, client_id=family.client_id, sid=family_id)
+        return True
+
+    async def introspect_refresh_token(self, token: str, client: Client) -> Family | None:
+        """The live family of a refresh token the client owns, else None."""
+        try:
+            family_id, secret = parse_token(token)
+        except InvalidGrant:
+            return None
+        now = self._clock()
+        family = await self._families.get_family(family_id, now)
+        if family is None or family.client_id != client.id:
+            return None
+        if not await self._families.owns_token(family_id, hash_secret(secret), now, current_only=True):
+            return None
+        return family
+
+    async def end(self, user_id: UUID, family_id: str, reason: str) -> None:
+        """End one of the user's sessions; someone else's or an unknown one is 404."""
+        family = await self._families.get_family(family_id, self._clock())
+        if family is None or family.user_id != user_id:
+            raise NotFound("No such session.")
+        await self._families.revoke_family(family_id)
+        audit(reason, user_id=user_id, sid=family_id)
+
+    async def end_all(self, user_id: UUID, reason: str, keep: str | None = None) -> int:
+        ended = await self._families.revoke_user_families(user_id, keep=keep)
+        audit(reason, user_id=user_id, sessions=len(ended))
+        return len(ended)
+
+    async def list(self, user_id: UUID) -> list[Family]:
+        return await self._families.list_families(user_id, self._clock())
+
+    async def family(self, family_id: str) -> Family | None:
+        return await self._families.get_family(family_id, self._clock())

@@ -1,0 +1,247 @@
+"""Refresh families on Redis. Every state change is one Lua script, registered once.
+
+Keys (``{…}`` is the Redis Cluster hash tag, so each script touches one slot):
+
+- ``<prefix>rf:{<family>}``       hash: the family and the hash of its current token
+- ``<prefix>rf:{<family>}:used``  hash: used token hash → ``<rotated_at>|<sealed successor>``
+- ``<prefix>uf:{<user>}``         set: the user's family ids (an index; members may be stale)
+
+Both family keys expire at the family's absolute or idle expiry, whichever is first, so
+expired sessions vanish by themselves. Times come from the injected clock via ARGV.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.store.base import StorageUnavailable
+from service.store.sessions import Family, NewFamily, RotateResult
+
+__all__ = ["RedisFamilyStore", "open_redis"]
+
+T = TypeVar("T")
+
+_CREATE = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Returns {outcome, payload}; payload: sealed successor (grace) or the family fields (reuse).
+_ROTATE = """
+local fam, used = KEYS[1], KEYS[2]
+local presented, successor, sealed = ARGV[1], ARGV[2], ARGV[3]
+local now, grace = tonumber(ARGV[4]), tonumber(ARGV[5])
+local f = redis.call('HMGET', fam, 'cur', 'last', 'abs', 'idle')
+if not f[1] then return {'invalid'} end
+local last, abs, idle = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
+if now >= abs or now >= last + idle then
+  redis.call('DEL', fam, used)
+  return {'invalid'}
+end
+if f[1] == presented then
+  redis.call('HSET', used, presented, ARGV[4] .. '|' .. sealed)
+  redis.call('HSET', fam, 'cur', successor, 'last', ARGV[4])
+  local expire_ms = math.floor(math.min(abs, now + idle) * 1000)
+  redis.call('PEXPIREAT', fam, expire_ms)
+  redis.call('PEXPIREAT', used, expire_ms)
+  return {'rotated'}
+end
+local entry = redis.call('HGET', used, presented)
+if not entry then return {'invalid'} end
+local sep = string.find(entry, '|', 1, true)
+local rotated_at = tonumber(string.sub(entry, 1, sep - 1))
+if now - rotated_at <= grace then
+  return {'grace', string.sub(entry, sep + 1)}
+end
+local fields = redis.call('HGETALL', fam)
+redis.call('DEL', fam, used)
+return {'reuse', fields}
+"""
+
+_OWNS = """
+local cur = redis.call('HGET', KEYS[1], 'cur')
+if not cur then return 0 end
+if cur == ARGV[1] then return 1 end
+if ARGV[2] == '1' then return 0 end
+return redis.call('HEXISTS', KEYS[2], ARGV[1])
+"""
+
+_REVOKE = """
+local fields = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
+return fields
+"""
+
+
+def open_redis(url: str) -> aioredis.Redis:
+    """A client that fails fast (so callers answer 503) and reconnects by itself."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=15,
+        decode_responses=False,
+    )
+
+
+def _field(value: str | None) -> str:
+    return "" if value is None else value
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _family(family_id: str, raw: Any) -> Family | None:
+    """A family from HGETALL (a dict) or from a script's flat field/value list."""
+    pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+    text = {_text(key): _text(value) for key, value in pairs}
+    if not text:
+        return None
+    return Family(
+        id=family_id,
+        user_id=UUID(text["user"]),
+        client_id=text["client"] or None,
+        scope=text["scope"] or None,
+        origin=text["origin"],
+        user_agent=text["ua"] or None,
+        created_at=float(text["created"]),
+        last_used_at=float(text["last"]),
+        absolute_expires_at=float(text["abs"]),
+        idle_ttl=float(text["idle"]),
+    )
+
+
+class RedisFamilyStore:
+    """:class:`service.store.sessions.FamilyStore` on Redis (single node or Cluster)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "idp:") -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._create = client.register_script(_CREATE)
+        self._rotate = client.register_script(_ROTATE)
+        self._owns = client.register_script(_OWNS)
+        self._revoke = client.register_script(_REVOKE)
+
+    def _keys(self, family_id: str) -> list[str]:
+        family_key = f"{self._prefix}rf:{{{family_id}}}"
+        return [family_key, f"{family_key}:used"]
+
+    def _user_key(self, user_id: UUID) -> str:
+        return f"{self._prefix}uf:{{{user_id}}}"
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await operation()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc
+
+    async def create_family(self, family: NewFamily) -> None:
+        fields = {
+            "user": str(family.user_id),
+            "client": _field(family.client_id),
+            "scope": _field(family.scope),
+            "origin": family.origin,
+            "ua": _field(family.user_agent),
+            "cur": family.token_hash,
+            "created": repr(family.created_at),
+            "last": repr(family.created_at),
+            "abs": repr(family.absolute_expires_at),
+            "idle": repr(family.idle_ttl),
+        }
+        expire_ms = int(min(family.absolute_expires_at, family.created_at + family.idle_ttl) * 1000)
+        args: list[Any] = [expire_ms]
+        for name, value in fields.items():
+            args.extend((name, value))
+        user_key = self._user_key(family.user_id)
+
+        async def create() -> None:
+            await self._create(keys=self._keys(family.id)[:1], args=args)
+            await self._redis.sadd(user_key, family.id)
+            await self._redis.pexpireat(user_key, int(family.absolute_expires_at * 1000), gt=True)
+            await self._redis.pexpireat(user_key, int(family.absolute_expires_at * 1000), nx=True)
+
+        await self._call(create)
+
+    async def get_family(self, family_id: str, now: float) -> Family | None:
+        raw = await self._call(lambda: self._redis.hgetall(self._keys(family_id)[0]))
+        family = _family(family_id, raw)
+        if family is None or now >= family.expires_at:
+            return None
+        return family
+
+    async def rotate(
+        self,
+        family_id: str,
+        *,
+        presented_hash: str,
+        successor_hash: str,
+        sealed_successor: bytes,
+        now: float,
+        grace: float,
+    ) -> RotateResult:
+        args: list[bytes | str] = [
+            presented_hash,
+            successor_hash,
+            base64.b64encode(sealed_successor),
+            repr(now),
+            repr(grace),
+        ]
+        reply = await self._call(lambda: self._rotate(keys=self._keys(family_id), args=args))
+        outcome = reply[0].decode()
+        if outcome == "grace":
+            return RotateResult("grace", sealed=base64.b64decode(reply[1]))
+        if outcome == "reuse":
+            return RotateResult("reuse", family=_family(family_id, reply[1]))
+        return RotateResult(outcome)
+
+    async def owns_token(
+        self, family_id: str, token_hash: str, now: float, *, current_only: bool = False
+    ) -> bool:
+        if await self.get_family(family_id, now) is None:
+            return False
+        args = [token_hash, "1" if current_only else "0"]
+        return bool(await self._call(lambda: self._owns(keys=self._keys(family_id), args=args)))
+
+    async def revoke_family(self, family_id: str) -> Family | None:
+        raw = await self._call(lambda: self._revoke(keys=self._keys(family_id), args=[]))
+        family = _family(family_id, raw)
+        if family is not None:
+            await self._call(lambda: self._redis.srem(self._user_key(family.user_id), family_id))
+        return family
+
+    async def list_families(self, user_id: UUID, now: float) -> list[Family]:
+        members = await self._call(lambda: self._redis.smembers(self._user_key(user_id)))
+        families = []
+        for member in sorted(members):
+            family = await self.get_family(_text(member), now)
+            if family is not None and family.user_id == user_id:
+                families.append(family)
+        families.sort(key=lambda f: f.created_at)
+        return families
+
+    async def revoke_user_families(self, user_id: UUID, keep: str | None = None) -> list[Family]:
+        members = await self._call(lambda: self._redis.smembers(self._user_key(user_id)))
+        revoked = []
+        for member in sorted(members):
+            family_id = _text(member)
+            if family_id == keep:
+                continue
+            family = await self.revoke_family(family_id)
+            if family is not None:
+                revoked.append(family)
+        return revoked
+
+    async def ping(self) -> None:
+        await self._call(self._redis.ping)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

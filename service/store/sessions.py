@@ -1,0 +1,122 @@
+"""Refresh-token families (sessions) and OAuth clients: records and storage Protocols.
+
+A family is one signed-in session. It holds the hash of its one current refresh token and
+remembers the hashes of the tokens it already rotated, each with the time of rotation and the
+successor response sealed under a key derived from that (used) token. Presenting:
+
+- the current token → ``rotated``: the successor becomes current;
+- a used token within the grace window → ``grace``: the sealed successor is returned, so
+  concurrent refreshes (two tabs, a lost response) all get the same pair;
+- a used token after the window → ``reuse``: the family is deleted at once;
+- anything else, or an expired family → ``invalid``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+from uuid import UUID
+
+import msgspec
+
+__all__ = ["Client", "ClientStore", "Family", "FamilyStore", "NewFamily", "RotateResult"]
+
+
+class NewFamily(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    user_id: UUID
+    client_id: str | None
+    scope: str | None
+    origin: str
+    user_agent: str | None
+    token_hash: str
+    created_at: float
+    absolute_expires_at: float
+    idle_ttl: float
+
+
+class Family(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    user_id: UUID
+    client_id: str | None
+    scope: str | None
+    origin: str
+    user_agent: str | None
+    created_at: float
+    last_used_at: float
+    absolute_expires_at: float
+    idle_ttl: float
+
+    @property
+    def expires_at(self) -> float:
+        return min(self.absolute_expires_at, self.last_used_at + self.idle_ttl)
+
+
+class RotateResult(msgspec.Struct, frozen=True):
+    outcome: Literal["rotated", "grace", "reuse", "invalid"]
+    sealed: bytes | None = None
+    """The stored successor, for ``grace``."""
+    family: Family | None = None
+    """The family as it was, for ``reuse`` (audit) and ``rotated``."""
+
+
+@runtime_checkable
+class FamilyStore(Protocol):
+    async def create_family(self, family: NewFamily) -> None: ...
+
+    async def get_family(self, family_id: str, now: float) -> Family | None:
+        """The live family, or None when unknown, revoked or expired."""
+        ...
+
+    async def rotate(
+        self,
+        family_id: str,
+        *,
+        presented_hash: str,
+        successor_hash: str,
+        sealed_successor: bytes,
+        now: float,
+        grace: float,
+    ) -> RotateResult:
+        """Atomically apply the rules in this module's docstring."""
+        ...
+
+    async def owns_token(
+        self, family_id: str, token_hash: str, now: float, *, current_only: bool = False
+    ) -> bool:
+        """True when the hash is the live family's current token or (unless ``current_only``)
+        one it already rotated: proof of possession."""
+        ...
+
+    async def revoke_family(self, family_id: str) -> Family | None:
+        """Delete the family; return what it was (None if it was already gone)."""
+        ...
+
+    async def list_families(self, user_id: UUID, now: float) -> list[Family]: ...
+
+    async def revoke_user_families(self, user_id: UUID, keep: str | None = None) -> list[Family]:
+        """Delete every family of the user except ``keep``; return the deleted ones."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Client(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    secret_hash: str
+    created_at: float
+
+
+@runtime_checkable
+class ClientStore(Protocol):
+    async def create_client(self, client: Client) -> None:
+        """Insert; raise :class:`service.errors.ClientExists` when the id is taken."""
+        ...
+
+    async def get_client(self, client_id: str) -> Client | None: ...
+
+    async def list_clients(self) -> list[Client]: ...
+
+    async def delete_client(self, client_id: str) -> bool: ...
