@@ -16,7 +16,7 @@ from service.emails import normalize_email
 from service.errors import EmailTaken, InvalidCredentials, InvalidEmail, InvalidToken, NotFound
 from service.passwords import PasswordService, check_password_policy
 from service.sessions import Sessions, TokenResponse
-from service.store.base import NewUser, User, UserStore
+from service.store.base import NewUser, StorageUnavailable, User, UserStore
 from service.tokens.access import AccessClaims
 
 __all__ = ["Accounts"]
@@ -61,8 +61,14 @@ class Accounts:
         self, email: str, password: str, name: str | None, user_agent: str | None = None
     ) -> tuple[User, TokenResponse]:
         user = await self.create_user(email, password, name)
+        try:
+            tokens = await self._sessions.start(user, origin="signup", user_agent=user_agent)
+        except StorageUnavailable:
+            # Nothing half-written: without a session the caller retries, and must not meet 409.
+            await self._users.delete_user(user.id)
+            raise
         audit("signup", user_id=user.id)
-        return user, await self._sessions.start(user, origin="signup", user_agent=user_agent)
+        return user, tokens
 
     async def login(
         self, email: str, password: str, user_agent: str | None = None

@@ -163,6 +163,35 @@ def cmd_users_roles(settings: Settings, args: argparse.Namespace) -> None:
     _with_runtime(settings, update)
 
 
+def cmd_clients_add(settings: Settings, args: argparse.Namespace) -> None:
+    async def add(runtime: Runtime) -> None:
+        client, secret = await runtime.clients.register(args.name, args.id)
+        print(f"client_id: {client.id}")
+        print(f"client_secret: {secret}")
+        print("Store the secret now: it is not shown again.", file=sys.stderr)
+
+    _with_runtime(settings, add)
+
+
+def cmd_clients_list(settings: Settings, _: argparse.Namespace) -> None:
+    async def show(runtime: Runtime) -> None:
+        clients = await runtime.clients.list()
+        if not clients:
+            print("no clients")
+        for client in clients:
+            print(f"{client.id}\t{client.name}\t{_when(client.created_at)}")
+
+    _with_runtime(settings, show)
+
+
+def cmd_clients_remove(settings: Settings, args: argparse.Namespace) -> None:
+    async def remove(runtime: Runtime) -> None:
+        await runtime.clients.remove(args.id)
+        print(f"removed client {args.id}")
+
+    _with_runtime(settings, remove)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idp", description="Identity provider service.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     roles.add_argument("email")
     roles.add_argument("--set", help="comma-separated roles replacing the current ones")
     roles.set_defaults(handler=cmd_users_roles)
+
+    clients = sub.add_parser("clients", help="manage confidential OAuth clients").add_subparsers(
+        dest="clients", required=True
+    )
+    add = clients.add_parser("add", help="register a client; prints its secret once")
+    add.add_argument("name")
+    add.add_argument("--id", help="client id (default: random)")
+    add.set_defaults(handler=cmd_clients_add)
+    clients.add_parser("list", help="list clients").set_defaults(handler=cmd_clients_list)
+    remove = clients.add_parser("remove", help="delete a client")
+    remove.add_argument("id")
+    remove.set_defaults(handler=cmd_clients_remove)
     return parser
 
 

@@ -15,8 +15,8 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from litestar import Litestar
+from redis.exceptions import RedisError
 
 from service.app import create_app
 from service.clock import FrozenClock
@@ -24,7 +24,10 @@ from service.config import Settings, load_settings
 from service.runtime import Runtime
 from service.store.base import Database
 from service.store.postgres import PostgresDatabase
+from service.store.redis import RedisFamilyStore, open_redis
+from service.store.sessions import FamilyStore
 from service.store.sqlite import SqliteDatabase
+from service.store.sqlite_sessions import SqliteFamilyStore
 from service.tokens.access import quiet_eddsa_deprecation
 from tests.support.server import CHEAP_ARGON2
 
@@ -179,3 +182,25 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
             yield http
     finally:
         await runtime.stop()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def families(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server: str
+) -> AsyncIterator[FamilyStore]:
+    """Every session store: the embedded SQLite one and Redis (own key prefix, cleaned up)."""
+    if request.param == "redis":
+        prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
+        store = RedisFamilyStore(open_redis(redis_server), prefix=prefix)
+        try:
+            yield store
+        finally:
+            await store.close()
+            await delete_prefix(redis_server, prefix)
+    else:
+        db = await SqliteDatabase.open(tmp_path / "sessions.sqlite3")
+        await db.migrate()
+        try:
+            yield SqliteFamilyStore(db)
+        finally:
+            await db.close()

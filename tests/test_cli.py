@@ -109,3 +109,18 @@ def test_invalid_configuration_names_the_variable(idp: Run) -> None:
     result = idp("migrate", env={"IDP_SIGNING_ALG": "HS256"})
     assert result.returncode == 2
     assert "IDP_SIGNING_ALG" in result.stderr
+
+
+def test_clients_add_list_remove(idp: Run, tmp_path: Path) -> None:
+    """A client's secret is printed once and stored only as a hash."""
+    added = idp("clients", "add", "Billing API", "--id", "billing")
+    assert added.returncode == 0, added.stderr
+    lines = dict(line.split(": ", 1) for line in added.stdout.strip().splitlines())
+    assert lines["client_id"] == "billing"
+    assert lines["client_secret"].startswith("idpcs_")
+    assert lines["client_secret"].encode() not in (tmp_path / "data" / "idp.sqlite3").read_bytes()
+    assert idp("clients", "add", "again", "--id", "billing").returncode == 1
+    assert idp("clients", "list").stdout.startswith("billing\tBilling API\t")
+    assert idp("clients", "remove", "billing").returncode == 0
+    assert idp("clients", "list").stdout.strip() == "no clients"
+    assert idp("clients", "remove", "billing").returncode == 1

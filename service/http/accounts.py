@@ -173,7 +173,10 @@ class AccountsController(Controller):
 
     @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT)
     async def end_session(
-        self, session_id: FromPath[str], claims: NamedDependency[AccessClaims], sessions: NamedDependency[Sessions]
+        self,
+        session_id: FromPath[str],
+        claims: NamedDependency[AccessClaims],
+        sessions: NamedDependency[Sessions],
     ) -> None:
         """End one of the account's sessions."""
         await sessions.end(UUID(claims.sub), session_id, "session_ended")

@@ -123,6 +123,9 @@ class PostgresDatabase:
             )
         )
 
+    async def delete_user(self, user_id: UUID) -> bool:
+        return await self.fetchrow("DELETE FROM users WHERE id = $1 RETURNING id", user_id) is not None
+
     async def set_password_hash(self, user_id: UUID, password_hash: str, now: float) -> None:
         await self.fetchrow(
             "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",

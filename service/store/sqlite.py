@@ -156,6 +156,10 @@ class SqliteDatabase:
             )
         )
 
+    async def delete_user(self, user_id: UUID) -> bool:
+        cursor = await self.run(lambda conn: conn.execute("DELETE FROM users WHERE id = ?", (str(user_id),)))
+        return cursor.rowcount > 0
+
     async def set_password_hash(self, user_id: UUID, password_hash: str, now: float) -> None:
         await self.run(
             lambda conn: conn.execute(

@@ -104,3 +104,12 @@ async def test_user_without_password_hash(database: Database) -> None:
         )
     )
     assert (user.password_hash, user.name, user.roles) == (None, None, ())
+
+
+async def test_delete_user(database: Database) -> None:
+    """A deleted user is gone and its email is free again."""
+    user = await database.create_user(new_user())
+    assert await database.delete_user(user.id)
+    assert await database.get_user(user.id) is None
+    assert not await database.delete_user(user.id)
+    await database.create_user(new_user())
