@@ -106,10 +106,11 @@ def cmd_keys_list(settings: Settings, _: argparse.Namespace) -> None:
 
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
     delay = settings.key_rotation_delay if args.delay is None else args.delay
-    if delay < settings.jwks_max_age and not args.force:
+    if delay < settings.minimum_rotation_delay and not args.force:
         raise CliError(
-            f"--delay {delay} is shorter than IDP_JWKS_MAX_AGE ({settings.jwks_max_age}): "
-            "verifiers with a cached JWKS would reject the new key's tokens (use --force)",
+            f"--delay {delay} is shorter than IDP_JWKS_MAX_AGE + IDP_KEYS_RELOAD_INTERVAL "
+            f"({settings.minimum_rotation_delay}): verifiers with a cached JWKS would reject "
+            "the new key's tokens (use --force)",
             EXIT_USAGE,
         )
     key = rotate_keys(settings.keys_dir, args.alg or settings.signing_alg, time.time(), delay)

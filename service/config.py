@@ -6,6 +6,7 @@ tests build settings from plain dictionaries; every validation error names the v
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -38,7 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     signing_alg: SigningAlg = "EdDSA"
     access_token_ttl: int = 900
     jwks_max_age: int = 300
-    key_rotation_delay: int = 300
+    key_rotation_delay: int = 305
     keys_reload_interval: float = 5.0
     argon2_memory_kib: int = 19456
     argon2_time_cost: int = 2
@@ -55,6 +56,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def database_kind(self) -> Literal["sqlite", "postgresql"]:
         return "postgresql" if self.database_url.startswith(("postgresql://", "postgres://")) else "sqlite"
+
+    @property
+    def minimum_rotation_delay(self) -> int:
+        """A rotated-in key reaches the JWKS at an instance's next folder reload, and a verifier
+        may then keep the older JWKS for a full max-age: the new key must not sign before."""
+        return self.jwks_max_age + math.ceil(self.keys_reload_interval)
 
     @property
     def sqlite_path(self) -> Path:
@@ -153,11 +160,15 @@ def load_settings(
         }:
             raise ConfigError("IDP_ISSUER must be an https URL when IDP_ENV=production")
     jwks_max_age = _parse(source, "IDP_JWKS_MAX_AGE", _positive_int, 300)
-    rotation_delay = _parse(source, "IDP_KEY_ROTATION_DELAY", _positive_int, jwks_max_age)
-    if rotation_delay < jwks_max_age:
+    reload_interval = _parse(source, "IDP_KEYS_RELOAD_INTERVAL", _non_negative_float, 5.0)
+    # A rotated-in key reaches the JWKS only at an instance's next folder reload; a verifier
+    # may then cache the older JWKS for a full max-age. The new key must not sign before that.
+    minimum_delay = jwks_max_age + math.ceil(reload_interval)
+    rotation_delay = _parse(source, "IDP_KEY_ROTATION_DELAY", _positive_int, minimum_delay)
+    if rotation_delay < minimum_delay:
         raise ConfigError(
-            f"IDP_KEY_ROTATION_DELAY={rotation_delay} is invalid: must be at least "
-            f"IDP_JWKS_MAX_AGE ({jwks_max_age}) so caches see a key before it signs"
+            f"IDP_KEY_ROTATION_DELAY={rotation_delay} is invalid: must be at least IDP_JWKS_MAX_AGE "
+            f"+ IDP_KEYS_RELOAD_INTERVAL ({minimum_delay}) so caches see a key before it signs"
         )
     memory = _parse(source, "IDP_ARGON2_MEMORY_KIB", _positive_int, 19456)
     parallelism = _parse(source, "IDP_ARGON2_PARALLELISM", _positive_int, 1)
@@ -189,7 +200,7 @@ def load_settings(
         access_token_ttl=_parse(source, "IDP_ACCESS_TOKEN_TTL", _positive_int, 900),
         jwks_max_age=jwks_max_age,
         key_rotation_delay=rotation_delay,
-        keys_reload_interval=_parse(source, "IDP_KEYS_RELOAD_INTERVAL", _non_negative_float, 5.0),
+        keys_reload_interval=reload_interval,
         argon2_memory_kib=memory,
         argon2_time_cost=_parse(source, "IDP_ARGON2_TIME_COST", _positive_int, 2),
         argon2_parallelism=parallelism,

@@ -85,7 +85,7 @@ def test_rotate_refuses_a_delay_shorter_than_the_jwks_cache(idp: Run) -> None:
     """A new key must not sign before verifiers' cached JWKS can have seen it."""
     result = idp("keys", "rotate", "--delay", "10")
     assert result.returncode == 2
-    assert "IDP_JWKS_MAX_AGE" in result.stderr
+    assert "IDP_JWKS_MAX_AGE + IDP_KEYS_RELOAD_INTERVAL" in result.stderr
 
 
 def test_migrate_applies_then_reports_up_to_date(idp: Run) -> None:

@@ -54,7 +54,7 @@ KEY_SHAPES: dict[str, dict[str, str]] = {
 }
 NODE_DIR = Path(__file__).parent / "node"
 NODE_SCRIPT = NODE_DIR / "verify.mjs"
-PASSWORD = "interop horse battery staple 42"  # noqa: S105 - a test account's password
+PASSWORD = "interop horse battery staple 42"
 HTTP_TIMEOUT = 10.0
 NODE_REPLY_TIMEOUT = 15.0
 
@@ -113,13 +113,16 @@ def jwks_max_age(server: RunningServer, alg: str) -> int:
     return int(match.group(1))
 
 
-def rotate_keys(server_workdir: Path, env: Mapping[str, str]) -> str:
-    """Run ``python -m service keys rotate`` against the server's keys folder; return the new kid."""
+def rotate_keys(server_workdir: Path, env: Mapping[str, str], *args: str) -> str:
+    """Run ``python -m service keys rotate [args]`` on the server's keys folder; return the new kid.
+
+    Same working directory and ``IDP_*`` variables as the server, so the same keys folder.
+    """
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     child_env.update(CHEAP_ARGON2)
     child_env.update(env)
     completed = subprocess.run(
-        [sys.executable, "-m", "service", "keys", "rotate"],
+        [sys.executable, "-m", "service", "keys", "rotate", *args],
         cwd=server_workdir,
         env=child_env,
         capture_output=True,

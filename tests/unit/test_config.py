@@ -53,6 +53,7 @@ def test_postgres_url_selects_postgres() -> None:
         ({"IDP_ACCESS_TOKEN_TTL": "-5"}, "IDP_ACCESS_TOKEN_TTL"),
         ({"IDP_ARGON2_MEMORY_KIB": "lots"}, "IDP_ARGON2_MEMORY_KIB"),
         ({"IDP_JWKS_MAX_AGE": "600", "IDP_KEY_ROTATION_DELAY": "60"}, "IDP_KEY_ROTATION_DELAY"),
+        ({"IDP_JWKS_MAX_AGE": "60", "IDP_KEY_ROTATION_DELAY": "60"}, "IDP_KEYS_RELOAD_INTERVAL"),
         ({"IDP_AUTO_MIGRATE": "maybe"}, "IDP_AUTO_MIGRATE"),
         ({"IDP_DATABASE_URL": "postgresql://u@db/idp"}, "IDP_REDIS_URL"),
         ({"IDP_REFRESH_IDLE_TTL": "100", "IDP_REFRESH_ABSOLUTE_TTL": "50"}, "IDP_REFRESH_IDLE_TTL"),
