@@ -180,35 +180,37 @@ class Sessions:
             raise InvalidToken("The session of this access token has ended.")
         return claims
 
-    async def revoke_refresh_token(self, token: str, client: Client | None) -> bool:
-        """RFC 7009 for refresh tokens: revoke the family only with proof of possession."""
+    async def _possessed_family(
+        self, token: str, client: Client | None, *, current_only: bool
+    ) -> Family | None:
+        """The live family of ``token`` when the token proves possession and belongs to
+        ``client`` (None for first-party sessions); otherwise None."""
         try:
             family_id, secret = parse_token(token)
         except InvalidGrant:
-            return False
+            return None
         now = self._clock()
         family = await self._families.get_family(family_id, now)
         if family is None or family.client_id != (client.id if client else None):
+            return None
+        if not await self._families.owns_token(
+            family_id, hash_secret(secret), now, current_only=current_only
+        ):
+            return None
+        return family
+
+    async def revoke_refresh_token(self, token: str, client: Client | None) -> bool:
+        """RFC 7009 for refresh tokens: any token of the family (current or rotated) revokes it."""
+        family = await self._possessed_family(token, client, current_only=False)
+        if family is None:
             return False
-        if not await self._families.owns_token(family_id, hash_secret(secret), now):
-            return False
-        await self._families.revoke_family(family_id)
-        audit("revoke", user_id=family.user_id, client_id=family.client_id, sid=family_id)
+        await self._families.revoke_family(family.id)
+        audit("revoke", user_id=family.user_id, client_id=family.client_id, sid=family.id)
         return True
 
     async def introspect_refresh_token(self, token: str, client: Client) -> Family | None:
-        """The live family of a refresh token the client owns, else None."""
-        try:
-            family_id, secret = parse_token(token)
-        except InvalidGrant:
-            return None
-        now = self._clock()
-        family = await self._families.get_family(family_id, now)
-        if family is None or family.client_id != client.id:
-            return None
-        if not await self._families.owns_token(family_id, hash_secret(secret), now, current_only=True):
-            return None
-        return family
+        """The live family of the client's current refresh token, else None."""
+        return await self._possessed_family(token, client, current_only=True)
 
     async def end(self, user_id: UUID, family_id: str, reason: str) -> None:
         """End one of the user's sessions; someone else's or an unknown one is 404."""
