@@ -56,6 +56,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
             "families": provider("families"),
             "sessions": provider("sessions"),
             "clients": provider("clients"),
+            "exchange": provider("exchange"),
             "claims": Provide(claims),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "discovery": Provide(lambda: discovery, sync_to_thread=False),

@@ -15,16 +15,16 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from service.errors import ConfigError
+from service.exchange.policy import EMPTY as EMPTY_TRUST
+from service.exchange.policy import TrustConfig, load_trust_config
+
 __all__ = ["SIGNING_ALGS", "ConfigError", "Settings", "load_settings"]
 
 SIGNING_ALGS = ("EdDSA", "RS256", "ES256")
 Environment = Literal["development", "production"]
 SigningAlg = Literal["EdDSA", "RS256", "ES256"]
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +52,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     refresh_absolute_ttl: int = 30 * 24 * 3600
     refresh_idle_ttl: int = 7 * 24 * 3600
     refresh_reuse_grace: float = 10.0
+    config_path: Path | None = None
+    trust: TrustConfig = EMPTY_TRUST
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgresql"]:
@@ -187,6 +189,7 @@ def load_settings(
         raise ConfigError(
             f"IDP_REFRESH_IDLE_TTL={idle_ttl} is invalid: must not exceed IDP_REFRESH_ABSOLUTE_TTL"
         )
+    config_path = _parse(source, "IDP_CONFIG", Path, None)
     return Settings(
         env=environment,  # type: ignore[arg-type]
         host=host,
@@ -212,4 +215,6 @@ def load_settings(
         refresh_absolute_ttl=absolute_ttl,
         refresh_idle_ttl=idle_ttl,
         refresh_reuse_grace=_parse(source, "IDP_REFRESH_REUSE_GRACE", _non_negative_float, 10.0),
+        config_path=config_path,
+        trust=load_trust_config(config_path, source),
     )

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 __all__ = [
     "ClientExists",
+    "ConfigError",
     "EmailTaken",
     "IdPError",
     "InvalidClient",
@@ -20,6 +21,7 @@ __all__ = [
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
+    "InvalidTarget",
     "InvalidToken",
     "NotFound",
     "PasswordTooCommon",
@@ -28,9 +30,14 @@ __all__ = [
     "RequestTooLarge",
     "ServerError",
     "TemporarilyUnavailable",
+    "UnauthorizedClient",
     "UnsupportedGrantType",
     "UnsupportedMediaType",
 ]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable. Not an HTTP error."""
 
 
 class IdPError(Exception):
@@ -155,6 +162,20 @@ class InvalidClient(IdPError):
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Basic realm="idp"'}
+
+
+class UnauthorizedClient(IdPError):
+    error = "unauthorized_client"
+    status_code = 400
+    default_description = "The client is not authorized to use this grant."
+
+
+class InvalidTarget(IdPError):
+    """RFC 8693 §2.2.2: the requested audience or resource is not one we issue for."""
+
+    error = "invalid_target"
+    status_code = 400
+    default_description = "The requested audience is not acceptable."
 
 
 class UnsupportedGrantType(IdPError):

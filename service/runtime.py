@@ -9,10 +9,14 @@ import asyncio
 import contextlib
 import logging
 
+import httpx
+
 from service.accounts import Accounts
 from service.clients import Clients
 from service.clock import Clock, system_clock
 from service.config import Settings
+from service.exchange.grant import TokenExchange
+from service.exchange.remote_jwks import RemoteJWKS
 from service.keys.files import ensure_signing_key
 from service.keys.keyring import KeyRing
 from service.passwords import PasswordService
@@ -42,6 +46,7 @@ class Runtime:
     passwords: PasswordService
     access_tokens: AccessTokens
     accounts: Accounts
+    exchange: TokenExchange
 
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
@@ -52,7 +57,7 @@ class Runtime:
         settings = self.settings
         stores = await open_stores(settings)
         self.database, self.families = stores.database, stores.families
-        self.clients = Clients(stores.clients, self.clock)
+        self.clients = Clients(stores.clients, self.clock, settings.trust.client_secret_hashes)
         if settings.auto_migrate:
             applied = await self.database.migrate()
             if applied:
@@ -84,6 +89,22 @@ class Runtime:
                 idle_ttl=settings.refresh_idle_ttl,
                 reuse_grace=settings.refresh_reuse_grace,
             ),
+            clock=self.clock,
+        )
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(3.0), follow_redirects=False)
+        remote_jwks = {
+            issuer.issuer: RemoteJWKS(
+                issuer=issuer.issuer, url=issuer.jwks_uri, http=self._http, clock=self.clock
+            )
+            for issuer in settings.trust.issuers.values()
+        }
+        self.exchange = TokenExchange(
+            issuers=settings.trust.issuers,
+            jwks=remote_jwks,
+            identities=self.database,
+            replay=stores.replay,
+            sessions=self.sessions,
+            audience=settings.audience,
             clock=self.clock,
         )
         self.accounts = Accounts(
@@ -131,6 +152,8 @@ class Runtime:
         self._tasks.clear()
         if hasattr(self, "passwords"):
             self.passwords.close()
+        if hasattr(self, "_http"):
+            await self._http.aclose()
         if hasattr(self, "families"):
             await self.families.close()
         if hasattr(self, "database"):

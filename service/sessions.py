@@ -29,6 +29,8 @@ class TokenResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     """RFC 6749 §5.1 token response."""
 
     access_token: str
+    issued_token_type: str | None = None
+    """RFC 8693 §2.2.1, for token-exchange responses only."""
     token_type: str
     expires_in: int
     refresh_token: str | None = None

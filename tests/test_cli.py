@@ -91,7 +91,10 @@ def test_rotate_refuses_a_delay_shorter_than_the_jwks_cache(idp: Run) -> None:
 def test_migrate_applies_then_reports_up_to_date(idp: Run) -> None:
     """``idp migrate`` applies once and is idempotent."""
     first = idp("migrate")
-    assert (first.returncode, first.stdout.strip()) == (0, "applied: 0001_users, 0002_clients_and_sessions")
+    assert (first.returncode, first.stdout.strip()) == (
+        0,
+        "applied: 0001_users, 0002_clients_and_sessions, 0003_identities",
+    )
     assert idp("migrate").stdout.strip() == "database is up to date"
 
 

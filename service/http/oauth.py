@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_200_OK
 from service.accounts import Accounts
 from service.clients import Clients
 from service.errors import IdPError, InvalidClient, InvalidRequest, UnsupportedGrantType
+from service.exchange.grant import GRANT_TYPE, TokenExchange
 from service.http.auth import authenticate_client, read_params
 from service.sessions import Sessions, TokenResponse
 from service.tokens.access import AccessTokens
@@ -20,7 +21,7 @@ from service.tokens.refresh import PREFIX as REFRESH_PREFIX
 
 __all__ = ["GRANT_TYPES", "OAuthController"]
 
-GRANT_TYPES = ["refresh_token"]
+GRANT_TYPES = ["refresh_token", GRANT_TYPE]
 
 
 def _required(params: dict[str, str], name: str) -> str:
@@ -60,8 +61,9 @@ class OAuthController(Controller):
         request: Request[Any, Any, Any],
         sessions: NamedDependency[Sessions],
         clients: NamedDependency[Clients],
+        exchange: NamedDependency[TokenExchange],
     ) -> TokenResponse:
-        """Token endpoint. Grants: ``refresh_token``."""
+        """Token endpoint. Grants: ``refresh_token`` and RFC 8693 token exchange."""
         params = await read_params(request)
         grant_type = _required(params, "grant_type")
         client = await authenticate_client(request, params, clients)
@@ -69,6 +71,10 @@ class OAuthController(Controller):
             return await sessions.refresh(
                 _required(params, "refresh_token"), client=client, scope=params.get("scope")
             )
+        if grant_type == GRANT_TYPE:
+            if client is None:
+                raise InvalidClient("Token exchange requires client authentication.")
+            return await exchange.exchange(params, client)
         raise UnsupportedGrantType(f"The grant type {grant_type[:64]!r} is not supported.")
 
     @post("/revoke", status_code=HTTP_200_OK)

@@ -65,7 +65,11 @@ class UserStore(Protocol):
 
 @runtime_checkable
 class Database(UserStore, Protocol):
-    """A backend: the stores it serves plus its lifecycle."""
+    """A backend: accounts, external identities (see :mod:`service.store.exchange`), lifecycle."""
+
+    async def user_for_identity(self, issuer: str, subject: str) -> User | None: ...
+
+    async def provision(self, issuer: str, subject: str, user: NewUser, *, link_existing: bool) -> User: ...
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the versions applied now."""

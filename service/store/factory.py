@@ -6,11 +6,12 @@ import msgspec
 
 from service.config import Settings
 from service.store.base import Database
+from service.store.exchange import ReplayCache
 from service.store.postgres import PostgresClientStore, PostgresDatabase
-from service.store.redis import RedisFamilyStore, open_redis
+from service.store.redis import RedisFamilyStore, RedisReplayCache, open_redis
 from service.store.sessions import ClientStore, FamilyStore
 from service.store.sqlite import SqliteDatabase
-from service.store.sqlite_sessions import SqliteClientStore, SqliteFamilyStore
+from service.store.sqlite_sessions import SqliteClientStore, SqliteFamilyStore, SqliteReplayCache
 
 __all__ = ["Stores", "open_stores"]
 
@@ -19,6 +20,7 @@ class Stores(msgspec.Struct, frozen=True):
     database: Database
     families: FamilyStore
     clients: ClientStore
+    replay: ReplayCache
 
 
 async def open_stores(settings: Settings) -> Stores:
@@ -32,9 +34,12 @@ async def open_stores(settings: Settings) -> Stores:
         sqlite = await SqliteDatabase.open(settings.sqlite_path)
         database, clients = sqlite, SqliteClientStore(sqlite)
     families: FamilyStore
+    replay: ReplayCache
     if settings.redis_url is not None:
-        families = RedisFamilyStore(open_redis(settings.redis_url), prefix=settings.redis_prefix)
+        redis = open_redis(settings.redis_url)
+        families = RedisFamilyStore(redis, prefix=settings.redis_prefix)
+        replay = RedisReplayCache(redis, prefix=settings.redis_prefix)
     else:
         assert isinstance(database, SqliteDatabase)  # config forbids PostgreSQL without Redis
-        families = SqliteFamilyStore(database)
-    return Stores(database, families, clients)
+        families, replay = SqliteFamilyStore(database), SqliteReplayCache(database)
+    return Stores(database, families, clients, replay)

@@ -22,6 +22,28 @@ _USER_COLUMNS = "id, email, email_normalized, password_hash, name, roles, disabl
 _UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
+_INSERT_USER = (
+    f"INSERT INTO users ({_USER_COLUMNS}) "
+    f"VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7) RETURNING {_USER_COLUMNS}"
+)
+_IDENTITY_USER = (
+    "SELECT " + ", ".join(f"u.{name.strip()}" for name in _USER_COLUMNS.split(",")) + " FROM identities i "
+    "JOIN users u ON u.id = i.user_id WHERE i.issuer = $1 AND i.subject = $2"
+)
+
+
+def _user_values(user: NewUser) -> tuple[object, ...]:
+    return (
+        user.id,
+        user.email,
+        user.email_normalized,
+        user.password_hash,
+        user.name,
+        list(user.roles),
+        _ts(user.created_at),
+    )
+
+
 def _ts(value: float) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC)
 
@@ -95,18 +117,7 @@ class PostgresDatabase:
 
     async def create_user(self, user: NewUser) -> User:
         try:
-            row = await self.fetchrow(
-                f"INSERT INTO users ({_USER_COLUMNS}) "
-                "VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7) "
-                f"RETURNING {_USER_COLUMNS}",
-                user.id,
-                user.email,
-                user.email_normalized,
-                user.password_hash,
-                user.name,
-                list(user.roles),
-                _ts(user.created_at),
-            )
+            row = await self.fetchrow(_INSERT_USER, *_user_values(user))
         except asyncpg.UniqueViolationError as exc:
             raise EmailTaken from exc
         created = _user(row)
@@ -125,6 +136,40 @@ class PostgresDatabase:
 
     async def delete_user(self, user_id: UUID) -> bool:
         return await self.fetchrow("DELETE FROM users WHERE id = $1 RETURNING id", user_id) is not None
+
+    async def user_for_identity(self, issuer: str, subject: str) -> User | None:
+        return _user(await self.fetchrow(_IDENTITY_USER, issuer, subject))
+
+    async def provision(self, issuer: str, subject: str, user: NewUser, *, link_existing: bool) -> User:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # Serialise provisioning of one identity; released at commit.
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{issuer} {subject}")
+                linked = _user(await conn.fetchrow(_IDENTITY_USER, issuer, subject))
+                if linked is not None:
+                    return linked
+                existing = _user(
+                    await conn.fetchrow(
+                        f"SELECT {_USER_COLUMNS} FROM users WHERE email_normalized = $1",
+                        user.email_normalized,
+                    )
+                )
+                if existing is not None and not link_existing:
+                    raise EmailTaken
+                target = existing or _user(await conn.fetchrow(_INSERT_USER, *_user_values(user)))
+                assert target is not None
+                await conn.execute(
+                    "INSERT INTO identities (issuer, subject, user_id, created_at) VALUES ($1, $2, $3, $4)",
+                    issuer,
+                    subject,
+                    target.id,
+                    _ts(user.created_at),
+                )
+                return target
+        except asyncpg.UniqueViolationError as exc:
+            raise EmailTaken from exc
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(str(exc)) from exc
 
     async def set_password_hash(self, user_id: UUID, password_hash: str, now: float) -> None:
         await self.fetchrow(

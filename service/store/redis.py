@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from service.store.base import StorageUnavailable
 from service.store.sessions import Family, NewFamily, RotateResult
 
-__all__ = ["RedisFamilyStore", "open_redis"]
+__all__ = ["RedisFamilyStore", "RedisReplayCache", "open_redis"]
 
 T = TypeVar("T")
 
@@ -245,3 +245,21 @@ class RedisFamilyStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+class RedisReplayCache:
+    """:class:`service.store.exchange.ReplayCache`: one ``SET NX PXAT`` per fingerprint."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "idp:") -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    async def remember(self, fingerprint: str, *, expires_at: float, now: float) -> bool:
+        if expires_at <= now:
+            return False
+        key = f"{self._prefix}xr:{{{fingerprint}}}"
+        try:
+            stored = await self._redis.set(key, b"1", nx=True, pxat=int(expires_at * 1000))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc
+        return bool(stored)

@@ -43,6 +43,35 @@ def _user(row: sqlite3.Row | None) -> User | None:
     )
 
 
+def _insert_user(conn: sqlite3.Connection, user: NewUser) -> User:
+    row = conn.execute(
+        f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING {_USER_COLUMNS}",
+        (
+            str(user.id),
+            user.email,
+            user.email_normalized,
+            user.password_hash,
+            user.name,
+            json.dumps(list(user.roles)),
+            user.created_at,
+            user.created_at,
+        ),
+    ).fetchone()
+    created = _user(row)
+    assert created is not None
+    return created
+
+
+def _identity_user(conn: sqlite3.Connection, issuer: str, subject: str) -> User | None:
+    columns = ", ".join(f"u.{name.strip()}" for name in _USER_COLUMNS.split(","))
+    row = conn.execute(
+        f"SELECT {columns} FROM identities i JOIN users u ON u.id = i.user_id "
+        "WHERE i.issuer = ? AND i.subject = ?",
+        (issuer, subject),
+    ).fetchone()
+    return _user(row)
+
+
 class SqliteDatabase:
     """:class:`service.store.base.Database` on a local SQLite file."""
 
@@ -116,23 +145,9 @@ class SqliteDatabase:
     async def create_user(self, user: NewUser) -> User:
         def insert(conn: sqlite3.Connection) -> User | None:
             try:
-                row = conn.execute(
-                    f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) "
-                    f"RETURNING {_USER_COLUMNS}",
-                    (
-                        str(user.id),
-                        user.email,
-                        user.email_normalized,
-                        user.password_hash,
-                        user.name,
-                        json.dumps(list(user.roles)),
-                        user.created_at,
-                        user.created_at,
-                    ),
-                ).fetchone()
+                return _insert_user(conn, user)
             except sqlite3.IntegrityError:
                 return None
-            return _user(row)
 
         created = await self.run(insert)
         if created is None:
@@ -159,6 +174,35 @@ class SqliteDatabase:
     async def delete_user(self, user_id: UUID) -> bool:
         cursor = await self.run(lambda conn: conn.execute("DELETE FROM users WHERE id = ?", (str(user_id),)))
         return cursor.rowcount > 0
+
+    async def user_for_identity(self, issuer: str, subject: str) -> User | None:
+        return await self.run(lambda conn: _identity_user(conn, issuer, subject))
+
+    async def provision(self, issuer: str, subject: str, user: NewUser, *, link_existing: bool) -> User:
+        def provision(conn: sqlite3.Connection) -> User | None:
+            with transaction(conn):
+                linked = _identity_user(conn, issuer, subject)
+                if linked is not None:
+                    return linked
+                existing = _user(
+                    conn.execute(
+                        f"SELECT {_USER_COLUMNS} FROM users WHERE email_normalized = ?",
+                        (user.email_normalized,),
+                    ).fetchone()
+                )
+                if existing is not None and not link_existing:
+                    return None
+                target = existing or _insert_user(conn, user)
+                conn.execute(
+                    "INSERT INTO identities (issuer, subject, user_id, created_at) VALUES (?, ?, ?, ?)",
+                    (issuer, subject, str(target.id), user.created_at),
+                )
+                return target
+
+        provisioned = await self.run(provision)
+        if provisioned is None:
+            raise EmailTaken
+        return provisioned
 
     async def set_password_hash(self, user_id: UUID, password_hash: str, now: float) -> None:
         await self.run(

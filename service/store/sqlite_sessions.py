@@ -13,7 +13,7 @@ from service.errors import ClientExists
 from service.store.sessions import Client, Family, NewFamily, RotateResult
 from service.store.sqlite import SqliteDatabase, transaction
 
-__all__ = ["SqliteClientStore", "SqliteFamilyStore"]
+__all__ = ["SqliteClientStore", "SqliteFamilyStore", "SqliteReplayCache"]
 
 _FAMILY_COLUMNS = (
     "id, user_id, client_id, scope, origin, user_agent, created_at, last_used_at, "
@@ -231,3 +231,23 @@ class SqliteClientStore:
             lambda conn: conn.execute("DELETE FROM clients WHERE id = ?", (client_id,))
         )
         return cursor.rowcount > 0
+
+
+class SqliteReplayCache:
+    """:class:`service.store.exchange.ReplayCache` on SQLite: the primary key decides."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def remember(self, fingerprint: str, *, expires_at: float, now: float) -> bool:
+        def insert(conn: sqlite3.Connection) -> bool:
+            with transaction(conn):
+                conn.execute("DELETE FROM exchange_replay WHERE expires_at <= ?", (now,))
+                cursor = conn.execute(
+                    "INSERT INTO exchange_replay (token_hash, expires_at) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (fingerprint, expires_at),
+                )
+                return cursor.rowcount == 1
+
+        return expires_at > now and await self._db.run(insert)

@@ -1,0 +1,73 @@
+"""IDP_CONFIG: the token-exchange trust file is validated at start-up with clear messages."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from service.config import ConfigError, load_settings
+
+VALID = """
+[[trusted_issuers]]
+issuer = "https://app.example.com"
+jwks_uri = "https://app.example.com/api/auth/jwks"
+audiences = ["https://id.example.com"]
+clients = ["web"]
+
+[[clients]]
+id = "web"
+secret_env = "WEB_SECRET"
+"""
+
+
+def write(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "idp.toml"
+    path.write_text(text)
+    return {"IDP_CONFIG": str(path), "WEB_SECRET": "s3cret-value"}
+
+
+def test_valid_file_with_defaults(tmp_path: Path) -> None:
+    """Defaults: EdDSA only, 900 s max age, no email linking, Better Auth claim names."""
+    trust = load_settings(write(tmp_path, VALID)).trust
+    issuer = trust.issuers["https://app.example.com"]
+    assert (issuer.algorithms, issuer.max_token_age, issuer.link_verified_email) == (["EdDSA"], 900, False)
+    assert (issuer.claims.subject, issuer.claims.email_verified) == ("sub", "emailVerified")
+    assert trust.client_secret_hashes == {"web": ("web", hashlib.sha256(b"s3cret-value").hexdigest())}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not toml = = ", "IDP_CONFIG"),
+        (VALID.replace('clients = ["web"]', 'clients = ["web"]\nsurprise = 1'), "surprise"),
+        (VALID.replace('audiences = ["https://id.example.com"]', "audiences = []"), "audiences"),
+        (VALID.replace("https://app.example.com/api/auth/jwks", "ftp://x"), "jwks_uri"),
+        (VALID.replace('clients = ["web"]', 'clients = ["web"]\nalgorithms = ["HS256"]'), "algorithms"),
+        (VALID.replace('secret_env = "WEB_SECRET"', 'secret_env = "MISSING_SECRET"'), "MISSING_SECRET"),
+        (VALID.replace('secret_env = "WEB_SECRET"', 'secret_sha256 = "abc"'), "secret_sha256"),
+        (VALID + VALID.split("[[clients]]", maxsplit=1)[0], "listed twice"),
+    ],
+    ids=[
+        "syntax",
+        "unknown-field",
+        "no-audience",
+        "jwks-scheme",
+        "hs256",
+        "missing-env",
+        "short-hash",
+        "duplicate",
+    ],
+)
+def test_invalid_files_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    """Each mistake stops start-up with IDP_CONFIG and the offending part in the message."""
+    with pytest.raises(ConfigError, match="IDP_CONFIG") as error:
+        load_settings(write(tmp_path, text))
+    assert message in str(error.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    """A path that does not exist names the variable."""
+    with pytest.raises(ConfigError, match="IDP_CONFIG"):
+        load_settings({"IDP_CONFIG": str(tmp_path / "nope.toml")})
