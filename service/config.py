@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -143,8 +144,9 @@ def load_settings(
 
     ``overrides`` win over ``env``; the CLI passes ``--host``/``--port`` through it.
     """
-    source = dict(os.environ if env is None else env)
-    source.update(overrides or {})
+    base = os.environ if env is None else env
+    # No copy: the environment is only read, and tests can observe which variables are read.
+    source: Mapping[str, str] = ChainMap(dict(overrides or {}), base)  # type: ignore[arg-type]
     environment = _parse(source, "IDP_ENV", _choice(("development", "production")), "development")
     host = _parse(source, "IDP_HOST", str, "127.0.0.1")
     port = _parse(source, "IDP_PORT", _positive_int, 8000)

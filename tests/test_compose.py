@@ -1,0 +1,99 @@
+"""docker-compose.yml is checked by reading it (no Docker engine here): every ``IDP_*`` variable
+it sets is one the service reads, and the start-up order is expressed with health conditions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from service.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class RecordingEnvironment(Mapping[str, str]):
+    """An environment that remembers every variable name looked up in it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self._values = values
+        self.looked_up: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.looked_up.add(key)
+        return self._values[key]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.looked_up.add(key)
+        return key in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def variables_the_service_reads() -> set[str]:
+    environment = RecordingEnvironment({})
+    load_settings(environment)
+    return {name for name in environment.looked_up if name.startswith("IDP_")}
+
+
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return document
+
+
+def idp_services(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in document["services"].items()
+        if service.get("build") in (".", {"context": "."})
+    }
+
+
+def test_the_recorder_sees_the_core_variables() -> None:
+    """The recording environment really observes what load_settings reads."""
+    read = variables_the_service_reads()
+    assert {"IDP_DATABASE_URL", "IDP_REDIS_URL", "IDP_ISSUER", "IDP_KEYS_DIR", "IDP_CONFIG"} <= read
+    assert "IDP_NOT_A_SETTING" not in read
+
+
+def test_every_idp_variable_in_compose_is_read_by_the_service() -> None:
+    """A misspelt variable in compose would silently fall back to a default."""
+    read = variables_the_service_reads()
+    document = compose()
+    services = idp_services(document)
+    assert services, "compose builds the IdP image"
+    for name, service in document["services"].items():
+        environment = service.get("environment") or {}
+        names = (
+            environment if isinstance(environment, dict) else [item.split("=", 1)[0] for item in environment]
+        )
+        unknown = {variable for variable in names if variable.startswith("IDP_")} - read
+        if name in services:
+            assert not unknown, f"{name} sets variables the service never reads: {sorted(unknown)}"
+
+
+def test_compose_settings_are_valid() -> None:
+    """The IdP's compose environment passes the service's own start-up validation."""
+    for service in idp_services(compose()).values():
+        environment = {key: str(value) for key, value in (service.get("environment") or {}).items()}
+        settings = load_settings({k: v for k, v in environment.items() if k != "IDP_CONFIG"})
+        assert settings.database_kind == "postgresql"
+
+
+def test_start_order_uses_health_conditions() -> None:
+    """The IdP waits for healthy PostgreSQL and Redis and a completed migration."""
+    document = compose()
+    services = document["services"]
+    assert services["idp"]["depends_on"]["idp-migrate"]["condition"] == "service_completed_successfully"
+    assert services["idp"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["idp-migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("postgres", "redis", "idp"):
+        assert "healthcheck" in services[name], f"{name} has a health check"
+    assert "./keys:/app/keys:ro" in services["idp"]["volumes"]
