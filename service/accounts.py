@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from service.abuse import AbuseGuard
 from service.audit import audit
 from service.clock import Clock
 from service.emails import normalize_email
@@ -29,11 +30,13 @@ class Accounts:
         users: UserStore,
         passwords: PasswordService,
         sessions: Sessions,
+        guard: AbuseGuard,
         clock: Clock,
     ) -> None:
         self._users = users
         self._passwords = passwords
         self._sessions = sessions
+        self._guard = guard
         self._clock = clock
 
     async def create_user(
@@ -58,8 +61,9 @@ class Accounts:
         )
 
     async def signup(
-        self, email: str, password: str, name: str | None, user_agent: str | None = None
+        self, email: str, password: str, name: str | None, user_agent: str | None, ip: str
     ) -> tuple[User, TokenResponse]:
+        await self._guard.before_signup(ip)
         user = await self.create_user(email, password, name)
         try:
             tokens = await self._sessions.start(user, origin="signup", user_agent=user_agent)
@@ -71,24 +75,31 @@ class Accounts:
         return user, tokens
 
     async def login(
-        self, email: str, password: str, user_agent: str | None = None
+        self, email: str, password: str, user_agent: str | None, ip: str
     ) -> tuple[User, TokenResponse]:
+        await self._guard.before_login(ip, email)
         user = await self._find_by_email(email)
-        if user is None or user.password_hash is None:
-            await self._passwords.verify_decoy(password)
-            audit("login", outcome="unknown_account")
+        failure = await self._login_failure(user, password)
+        if failure is not None:
+            audit("login", outcome=failure, user_id=user.id if user else None, ip=ip)
+            await self._guard.login_failed(email)
             raise InvalidCredentials
-        if not await self._passwords.verify(user.password_hash, password):
-            audit("login", outcome="wrong_password", user_id=user.id)
-            raise InvalidCredentials
-        if user.disabled:
-            audit("login", outcome="account_disabled", user_id=user.id)
-            raise InvalidCredentials
+        assert user is not None
+        assert user.password_hash is not None
         if self._passwords.needs_rehash(user.password_hash):
             new_hash = await self._passwords.hash(password)
             await self._users.set_password_hash(user.id, new_hash, self._clock())
-        audit("login", user_id=user.id)
+        audit("login", user_id=user.id, ip=ip)
         return user, await self._sessions.start(user, origin="password", user_agent=user_agent)
+
+    async def _login_failure(self, user: User | None, password: str) -> str | None:
+        """Why a login fails (None if it succeeds), after exactly one argon2 verification."""
+        if user is None or user.password_hash is None:
+            await self._passwords.verify_decoy(password)
+            return "unknown_account"
+        if not await self._passwords.verify(user.password_hash, password):
+            return "wrong_password"
+        return "account_disabled" if user.disabled else None
 
     async def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
         """Verify the current password, store the new one, end every other session."""

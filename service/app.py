@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
             "sessions": provider("sessions"),
             "clients": provider("clients"),
             "exchange": provider("exchange"),
+            "guard": provider("guard"),
             "claims": Provide(claims),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "discovery": Provide(lambda: discovery, sync_to_thread=False),

@@ -6,6 +6,8 @@ tests build settings from plain dictionaries; every validation error names the v
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import math
 import os
 from collections import ChainMap
@@ -16,9 +18,11 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from service.abuse import LimitRules
 from service.errors import ConfigError
 from service.exchange.policy import EMPTY as EMPTY_TRUST
 from service.exchange.policy import TrustConfig, load_trust_config
+from service.ratelimit import Rule, parse_rule
 
 __all__ = ["SIGNING_ALGS", "ConfigError", "Settings", "load_settings"]
 
@@ -26,6 +30,17 @@ SIGNING_ALGS = ("EdDSA", "RS256", "ES256")
 Environment = Literal["development", "production"]
 SigningAlg = Literal["EdDSA", "RS256", "ES256"]
 T = TypeVar("T")
+
+
+DEFAULT_LIMITS = LimitRules(
+    login_ip=Rule("login-ip", 30, 60),
+    login_ip_account=Rule("login-ip-account", 10, 600),
+    login_account_failures=Rule("login-account", 10, 600),
+    login_max_delay=5.0,
+    signup_ip=Rule("signup-ip", 20, 3600),
+    token_ip=Rule("token-ip", 300, 60),
+    token_client=Rule("token-client", 3000, 60),
+)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +70,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     refresh_reuse_grace: float = 10.0
     config_path: Path | None = None
     trust: TrustConfig = EMPTY_TRUST
+    limits: LimitRules = DEFAULT_LIMITS
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs, validated at start-up; X-Forwarded-For is believed only from these peers."""
+    argon2_max_queue: int = 64
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgresql"]:
@@ -135,6 +154,30 @@ def _redis_url(raw: str) -> str:
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("expected redis://…, rediss://… or unix://…")
     return raw
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    return tuple(
+        str(ipaddress.ip_network(part.strip(), strict=False)) for part in raw.split(",") if part.strip()
+    )
+
+
+def _limits(source: Mapping[str, str]) -> LimitRules:
+    """``IDP_RATELIMIT_<RULE>=LIMIT/SECONDS`` for each rule; ``IDP_LOGIN_MAX_DELAY`` seconds."""
+    rules = {}
+    for field in (
+        "login_ip",
+        "login_ip_account",
+        "login_account_failures",
+        "signup_ip",
+        "token_ip",
+        "token_client",
+    ):
+        default: Rule = getattr(DEFAULT_LIMITS, field)
+        variable = f"IDP_RATELIMIT_{field.upper()}"
+        rules[field] = _parse(source, variable, functools.partial(parse_rule, default.name), default)
+    max_delay = _parse(source, "IDP_LOGIN_MAX_DELAY", _non_negative_float, DEFAULT_LIMITS.login_max_delay)
+    return LimitRules(login_max_delay=max_delay, **rules)
 
 
 def load_settings(
@@ -219,4 +262,7 @@ def load_settings(
         refresh_reuse_grace=_parse(source, "IDP_REFRESH_REUSE_GRACE", _non_negative_float, 10.0),
         config_path=config_path,
         trust=load_trust_config(config_path, source),
+        limits=_limits(source),
+        trusted_proxies=_parse(source, "IDP_TRUSTED_PROXIES", _networks, ()),
+        argon2_max_queue=_parse(source, "IDP_ARGON2_MAX_QUEUE", _positive_int, 64),
     )

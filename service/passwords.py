@@ -12,14 +12,17 @@ import asyncio
 import gzip
 import secrets
 import unicodedata
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
+from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from prometheus_client import Counter, Gauge
 
-from service.errors import PasswordTooCommon, PasswordTooLong, PasswordTooShort
+from service.errors import PasswordTooCommon, PasswordTooLong, PasswordTooShort, TemporarilyUnavailable
 
 __all__ = [
     "MAX_PASSWORD_CHARS",
@@ -28,6 +31,10 @@ __all__ = [
     "check_password_policy",
     "normalize_password",
 ]
+
+T = TypeVar("T")
+ARGON2_QUEUE = Gauge("idp_argon2_pending", "argon2 hashes running or waiting in this process.")
+ARGON2_SHED = Counter("idp_argon2_shed", "Requests refused because the argon2 queue was full.")
 
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 128
@@ -63,7 +70,9 @@ def check_password_policy(password: str) -> str:
 class PasswordService:
     """argon2id hash/verify with bounded parallelism and a decoy for unknown accounts."""
 
-    def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int, threads: int) -> None:
+    def __init__(
+        self, *, memory_kib: int, time_cost: int, parallelism: int, threads: int, max_queue: int = 64
+    ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_kib,
@@ -74,18 +83,29 @@ class PasswordService:
         )
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
         self._decoy_hash: str | None = None
+        self._max_pending = threads + max_queue
+        self._pending = 0
+
+    async def _offload(self, function: Callable[..., T], *args: str) -> T:
+        """Run on the argon2 pool; shed load (503) rather than queue without bound."""
+        if self._pending >= self._max_pending:
+            ARGON2_SHED.inc()
+            raise TemporarilyUnavailable("The server is busy; retry shortly.")
+        self._pending += 1
+        ARGON2_QUEUE.inc()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        finally:
+            self._pending -= 1
+            ARGON2_QUEUE.dec()
 
     async def hash(self, password: str) -> str:
         """Hash the NFKC form of a password (policy is checked by the caller)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._hasher.hash, normalize_password(password))
+        return await self._offload(self._hasher.hash, normalize_password(password))
 
     async def verify(self, password_hash: str, password: str) -> bool:
         """True when ``password`` matches; never raises for a mismatch or a foreign hash."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self._verify_sync, password_hash, normalize_password(password)
-        )
+        return await self._offload(self._verify_sync, password_hash, normalize_password(password))
 
     async def verify_decoy(self, password: str) -> None:
         """Spend the time a real verification would, for an account that does not exist."""

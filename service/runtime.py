@@ -11,6 +11,7 @@ import logging
 
 import httpx
 
+from service.abuse import AbuseGuard
 from service.accounts import Accounts
 from service.clients import Clients
 from service.clock import Clock, system_clock
@@ -47,6 +48,7 @@ class Runtime:
     access_tokens: AccessTokens
     accounts: Accounts
     exchange: TokenExchange
+    guard: AbuseGuard
 
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
@@ -67,6 +69,7 @@ class Runtime:
             time_cost=settings.argon2_time_cost,
             parallelism=settings.argon2_parallelism,
             threads=settings.argon2_threads,
+            max_queue=settings.argon2_max_queue,
         )
         self.keyring = KeyRing(settings.keys_dir, self.clock)
         if with_keys:
@@ -107,10 +110,12 @@ class Runtime:
             audience=settings.audience,
             clock=self.clock,
         )
+        self.guard = AbuseGuard(stores.limiter, settings.limits, self.clock, settings.trusted_proxies)
         self.accounts = Accounts(
             users=self.database,
             passwords=self.passwords,
             sessions=self.sessions,
+            guard=self.guard,
             clock=self.clock,
         )
 

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from service.app import create_app
 from service.clock import FrozenClock
 from service.config import Settings, load_settings
+from service.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from service.runtime import Runtime
 from service.store.base import Database
 from service.store.postgres import PostgresDatabase
@@ -29,7 +30,7 @@ from service.store.sessions import FamilyStore
 from service.store.sqlite import SqliteDatabase
 from service.store.sqlite_sessions import SqliteFamilyStore
 from service.tokens.access import quiet_eddsa_deprecation
-from tests.support.server import CHEAP_ARGON2
+from tests.support.server import CHEAP_ARGON2, GENEROUS_LIMITS
 
 ADMIN_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -157,6 +158,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "IDP_DATABASE_URL": f"sqlite:///{tmp_path / 'idp.sqlite3'}",
             "IDP_KEYS_RELOAD_INTERVAL": "0",
             **CHEAP_ARGON2,
+            **GENEROUS_LIMITS,
         }
         base.update(env)
         return load_settings(base)
@@ -204,3 +206,18 @@ async def families(
             yield SqliteFamilyStore(db)
         finally:
             await db.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(request: pytest.FixtureRequest, redis_server: str) -> AsyncIterator[RateLimiter]:
+    """Every rate limiter: in-process (embedded) and Redis (shared by instances)."""
+    if request.param == "memory":
+        yield MemoryRateLimiter()
+        return
+    prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
+    client = open_redis(redis_server)
+    try:
+        yield RedisRateLimiter(client, prefix=prefix)
+    finally:
+        await client.aclose()
+        await delete_prefix(redis_server, prefix)

@@ -14,8 +14,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from service.abuse import AbuseGuard
 from service.accounts import Accounts
 from service.errors import UnsupportedMediaType
+from service.http.auth import request_ip
 from service.sessions import Sessions, TokenResponse
 from service.store.base import User
 from service.store.sessions import Family
@@ -113,10 +115,15 @@ class AccountsController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[SignupRequest],
         accounts: NamedDependency[Accounts],
+        guard: NamedDependency[AbuseGuard],
     ) -> SignupResponse:
         """Create an account and sign it in (a new session)."""
         user, tokens = await accounts.signup(
-            data.email, data.password, data.name, request.headers.get("user-agent")
+            data.email,
+            data.password,
+            data.name,
+            request.headers.get("user-agent"),
+            request_ip(request, guard),
         )
         return SignupResponse(UserView.of(user), tokens)
 
@@ -126,9 +133,12 @@ class AccountsController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[LoginRequest],
         accounts: NamedDependency[Accounts],
+        guard: NamedDependency[AbuseGuard],
     ) -> TokenResponse:
         """Exchange email + password for tokens (a new session)."""
-        _, tokens = await accounts.login(data.email, data.password, request.headers.get("user-agent"))
+        _, tokens = await accounts.login(
+            data.email, data.password, request.headers.get("user-agent"), request_ip(request, guard)
+        )
         return tokens
 
     @get("/me")

@@ -10,15 +10,29 @@ from urllib.parse import parse_qsl, unquote_plus
 import msgspec
 from litestar import Request
 
+from service.abuse import AbuseGuard
 from service.clients import Clients
 from service.errors import InvalidClient, InvalidRequest, InvalidToken
 from service.sessions import Sessions
 from service.store.sessions import Client
 from service.tokens.access import AccessClaims, AccessTokens
 
-__all__ = ["authenticate_client", "bearer_claims", "bearer_token", "read_params"]
+__all__ = [
+    "authenticate_client",
+    "basic_client_id",
+    "bearer_claims",
+    "bearer_token",
+    "read_params",
+    "request_ip",
+]
 
 MAX_PARAMS = 32
+
+
+def request_ip(request: Request[Any, Any, Any], guard: AbuseGuard) -> str:
+    """The caller's IP (``X-Forwarded-For`` is believed only from ``IDP_TRUSTED_PROXIES``)."""
+    peer = request.client.host if request.client else None
+    return guard.client_ip(peer, request.headers.get("x-forwarded-for"))
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str:
@@ -80,6 +94,15 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
         raise InvalidClient("Malformed Basic credentials.")
     # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
     return unquote_plus(client_id), unquote_plus(secret)
+
+
+def basic_client_id(request: Request[Any, Any, Any]) -> str | None:
+    """The client id of a Basic header, unverified (for rate-limit keys only)."""
+    try:
+        credentials = _basic_credentials(request.headers.get("authorization", ""))
+    except InvalidClient:
+        return None
+    return credentials[0] if credentials else None
 
 
 async def authenticate_client(

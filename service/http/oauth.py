@@ -10,11 +10,12 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK
 
+from service.abuse import AbuseGuard
 from service.accounts import Accounts
 from service.clients import Clients
 from service.errors import IdPError, InvalidClient, InvalidRequest, UnsupportedGrantType
 from service.exchange.grant import GRANT_TYPE, TokenExchange
-from service.http.auth import authenticate_client, read_params
+from service.http.auth import authenticate_client, basic_client_id, read_params, request_ip
 from service.sessions import Sessions, TokenResponse
 from service.tokens.access import AccessTokens
 from service.tokens.refresh import PREFIX as REFRESH_PREFIX
@@ -62,9 +63,13 @@ class OAuthController(Controller):
         sessions: NamedDependency[Sessions],
         clients: NamedDependency[Clients],
         exchange: NamedDependency[TokenExchange],
+        guard: NamedDependency[AbuseGuard],
     ) -> TokenResponse:
         """Token endpoint. Grants: ``refresh_token`` and RFC 8693 token exchange."""
         params = await read_params(request)
+        await guard.before_token(
+            request_ip(request, guard), params.get("client_id") or basic_client_id(request)
+        )
         grant_type = _required(params, "grant_type")
         client = await authenticate_client(request, params, clients)
         if grant_type == "refresh_token":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from service.config import Settings
+from service.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from service.store.base import Database
 from service.store.exchange import ReplayCache
 from service.store.postgres import PostgresClientStore, PostgresDatabase
@@ -21,10 +22,12 @@ class Stores(msgspec.Struct, frozen=True):
     families: FamilyStore
     clients: ClientStore
     replay: ReplayCache
+    limiter: RateLimiter
 
 
 async def open_stores(settings: Settings) -> Stores:
-    """Accounts and clients in SQL; sessions in Redis when configured, else in SQLite."""
+    """Accounts and clients in SQL; sessions, replay cache and rate limits in Redis when
+    configured, else in SQLite and in this process (the embedded mode is one instance)."""
     database: Database
     clients: ClientStore
     if settings.database_kind == "postgresql":
@@ -39,7 +42,9 @@ async def open_stores(settings: Settings) -> Stores:
         redis = open_redis(settings.redis_url)
         families = RedisFamilyStore(redis, prefix=settings.redis_prefix)
         replay = RedisReplayCache(redis, prefix=settings.redis_prefix)
+        limiter: RateLimiter = RedisRateLimiter(redis, prefix=settings.redis_prefix)
     else:
         assert isinstance(database, SqliteDatabase)  # config forbids PostgreSQL without Redis
         families, replay = SqliteFamilyStore(database), SqliteReplayCache(database)
-    return Stores(database, families, clients, replay)
+        limiter = MemoryRateLimiter()
+    return Stores(database, families, clients, replay, limiter)

@@ -14,10 +14,15 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["CHEAP_ARGON2", "RunningServer", "free_port", "run_server"]
+__all__ = ["CHEAP_ARGON2", "GENEROUS_LIMITS", "RunningServer", "free_port", "run_server"]
 
 # Cheap argon2 parameters for tests that are not about hashing cost.
 CHEAP_ARGON2 = {"IDP_ARGON2_MEMORY_KIB": "64", "IDP_ARGON2_TIME_COST": "1", "IDP_ARGON2_PARALLELISM": "1"}
+# Limits far above what any test sends, for tests that are not about rate limiting.
+GENEROUS_LIMITS = {
+    f"IDP_RATELIMIT_{name}": "100000/60"
+    for name in ("LOGIN_IP", "LOGIN_IP_ACCOUNT", "LOGIN_ACCOUNT_FAILURES", "SIGNUP_IP", "TOKEN_IP", "TOKEN_CLIENT")
+}
 START_TIMEOUT_SECONDS = 30
 
 
@@ -45,6 +50,7 @@ def run_server(
     port = port or free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     child_env.update(CHEAP_ARGON2)
+    child_env.update(GENEROUS_LIMITS)
     child_env.update(env or {})
     log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log:

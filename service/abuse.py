@@ -1,0 +1,131 @@
+"""Abuse resistance for the credential endpoints: who is asking, how often, and how to answer.
+
+- Per IP and per IP + account: hard limits, answered 429 with ``Retry-After`` and the
+  ``RateLimit-Policy`` / ``RateLimit`` headers.
+- Per account: a *progressive delay*, never a lock. Failed logins spend the account's budget;
+  once it is spent, every login attempt for that account waits (at most ``max_delay``) before
+  the password is checked. An attacker spreading guesses over many IPs slows to a crawl, while
+  the real user, from any IP, still gets in after that documented delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import math
+from collections.abc import Awaitable, Callable, Sequence
+
+import msgspec
+
+from service.audit import audit
+from service.clock import Clock
+from service.errors import IdPError
+from service.ratelimit import Decision, RateLimiter, Rule
+
+__all__ = ["AbuseGuard", "LimitRules", "RateLimited", "client_ip"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class RateLimited(IdPError):
+    error = "rate_limited"
+    status_code = 429
+    default_description = "Too many requests; retry later."
+
+    def __init__(self, rule: Rule, decision: Decision) -> None:
+        super().__init__()
+        self.rule = rule
+        self.decision = decision
+
+    def headers(self) -> dict[str, str]:
+        retry = max(1, math.ceil(self.decision.retry_after))
+        return {
+            "Retry-After": str(retry),
+            "RateLimit-Policy": self.rule.policy_header(),
+            "RateLimit": f'"{self.rule.name}";r=0;t={retry}',
+        }
+
+
+class LimitRules(msgspec.Struct, frozen=True, kw_only=True):
+    login_ip: Rule
+    login_ip_account: Rule
+    login_account_failures: Rule
+    login_max_delay: float
+    signup_ip: Rule
+    token_ip: Rule
+    token_client: Rule
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The caller's address: the peer, unless the peer is a trusted proxy, in which case the
+    right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
+    address = peer or "unknown"
+    if not forwarded_for or not _is_trusted(address, trusted):
+        return address
+    for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return address  # a malformed chain is not believed
+        if not _is_trusted(hop, trusted):
+            return hop
+    return address
+
+
+def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def _account_key(email: str) -> str:
+    """Accounts are keyed by a hash of the address: no plain emails in Redis keys."""
+    return hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:32]
+
+
+class AbuseGuard:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        rules: LimitRules,
+        clock: Clock,
+        trusted_proxies: Sequence[str] = (),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._limiter = limiter
+        self._rules = rules
+        self._clock = clock
+        self._sleep = sleep
+        self._trusted = tuple(ipaddress.ip_network(cidr) for cidr in trusted_proxies)
+
+    def client_ip(self, peer: str | None, forwarded_for: str | None) -> str:
+        return client_ip(peer, forwarded_for, self._trusted)
+
+    async def _enforce(self, key: str, rule: Rule, ip: str) -> None:
+        decision = await self._limiter.hit(key, rule, self._clock())
+        if not decision.allowed:
+            audit("rate_limited", outcome=rule.name, ip=ip)
+            raise RateLimited(rule, decision)
+
+    async def before_login(self, ip: str, email: str) -> None:
+        """Hard limits, then the account's progressive delay."""
+        account = _account_key(email)
+        await self._enforce(ip, self._rules.login_ip, ip)
+        await self._enforce(f"{ip}|{account}", self._rules.login_ip_account, ip)
+        budget = await self._limiter.peek(account, self._rules.login_account_failures, self._clock())
+        if not budget.allowed:
+            await self._sleep(min(budget.retry_after, self._rules.login_max_delay))
+
+    async def login_failed(self, email: str) -> None:
+        await self._limiter.hit(_account_key(email), self._rules.login_account_failures, self._clock())
+
+    async def before_signup(self, ip: str) -> None:
+        await self._enforce(ip, self._rules.signup_ip, ip)
+
+    async def before_token(self, ip: str, client_id: str | None) -> None:
+        await self._enforce(ip, self._rules.token_ip, ip)
+        if client_id:
+            await self._enforce(client_id, self._rules.token_client, ip)
