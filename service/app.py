@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import ResponseHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig
 
 from service.clock import Clock, system_clock
 from service.config import Settings, load_settings
@@ -45,6 +47,24 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     def provider(name: str) -> Provide:
         return Provide(lambda: getattr(runtime, name), sync_to_thread=False)
 
+    response_headers = [ResponseHeader(name="X-Content-Type-Options", value="nosniff")]
+    if settings.hsts_max_age:
+        hsts = f"max-age={settings.hsts_max_age}; includeSubDomains"
+        response_headers.append(ResponseHeader(name="Strict-Transport-Security", value=hsts))
+    cors = (
+        CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+            max_age=600,
+        )
+        if settings.cors_origins
+        else None
+    )
+    http_metrics = PrometheusConfig(
+        app_name="idp", prefix="idp_http", group_path=True, exclude_unhandled_paths=True, exclude=["/metrics"]
+    )
     app = Litestar(
         route_handlers=[AccountsController, OAuthController, WellKnownController, HealthController, metrics],
         lifespan=[lifespan],
@@ -63,7 +83,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
             "discovery": Provide(lambda: discovery, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        response_headers=[ResponseHeader(name="X-Content-Type-Options", value="nosniff")],
+        response_headers=response_headers,
+        cors_config=cors,
+        middleware=[http_metrics.middleware],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="idp", version="0.1.0", path="/schema"),
         debug=False,

@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: tuple[str, ...] = ()
     """CIDRs, validated at start-up; X-Forwarded-For is believed only from these peers."""
     argon2_max_queue: int = 64
+    cors_origins: tuple[str, ...] = ()
+    hsts_max_age: int = 0
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgresql"]:
@@ -154,6 +156,23 @@ def _redis_url(raw: str) -> str:
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("expected redis://…, rediss://… or unix://…")
     return raw
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated exact origins (``https://app.example.com``); no wildcards."""
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path or "*" in origin:
+            raise ValueError(f"{origin!r} is not an exact origin like https://app.example.com")
+    return origins
 
 
 def _networks(raw: str) -> tuple[str, ...]:
@@ -265,4 +284,6 @@ def load_settings(
         limits=_limits(source),
         trusted_proxies=_parse(source, "IDP_TRUSTED_PROXIES", _networks, ()),
         argon2_max_queue=_parse(source, "IDP_ARGON2_MAX_QUEUE", _positive_int, 64),
+        cors_origins=_parse(source, "IDP_CORS_ORIGINS", _origins, ()),
+        hsts_max_age=_parse(source, "IDP_HSTS_MAX_AGE", _non_negative_int, 0),
     )

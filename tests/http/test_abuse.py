@@ -169,3 +169,25 @@ async def test_token_endpoint_is_limited_per_ip(
         for _ in range(5)
     ]
     assert codes == [400, 400, 400, 400, 429]
+
+
+async def test_cors_allow_list_and_hsts(
+    make_settings: Callable[..., Settings], backend_env: dict[str, str], clock: FrozenClock
+) -> None:
+    """Configured origins get CORS headers, others none; HSTS when configured."""
+    settings = make_settings(
+        **backend_env, IDP_CORS_ORIGINS="https://app.example.com", IDP_HSTS_MAX_AGE="31536000"
+    )
+    app = create_app(settings, clock=clock)
+    runtime: Runtime = app.state.runtime
+    await runtime.start()
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+            allowed = await client.get("/health/live", headers={"Origin": "https://app.example.com"})
+            denied = await client.get("/health/live", headers={"Origin": "https://evil.example"})
+    finally:
+        await runtime.stop()
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-origin" not in denied.headers
+    assert allowed.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"

@@ -57,3 +57,24 @@ async def test_openapi_schema_is_served(client: Client) -> None:
     """Litestar serves the OpenAPI document with our routes."""
     schema = (await client.get("/schema/openapi.json")).json()
     assert {"/v1/signup", "/v1/login", "/v1/me", "/.well-known/jwks.json"} <= set(schema["paths"])
+
+
+async def test_metrics_expose_events_and_latency(client: Client) -> None:
+    """/metrics has auth-event counters and per-route latency histograms."""
+    await client.post("/v1/login", json={"email": "nobody@example.com", "password": "whatever pass"})
+    text = (await client.get("/metrics")).text
+    assert 'idp_auth_events_total{event="login",outcome="unknown_account"}' in text
+    assert "idp_http_request_duration_seconds_bucket" in text
+    assert 'path="/v1/login"' in text
+    assert "idp_argon2_pending" in text
+
+
+async def test_security_headers(client: Client) -> None:
+    """nosniff everywhere; no HSTS or CORS unless configured."""
+    response = await client.get("/health/live")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "strict-transport-security" not in response.headers
+    preflight = await client.options(
+        "/oauth2/token", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert "access-control-allow-origin" not in preflight.headers

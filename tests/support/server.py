@@ -21,7 +21,14 @@ CHEAP_ARGON2 = {"IDP_ARGON2_MEMORY_KIB": "64", "IDP_ARGON2_TIME_COST": "1", "IDP
 # Limits far above what any test sends, for tests that are not about rate limiting.
 GENEROUS_LIMITS = {
     f"IDP_RATELIMIT_{name}": "100000/60"
-    for name in ("LOGIN_IP", "LOGIN_IP_ACCOUNT", "LOGIN_ACCOUNT_FAILURES", "SIGNUP_IP", "TOKEN_IP", "TOKEN_CLIENT")
+    for name in (
+        "LOGIN_IP",
+        "LOGIN_IP_ACCOUNT",
+        "LOGIN_ACCOUNT_FAILURES",
+        "SIGNUP_IP",
+        "TOKEN_IP",
+        "TOKEN_CLIENT",
+    )
 }
 START_TIMEOUT_SECONDS = 30
 
