@@ -6,6 +6,8 @@ Redis or on SQLite, with a trust configuration written for the test.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -14,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from joserfc import jws, jwt
+from joserfc.jwk import OctKey, OKPKey
 from litestar import Litestar
 
 from service.app import create_app
@@ -294,3 +298,55 @@ async def test_discovery_advertises_the_grant(idp: httpx.AsyncClient) -> None:
     """The token-exchange grant type is listed in the metadata."""
     metadata = (await idp.get("/.well-known/openid-configuration")).json()
     assert GRANT in metadata["grant_types_supported"]
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forgeries(subject_token: str, jwks: dict[str, Any]) -> dict[str, str]:
+    """Hostile subject tokens built from a genuine Better Auth token and its public JWKS."""
+    head, payload, signature = subject_token.split(".")
+    header = json.loads(base64.urlsafe_b64decode(head + "=="))
+    attacker = OKPKey.generate_key("Ed25519")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    public = jwks["keys"][0]
+    hs_key = OctKey.import_key(json.dumps(public).encode())
+    return {
+        "alg-none": f"{b64(json.dumps({'alg': 'none', 'kid': header['kid']}).encode())}.{payload}.",
+        "hs256-with-public-key": jws.serialize_compact(
+            {"alg": "HS256", "kid": header["kid"]}, json.dumps(claims).encode(), hs_key, algorithms=["HS256"]
+        ),
+        "jku-injection": jwt.encode(
+            {"alg": "EdDSA", "kid": "attacker", "jku": "http://127.0.0.1:9/jwks.json"}, claims, attacker,
+            algorithms=["EdDSA"],
+        ),
+        "embedded-jwk": jwt.encode(
+            {"alg": "EdDSA", "kid": header["kid"], "jwk": attacker.as_dict(private=False)}, claims, attacker,
+            algorithms=["EdDSA"],
+        ),
+        "attacker-key-same-kid": jwt.encode(
+            {"alg": "EdDSA", "kid": header["kid"]}, claims, attacker, algorithms=["EdDSA"]
+        ),
+        "no-kid": f"{b64(json.dumps({'alg': header['alg']}).encode())}.{payload}.{signature}",
+        "truncated": subject_token[: len(subject_token) // 2],
+        "not-base64": f"{head}.@@@.{signature}",
+        "oversized": f"{head}.{'A' * 20_000}.{signature}",
+    }  # fmt: skip
+
+
+FORGERIES = ["alg-none", "hs256-with-public-key", "jku-injection", "embedded-jwk", "attacker-key-same-kid",
+             "no-kid", "truncated", "not-base64", "oversized"]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", FORGERIES)
+async def test_hostile_subject_tokens(
+    idp: httpx.AsyncClient, better_auth: BetterAuthServer, case: str
+) -> None:
+    """Each forgery is invalid_grant; none is followed to a URL it names."""
+    _, subject_token = ba_user(better_auth)
+    forged = forgeries(subject_token, better_auth.jwks())
+    assert set(forged) == set(FORGERIES)
+    response = await exchange(idp, forged[case])
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+    assert (await exchange(idp, subject_token)).status_code == 200, "the genuine token still works"
