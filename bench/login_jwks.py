@@ -400,7 +400,15 @@ def server_env(source: Path, database_url: str | None, argon2_threads: str) -> d
         env["IDP_REDIS_URL"] = os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
         env["IDP_REDIS_PREFIX"] = f"idpbench:{os.getpid()}:"
     # The bench measures throughput from one IP, not the rate limits.
-    for name in ("LOGIN_IP", "LOGIN_IP_ACCOUNT", "LOGIN_ACCOUNT_FAILURES", "SIGNUP_IP", "TOKEN_IP", "TOKEN_CLIENT"):
+    rules = (
+        "LOGIN_IP",
+        "LOGIN_IP_ACCOUNT",
+        "LOGIN_ACCOUNT_FAILURES",
+        "SIGNUP_IP",
+        "TOKEN_IP",
+        "TOKEN_CLIENT",
+    )
+    for name in rules:
         env[f"IDP_RATELIMIT_{name}"] = "1000000/60"
     if argon2_threads != "default":
         env["IDP_ARGON2_THREADS"] = argon2_threads

@@ -18,6 +18,7 @@ from service.abuse import AbuseGuard
 from service.accounts import Accounts
 from service.errors import UnsupportedMediaType
 from service.http.auth import request_ip
+from service.http.openapi import errors
 from service.sessions import Sessions, TokenResponse
 from service.store.base import User
 from service.store.sessions import Family
@@ -109,7 +110,12 @@ class AccountsController(Controller):
     cache_control = CacheControlHeader(no_store=True)
     tags = ["accounts"]  # noqa: RUF012
 
-    @post("/signup", status_code=HTTP_201_CREATED, guards=[require_json])
+    @post(
+        "/signup",
+        status_code=HTTP_201_CREATED,
+        guards=[require_json],
+        responses=errors(400, 409, 413, 415, 422, 429),
+    )
     async def signup(
         self,
         request: Request[Any, Any, Any],
@@ -127,7 +133,7 @@ class AccountsController(Controller):
         )
         return SignupResponse(UserView.of(user), tokens)
 
-    @post("/login", status_code=HTTP_200_OK, guards=[require_json])
+    @post("/login", status_code=HTTP_200_OK, guards=[require_json], responses=errors(400, 401, 413, 415, 429))
     async def login(
         self,
         request: Request[Any, Any, Any],
@@ -141,14 +147,19 @@ class AccountsController(Controller):
         )
         return tokens
 
-    @get("/me")
+    @get("/me", responses=errors(401))
     async def me(
         self, claims: NamedDependency[AccessClaims], accounts: NamedDependency[Accounts]
     ) -> UserView:
         """The profile of the account the Bearer token was issued to."""
         return UserView.of(await accounts.profile(claims))
 
-    @post("/password", status_code=HTTP_204_NO_CONTENT, guards=[require_json])
+    @post(
+        "/password",
+        status_code=HTTP_204_NO_CONTENT,
+        guards=[require_json],
+        responses=errors(400, 401, 413, 415, 422),
+    )
     async def change_password(
         self,
         data: JSONBody[PasswordChange],
@@ -158,7 +169,12 @@ class AccountsController(Controller):
         """Change the password; every other session ends."""
         await accounts.change_password(claims, data.current_password, data.new_password)
 
-    @post("/logout", status_code=HTTP_204_NO_CONTENT, guards=[require_json_if_body])
+    @post(
+        "/logout",
+        status_code=HTTP_204_NO_CONTENT,
+        guards=[require_json_if_body],
+        responses=errors(400, 401, 415),
+    )
     async def logout(
         self,
         request: Request[Any, Any, Any],
@@ -174,14 +190,14 @@ class AccountsController(Controller):
         else:
             await sessions.end(user_id, claims.sid, "logout")
 
-    @get("/sessions")
+    @get("/sessions", responses=errors(401))
     async def list_sessions(
         self, claims: NamedDependency[AccessClaims], sessions: NamedDependency[Sessions]
     ) -> list[SessionView]:
         """The account's active sessions."""
         return [SessionView.of(family, claims.sid) for family in await sessions.list(UUID(claims.sub))]
 
-    @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT)
+    @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 404))
     async def end_session(
         self,
         session_id: FromPath[str],

@@ -49,6 +49,20 @@ async def bearer_claims(
     return await sessions.authenticate(access_tokens.verify(bearer_token(request)))
 
 
+def parse_form(body: bytes) -> dict[str, str]:
+    """``application/x-www-form-urlencoded`` → parameters; repeated or malformed is invalid_request."""
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body), max_num_fields=MAX_PARAMS
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("The form body is malformed.") from exc
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        raise InvalidRequest("A parameter was repeated.")
+    return params
+
+
 async def read_params(request: Request[Any, Any, Any]) -> dict[str, str]:
     """OAuth endpoint parameters: form-encoded (RFC 6749) or a flat JSON object of strings.
 
@@ -57,19 +71,7 @@ async def read_params(request: Request[Any, Any, Any]) -> dict[str, str]:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     body = await request.body()
     if media_type == "application/x-www-form-urlencoded":
-        try:
-            pairs = parse_qsl(
-                body.decode("utf-8"),
-                keep_blank_values=True,
-                strict_parsing=bool(body),
-                max_num_fields=MAX_PARAMS,
-            )
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidRequest("The form body is malformed.") from exc
-        params = dict(pairs)
-        if len(params) != len(pairs):
-            raise InvalidRequest("A parameter was repeated.")
-        return params
+        return parse_form(body)
     if media_type == "application/json":
         try:
             decoded = msgspec.json.decode(body, type=dict[str, str])

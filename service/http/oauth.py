@@ -16,6 +16,7 @@ from service.clients import Clients
 from service.errors import IdPError, InvalidClient, InvalidRequest, UnsupportedGrantType
 from service.exchange.grant import GRANT_TYPE, TokenExchange
 from service.http.auth import authenticate_client, basic_client_id, read_params, request_ip
+from service.http.openapi import errors, json_body
 from service.sessions import Sessions, TokenResponse
 from service.tokens.access import AccessTokens
 from service.tokens.refresh import PREFIX as REFRESH_PREFIX
@@ -56,7 +57,7 @@ class OAuthController(Controller):
     response_headers = {"Pragma": "no-cache"}  # noqa: RUF012
     tags = ["oauth2"]  # noqa: RUF012
 
-    @post("/token", status_code=HTTP_200_OK)
+    @post("/token", status_code=HTTP_200_OK, responses=errors(400, 401, 413, 429))
     async def token(
         self,
         request: Request[Any, Any, Any],
@@ -82,7 +83,7 @@ class OAuthController(Controller):
             return await exchange.exchange(params, client)
         raise UnsupportedGrantType(f"The grant type {grant_type[:64]!r} is not supported.")
 
-    @post("/revoke", status_code=HTTP_200_OK)
+    @post("/revoke", status_code=HTTP_200_OK, responses={**errors(400, 401, 413), **json_body(200, None)})
     async def revoke(
         self,
         request: Request[Any, Any, Any],
@@ -110,7 +111,7 @@ class OAuthController(Controller):
                     await sessions.end(family.user_id, claims.sid, "revoke")
         return Response(b"", status_code=HTTP_200_OK)
 
-    @post("/introspect", status_code=HTTP_200_OK)
+    @post("/introspect", status_code=HTTP_200_OK, responses=errors(400, 401, 413))
     async def introspect(
         self,
         request: Request[Any, Any, Any],

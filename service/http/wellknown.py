@@ -10,6 +10,7 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 
 from service.config import Settings
+from service.http.openapi import JWKSDocument, Metadata, json_body
 from service.keys.keyring import KeyRing
 
 __all__ = ["WellKnownController", "discovery_document"]
@@ -65,7 +66,7 @@ class WellKnownController(Controller):
     tags = ["discovery"]  # noqa: RUF012
     include_in_schema = True
 
-    @get("/jwks.json", media_type=JWKS_MEDIA_TYPE)
+    @get("/jwks.json", media_type=JWKS_MEDIA_TYPE, responses=json_body(200, JWKSDocument, JWKS_MEDIA_TYPE))
     async def jwks(
         self,
         request: Request[Any, Any, Any],
@@ -81,14 +82,14 @@ class WellKnownController(Controller):
             return Response(b"", status_code=304, headers=headers, media_type=JWKS_MEDIA_TYPE)
         return Response(keyring.jwks_body, headers=headers, media_type=JWKS_MEDIA_TYPE)
 
-    @get("/openid-configuration", media_type="application/json")
+    @get("/openid-configuration", media_type="application/json", responses=json_body(200, Metadata))
     async def openid_configuration(
         self, discovery: NamedDependency[bytes], settings: NamedDependency[Settings]
     ) -> Response[bytes]:
         """OpenID Connect Discovery 1.0 metadata."""
         return _metadata(discovery, settings)
 
-    @get("/oauth-authorization-server", media_type="application/json")
+    @get("/oauth-authorization-server", media_type="application/json", responses=json_body(200, Metadata))
     async def oauth_authorization_server(
         self, discovery: NamedDependency[bytes], settings: NamedDependency[Settings]
     ) -> Response[bytes]:
