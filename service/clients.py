@@ -14,6 +14,7 @@ import secrets
 from service.clock import Clock
 from service.errors import ClientExists, InvalidClient, InvalidRequest, NotFound
 from service.store.sessions import Client, ClientStore
+from service.tokens.access import FIRST_PARTY_CLIENT
 
 __all__ = ["Clients", "hash_client_secret"]
 
@@ -45,6 +46,8 @@ class Clients:
         client_id = client_id or secrets.token_urlsafe(12)
         if not _CLIENT_ID.match(client_id):
             raise InvalidRequest("Client ids are 1-64 characters of A-Z a-z 0-9 . _ ~ -")
+        if client_id == FIRST_PARTY_CLIENT:
+            raise InvalidRequest(f"{FIRST_PARTY_CLIENT!r} is reserved for the IdP's own sign-ins.")
         if client_id in self._declared:
             raise ClientExists("This client id is declared in IDP_CONFIG.")
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)

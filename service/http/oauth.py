@@ -18,7 +18,7 @@ from service.exchange.grant import GRANT_TYPE, TokenExchange
 from service.http.auth import authenticate_client, basic_client_id, read_params, request_ip
 from service.http.openapi import errors, json_body
 from service.sessions import Sessions, TokenResponse
-from service.tokens.access import AccessTokens
+from service.tokens.access import FIRST_PARTY_CLIENT, AccessTokens
 from service.tokens.refresh import PREFIX as REFRESH_PREFIX
 
 __all__ = ["GRANT_TYPES", "OAuthController"]
@@ -105,7 +105,11 @@ class OAuthController(Controller):
                 claims = access_tokens.verify(token)
             except IdPError:
                 claims = None
-            if claims is not None and claims.sid and claims.client_id == (client.id if client else None):
+            if (
+                claims is not None
+                and claims.sid
+                and claims.client_id == (client.id if client else FIRST_PARTY_CLIENT)
+            ):
                 family = await sessions.family(claims.sid)
                 if family is not None:
                     await sessions.end(family.user_id, claims.sid, "revoke")

@@ -78,7 +78,7 @@ class WellKnownController(Controller):
             "ETag": keyring.jwks_etag,
             "Cache-Control": CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header(),
         }
-        if keyring.jwks_etag in request.headers.get("if-none-match", ""):
+        if _matches(request.headers.get("if-none-match"), keyring.jwks_etag):
             return Response(b"", status_code=304, headers=headers, media_type=JWKS_MEDIA_TYPE)
         return Response(keyring.jwks_body, headers=headers, media_type=JWKS_MEDIA_TYPE)
 
@@ -95,6 +95,14 @@ class WellKnownController(Controller):
     ) -> Response[bytes]:
         """RFC 8414 authorization server metadata."""
         return _metadata(discovery, settings)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: ``*`` or a list of entity tags (weak comparison)."""
+    if not if_none_match:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
 
 
 def _metadata(body: bytes, settings: Settings) -> Response[bytes]:

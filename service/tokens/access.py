@@ -22,11 +22,18 @@ from service.clock import Clock
 from service.errors import InvalidToken
 from service.keys.keyring import KeyRing
 
-__all__ = ["AccessClaims", "AccessTokens", "IssuedAccessToken", "quiet_eddsa_deprecation"]
+__all__ = [
+    "FIRST_PARTY_CLIENT",
+    "AccessClaims",
+    "AccessTokens",
+    "IssuedAccessToken",
+    "quiet_eddsa_deprecation",
+]
 
 MAX_TOKEN_LENGTH = 8192
 LEEWAY_SECONDS = 30
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+FIRST_PARTY_CLIENT = "first-party"
 
 
 def quiet_eddsa_deprecation() -> None:
@@ -45,11 +52,12 @@ class AccessClaims(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     exp: int
     iat: int
     jti: str
+    client_id: str
+    """RFC 9068 §2.2 requires it; sessions opened by our own login carry ``FIRST_PARTY_CLIENT``."""
+    roles: list[str]
     sid: str | None = None
-    client_id: str | None = None
     scope: str | None = None
     email: str | None = None
-    roles: list[str] = msgspec.field(default_factory=list)
 
 
 class IssuedAccessToken(msgspec.Struct, frozen=True):
@@ -100,7 +108,7 @@ class AccessTokens:
             iat=now,
             jti=secrets.token_urlsafe(16),
             sid=sid,
-            client_id=client_id,
+            client_id=client_id or FIRST_PARTY_CLIENT,
             scope=scope,
             email=email,
             roles=list(roles),

@@ -78,3 +78,13 @@ async def test_security_headers(client: Client) -> None:
         "/oauth2/token", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
     )
     assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_jwks_if_none_match_forms(client: Client) -> None:
+    """A list of tags, a weak tag and * all revalidate; another tag does not."""
+    etag = (await client.get("/.well-known/jwks.json")).headers["etag"]
+    for header in (f'"x", {etag}', f"W/{etag}", "*"):
+        assert (
+            await client.get("/.well-known/jwks.json", headers={"If-None-Match": header})
+        ).status_code == 304
+    assert (await client.get("/.well-known/jwks.json", headers={"If-None-Match": '"x"'})).status_code == 200

@@ -41,7 +41,8 @@ def test_issued_token_has_rfc9068_shape(tmp_path: Path, alg: Alg) -> None:
     assert (claims.iss, claims.sub, claims.aud, claims.sid) == (ISSUER, "user-1", "api", "s1")
     assert (claims.exp - claims.iat, claims.email, claims.roles) == (900, "a@example.com", ["admin"])
     payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
-    assert set(payload) == {"iss", "sub", "aud", "exp", "iat", "jti", "sid", "email", "roles"}
+    assert set(payload) == {"iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "email", "roles"}
+    assert payload["client_id"] == "first-party"
 
 
 def test_expiry_uses_the_injected_clock_with_bounded_leeway(tmp_path: Path) -> None:
