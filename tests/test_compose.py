@@ -94,6 +94,23 @@ def test_start_order_uses_health_conditions() -> None:
     assert services["idp"]["depends_on"]["idp-migrate"]["condition"] == "service_completed_successfully"
     assert services["idp"]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["idp-migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("postgres", "redis", "idp"):
+    for name in ("postgres", "redis", "idp", "better-auth", "api"):
         assert "healthcheck" in services[name], f"{name} has a health check"
     assert "./keys:/app/keys:ro" in services["idp"]["volumes"]
+    assert services["api"]["depends_on"]["idp"]["condition"] == "service_healthy"
+
+
+def test_mounted_trust_config_is_valid(tmp_path: Path) -> None:
+    """The TOML the compose IdP mounts parses, trusts the Better Auth service, and declares the
+    client whose secret compose passes in."""
+    document = compose()
+    idp = document["services"]["idp"]
+    mount = next(volume for volume in idp["volumes"] if volume.endswith(":/app/config/idp.toml:ro"))
+    trust_file = ROOT / mount.split(":")[0]
+    settings = load_settings({"IDP_CONFIG": str(trust_file), "WEB_CLIENT_SECRET": "x" * 40})
+    (issuer,) = settings.trust.issuers.values()
+    better_auth = document["services"]["better-auth"]["environment"]
+    assert issuer.issuer == better_auth["BA_BASE_URL"]
+    assert issuer.audiences == [better_auth["BA_JWT_AUDIENCE"]]
+    assert issuer.jwks_uri.startswith("http://better-auth:3000/")
+    assert "web" in settings.trust.client_secret_hashes
