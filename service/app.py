@@ -14,6 +14,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
+from service.audit import RequestIdMiddleware
 from service.clock import Clock, system_clock
 from service.config import Settings, load_settings
 from service.http.accounts import AccountsController
@@ -85,7 +86,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         response_headers=response_headers,
         cors_config=cors,
-        middleware=[http_metrics.middleware],
+        middleware=[RequestIdMiddleware, http_metrics.middleware],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="idp", version="0.1.0", path="/schema"),
         debug=False,

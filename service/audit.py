@@ -5,22 +5,58 @@ Fields are ids and codes only: never a password, a token, a key or a full email.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import re
+import secrets
 from typing import Any
 
 import msgspec
 from prometheus_client import Counter
 
-__all__ = ["AUTH_EVENTS", "audit"]
+__all__ = ["AUTH_EVENTS", "REQUEST_ID", "RequestIdMiddleware", "audit"]
 
 logger = logging.getLogger("idp.audit")
 
 AUTH_EVENTS = Counter("idp_auth_events", "Authentication events by type and outcome.", ["event", "outcome"])
 
 
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
 def audit(event: str, outcome: str = "success", **fields: Any) -> None:
-    """Log one event line and count it."""
+    """Log one event line (with the request id, when there is a request) and count it."""
     AUTH_EVENTS.labels(event=event, outcome=outcome).inc()
     record = {"event": event, "outcome": outcome}
     record.update({key: str(value) for key, value in fields.items() if value is not None})
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        record["request_id"] = request_id
     logger.info(msgspec.json.encode(record).decode())
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an id (a sane incoming ``X-Request-ID`` is kept, as a proxy's),
+    makes it available to audit lines and returns it in the response's ``X-Request-ID``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        token = REQUEST_ID.set(request_id)
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import msgspec
 import uvicorn
 
+from service.audit import audit
 from service.config import SIGNING_ALGS, ConfigError, Settings, load_settings
 from service.errors import IdPError
 from service.keys.files import KeyFileError, generate_key, load_keys, prune_keys, rotate_keys
@@ -87,6 +88,7 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
 
 def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> None:
     key = generate_key(settings.keys_dir, args.alg or settings.signing_alg, time.time())
+    audit("key_generated", kid=key.kid, alg=key.alg)
     print(f"generated {key.alg} key {key.kid} (signing now)")
 
 
@@ -114,11 +116,14 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
             EXIT_USAGE,
         )
     key = rotate_keys(settings.keys_dir, args.alg or settings.signing_alg, time.time(), delay)
+    audit("key_rotation", kid=key.kid, alg=key.alg, activates_at=_when(key.activates_at))
     print(f"published {key.alg} key {key.kid}; it signs from {_when(key.activates_at)}")
 
 
 def cmd_keys_prune(settings: Settings, _: argparse.Namespace) -> None:
     removed = prune_keys(settings.keys_dir, time.time(), settings.access_token_ttl)
+    for key in removed:
+        audit("key_pruned", kid=key.kid)
     print("removed: " + ", ".join(k.kid for k in removed) if removed else "nothing to prune")
 
 

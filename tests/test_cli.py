@@ -73,6 +73,7 @@ def test_keys_generate_list_rotate_prune(idp: Run, tmp_path: Path) -> None:
     assert generated.returncode == 0, generated.stderr
     rotated = idp("keys", "rotate")
     assert rotated.returncode == 0, rotated.stderr
+    assert '"event":"key_rotation"' in rotated.stderr, "rotations are audited"
     listing = idp("keys", "list").stdout
     assert ("ES256" in listing, "EdDSA" in listing, "signing" in listing, "pending" in listing) == (True,) * 4
     files = sorted((tmp_path / "keys").glob("*.json"))

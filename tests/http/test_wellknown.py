@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 
 from service.keys.keyring import PRIVATE_MEMBERS
 
@@ -88,3 +91,17 @@ async def test_jwks_if_none_match_forms(client: Client) -> None:
             await client.get("/.well-known/jwks.json", headers={"If-None-Match": header})
         ).status_code == 304
     assert (await client.get("/.well-known/jwks.json", headers={"If-None-Match": '"x"'})).status_code == 200
+
+
+async def test_request_ids_reach_responses_and_audit_lines(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sane incoming X-Request-ID is kept and logged with the audit event; others are replaced."""
+    caplog.set_level(logging.INFO, logger="idp.audit")
+    body = {"email": "nobody@example.com", "password": "whatever pass"}
+    kept = await client.post("/v1/login", json=body, headers={"X-Request-ID": "req-12345678"})
+    assert kept.headers["x-request-id"] == "req-12345678"
+    assert any('"request_id":"req-12345678"' in record.getMessage() for record in caplog.records)
+    replaced = await client.post("/v1/login", json=body, headers={"X-Request-ID": "bad id <script>"})
+    assert len(replaced.headers["x-request-id"]) == 16
+    assert (await client.get("/health/live")).headers["x-request-id"] != replaced.headers["x-request-id"]

@@ -100,6 +100,15 @@ def hostile_tokens(fx: Forger) -> dict[str, str]:
             other,
             algorithms=["EdDSA"],
         ),
+        "x5u-injection": jwt.encode(
+            {"alg": "EdDSA", "kid": "x", "typ": "at+jwt", "x5u": "http://127.0.0.1:1/cert.pem"},
+            claims,
+            other,
+            algorithms=["EdDSA"],
+        ),
+        "x5c-injection": fx.sign_raw(
+            {"alg": "EdDSA", "kid": "x", "typ": "at+jwt", "x5c": ["MIIBfake"]}, claims
+        ),
         "crit-unknown": fx.sign_raw(
             {"alg": "EdDSA", "kid": kid, "typ": "at+jwt", "crit": ["x-must"], "x-must": 1}, claims
         ),
@@ -130,6 +139,8 @@ def hostile_tokens(fx: Forger) -> dict[str, str]:
 
 
 HOSTILE = [
+    "x5u-injection",
+    "x5c-injection",
     "alg-none", "hs256-with-public-key", "unknown-kid", "embedded-jwk", "jku-injection", "crit-unknown",
     "typ-jwt", "typ-missing", "wrong-iss", "wrong-aud", "expired", "nbf-future", "no-sub",
     "tampered-payload", "truncated", "oversized", "not-base64", "header-not-json", "header-array", "empty",

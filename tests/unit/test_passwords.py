@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 
-from service.errors import IdPError, PasswordTooCommon, PasswordTooLong, PasswordTooShort
+from service.errors import (
+    IdPError,
+    PasswordTooCommon,
+    PasswordTooLong,
+    PasswordTooShort,
+    TemporarilyUnavailable,
+)
 from service.passwords import PasswordService, check_password_policy
 
 
@@ -77,3 +84,20 @@ async def test_decoy_verification_runs_argon2(passwords: PasswordService) -> Non
     await passwords.verify_decoy("anything at all")
     assert passwords._decoy_hash is not None
     assert passwords._decoy_hash.startswith("$argon2id$v=19$m=64,t=1,p=1$")
+
+
+async def test_load_is_shed_when_the_queue_is_full() -> None:
+    """One thread, one queue slot: of twelve simultaneous hashes some get 503 at once, the rest
+    finish; nothing waits without bound."""
+    service = PasswordService(memory_kib=4096, time_cost=3, parallelism=1, threads=1, max_queue=1)
+    try:
+        results = await asyncio.gather(
+            *(service.hash("correct horse battery") for _ in range(12)), return_exceptions=True
+        )
+    finally:
+        service.close()
+    shed = [r for r in results if isinstance(r, TemporarilyUnavailable)]
+    done = [r for r in results if isinstance(r, str)]
+    assert len(done) + len(shed) == 12
+    assert len(done) >= 2
+    assert len(shed) >= 1
