@@ -74,6 +74,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: tuple[str, ...] = ()
     """CIDRs, validated at start-up; X-Forwarded-For is believed only from these peers."""
     argon2_max_queue: int = 64
+    argon2_priority: Literal["idle", "normal"] = "idle"
     cors_origins: tuple[str, ...] = ()
     hsts_max_age: int = 0
 
@@ -284,6 +285,7 @@ def load_settings(
         limits=_limits(source),
         trusted_proxies=_parse(source, "IDP_TRUSTED_PROXIES", _networks, ()),
         argon2_max_queue=_parse(source, "IDP_ARGON2_MAX_QUEUE", _positive_int, 64),
+        argon2_priority=_parse(source, "IDP_ARGON2_PRIORITY", _choice(("idle", "normal")), "idle"),  # type: ignore[arg-type]
         cors_origins=_parse(source, "IDP_CORS_ORIGINS", _origins, ()),
         hsts_max_age=_parse(source, "IDP_HSTS_MAX_AGE", _non_negative_int, 0),
     )

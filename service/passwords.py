@@ -9,7 +9,9 @@ the same parameters so that they cost the same time as a wrong password.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import os
 import secrets
 import unicodedata
 from collections.abc import Callable
@@ -67,11 +69,27 @@ def check_password_policy(password: str) -> str:
     return normalized
 
 
+def _idle_priority() -> None:
+    """Put this argon2 thread in Linux's SCHED_IDLE class: when hashing saturates the cores, the
+    event loop (JWKS, token checks, every other request) still gets a core the moment it wakes,
+    and hashing keeps every cycle nothing else wants. Measured on 2 cores: JWKS p99 under login
+    load 24 ms at normal priority (nice 19 no better), 8-10 ms with SCHED_IDLE."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 class PasswordService:
     """argon2id hash/verify with bounded parallelism and a decoy for unknown accounts."""
 
     def __init__(
-        self, *, memory_kib: int, time_cost: int, parallelism: int, threads: int, max_queue: int = 64
+        self,
+        *,
+        memory_kib: int,
+        time_cost: int,
+        parallelism: int,
+        threads: int,
+        max_queue: int = 64,
+        idle_priority: bool = False,
     ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost,
@@ -81,7 +99,11 @@ class PasswordService:
             salt_len=16,
             type=Type.ID,
         )
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads,
+            thread_name_prefix="argon2",
+            initializer=_idle_priority if idle_priority else None,
+        )
         self._decoy_hash: str | None = None
         self._max_pending = threads + max_queue
         self._pending = 0

@@ -70,6 +70,7 @@ class Runtime:
             parallelism=settings.argon2_parallelism,
             threads=settings.argon2_threads,
             max_queue=settings.argon2_max_queue,
+            idle_priority=settings.argon2_priority == "idle",
         )
         self.keyring = KeyRing(settings.keys_dir, self.clock)
         if with_keys:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -101,3 +102,15 @@ async def test_load_is_shed_when_the_queue_is_full() -> None:
     assert len(done) + len(shed) == 12
     assert len(done) >= 2
     assert len(shed) >= 1
+
+
+async def test_idle_priority_puts_hashing_threads_in_sched_idle() -> None:
+    """With idle_priority the argon2 threads run in SCHED_IDLE; without, in the normal class."""
+    loop = asyncio.get_running_loop()
+    for idle, policy in ((True, os.SCHED_IDLE), (False, os.SCHED_OTHER)):
+        service = PasswordService(memory_kib=64, time_cost=1, parallelism=1, threads=1, idle_priority=idle)
+        try:
+            seen = await loop.run_in_executor(service._executor, os.sched_getscheduler, 0)
+        finally:
+            service.close()
+        assert seen == policy
