@@ -65,6 +65,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: int = 10
     auto_migrate: bool = True
     redis_prefix: str = "idp:"
+    redis_cluster: bool = False
     refresh_absolute_ttl: int = 30 * 24 * 3600
     refresh_idle_ttl: int = 7 * 24 * 3600
     refresh_reuse_grace: float = 10.0
@@ -277,6 +278,7 @@ def load_settings(
         db_pool_size=_parse(source, "IDP_DB_POOL_SIZE", _positive_int, 10),
         auto_migrate=_parse(source, "IDP_AUTO_MIGRATE", _boolean, True),
         redis_prefix=_parse(source, "IDP_REDIS_PREFIX", str, "idp:"),
+        redis_cluster=_parse(source, "IDP_REDIS_CLUSTER", _boolean, False),
         refresh_absolute_ttl=absolute_ttl,
         refresh_idle_ttl=idle_ttl,
         refresh_reuse_grace=_parse(source, "IDP_REFRESH_REUSE_GRACE", _non_negative_float, 10.0),

@@ -13,6 +13,8 @@ from typing import Protocol
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -121,7 +123,7 @@ return {1, math.max(remaining, 0), '0', tostring(new_tat - now)}
 class RedisRateLimiter:
     """Limiter shared by every instance through Redis: one Lua script, one key per decision."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "idp:") -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "idp:") -> None:
         self._prefix = prefix
         self._script = client.register_script(_GCRA)
 
@@ -129,7 +131,7 @@ class RedisRateLimiter:
         args = [repr(now), repr(rule.interval), repr(rule.period), "1" if count else "0"]
         try:
             reply = await self._script(keys=[f"{self._prefix}rl:{rule.name}:{{{key}}}"], args=args)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as exc:
             raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc
         allowed, remaining, retry_after, reset = reply
         return Decision(bool(allowed), int(remaining), float(retry_after), float(reset))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -25,11 +25,12 @@ from service.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from service.runtime import Runtime
 from service.store.base import Database
 from service.store.postgres import PostgresDatabase
-from service.store.redis import RedisFamilyStore, open_redis
+from service.store.redis import RedisFamilyStore, connect_redis
 from service.store.sessions import FamilyStore
 from service.store.sqlite import SqliteDatabase
 from service.store.sqlite_sessions import SqliteFamilyStore
 from service.tokens.access import quiet_eddsa_deprecation
+from tests.support.redis_cluster import run_redis_cluster
 from tests.support.server import CHEAP_ARGON2, GENEROUS_LIMITS
 
 ADMIN_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -186,19 +187,29 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
         await runtime.stop()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real three-master Redis Cluster for this test session."""
+    with run_redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 async def families(
     request: pytest.FixtureRequest, tmp_path: Path, redis_server: str
 ) -> AsyncIterator[FamilyStore]:
-    """Every session store: the embedded SQLite one and Redis (own key prefix, cleaned up)."""
-    if request.param == "redis":
+    """Every session store: SQLite (embedded), Redis, and Redis Cluster (own key prefix)."""
+    if request.param.startswith("redis"):
+        cluster = request.param == "redis-cluster"
+        url = request.getfixturevalue("redis_cluster") if cluster else redis_server
         prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
-        store = RedisFamilyStore(open_redis(redis_server), prefix=prefix)
+        store = RedisFamilyStore(await connect_redis(url, cluster=cluster), prefix=prefix)
         try:
             yield store
         finally:
             await store.close()
-            await delete_prefix(redis_server, prefix)
+            if not cluster:
+                await delete_prefix(redis_server, prefix)
     else:
         db = await SqliteDatabase.open(tmp_path / "sessions.sqlite3")
         await db.migrate()
@@ -208,16 +219,19 @@ async def families(
             await db.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def limiter(request: pytest.FixtureRequest, redis_server: str) -> AsyncIterator[RateLimiter]:
-    """Every rate limiter: in-process (embedded) and Redis (shared by instances)."""
+    """Every rate limiter: in-process (embedded), Redis and Redis Cluster (shared by instances)."""
     if request.param == "memory":
         yield MemoryRateLimiter()
         return
+    cluster = request.param == "redis-cluster"
+    url = request.getfixturevalue("redis_cluster") if cluster else redis_server
     prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
-    client = open_redis(redis_server)
+    client = await connect_redis(url, cluster=cluster)
     try:
         yield RedisRateLimiter(client, prefix=prefix)
     finally:
         await client.aclose()
-        await delete_prefix(redis_server, prefix)
+        if not cluster:
+            await delete_prefix(redis_server, prefix)

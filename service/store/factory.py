@@ -9,7 +9,7 @@ from service.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from service.store.base import Database
 from service.store.exchange import ReplayCache
 from service.store.postgres import PostgresClientStore, PostgresDatabase
-from service.store.redis import RedisFamilyStore, RedisReplayCache, open_redis
+from service.store.redis import RedisFamilyStore, RedisReplayCache, connect_redis
 from service.store.sessions import ClientStore, FamilyStore
 from service.store.sqlite import SqliteDatabase
 from service.store.sqlite_sessions import SqliteClientStore, SqliteFamilyStore, SqliteReplayCache
@@ -39,7 +39,7 @@ async def open_stores(settings: Settings) -> Stores:
     families: FamilyStore
     replay: ReplayCache
     if settings.redis_url is not None:
-        redis = open_redis(settings.redis_url)
+        redis = await connect_redis(settings.redis_url, cluster=settings.redis_cluster)
         families = RedisFamilyStore(redis, prefix=settings.redis_prefix)
         replay = RedisReplayCache(redis, prefix=settings.redis_prefix)
         limiter: RateLimiter = RedisRateLimiter(redis, prefix=settings.redis_prefix)

@@ -13,20 +13,24 @@ expired sessions vanish by themselves. Times come from the injected clock via AR
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.store.base import StorageUnavailable
 from service.store.sessions import Family, NewFamily, RotateResult
 
-__all__ = ["RedisFamilyStore", "RedisReplayCache", "open_redis"]
+__all__ = ["RedisClient", "RedisFamilyStore", "RedisReplayCache", "connect_redis", "open_redis"]
 
 T = TypeVar("T")
+RedisClient = aioredis.Redis | RedisCluster
 
 _CREATE = """
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
@@ -81,8 +85,11 @@ return fields
 """
 
 
-def open_redis(url: str) -> aioredis.Redis:
-    """A client that fails fast (so callers answer 503) and reconnects by itself."""
+def open_redis(url: str, *, cluster: bool = False) -> RedisClient:
+    """A client that fails fast (so callers answer 503) and reconnects by itself; with
+    ``cluster`` a Redis Cluster client (every script here touches one hash slot)."""
+    if cluster:
+        return RedisCluster.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=False)
     return aioredis.Redis.from_url(
         url,
         socket_timeout=2,
@@ -90,6 +97,17 @@ def open_redis(url: str) -> aioredis.Redis:
         health_check_interval=15,
         decode_responses=False,
     )
+
+
+async def connect_redis(url: str, *, cluster: bool = False) -> RedisClient:
+    """:func:`open_redis`, and for a cluster, learn its slot map before the first commands:
+    redis-py's cluster client can fail concurrent first commands while it connects. A cluster
+    that is down now is tried again on first use (requests answer 503 meanwhile)."""
+    client = open_redis(url, cluster=cluster)
+    if isinstance(client, RedisCluster):
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError):
+            await client.initialize()
+    return client
 
 
 def _field(value: str | None) -> str:
@@ -123,7 +141,7 @@ def _family(family_id: str, raw: Any) -> Family | None:
 class RedisFamilyStore:
     """:class:`service.store.sessions.FamilyStore` on Redis (single node or Cluster)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "idp:") -> None:
+    def __init__(self, client: RedisClient, prefix: str = "idp:") -> None:
         self._redis = client
         self._prefix = prefix
         self._create = client.register_script(_CREATE)
@@ -141,7 +159,7 @@ class RedisFamilyStore:
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         try:
             return await operation()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as exc:
             raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc
 
     async def create_family(self, family: NewFamily) -> None:
@@ -250,7 +268,7 @@ class RedisFamilyStore:
 class RedisReplayCache:
     """:class:`service.store.exchange.ReplayCache`: one ``SET NX PXAT`` per fingerprint."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "idp:") -> None:
+    def __init__(self, client: RedisClient, prefix: str = "idp:") -> None:
         self._redis = client
         self._prefix = prefix
 
@@ -260,6 +278,6 @@ class RedisReplayCache:
         key = f"{self._prefix}xr:{{{fingerprint}}}"
         try:
             stored = await self._redis.set(key, b"1", nx=True, pxat=int(expires_at * 1000))
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as exc:
             raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc
         return bool(stored)

@@ -1,0 +1,57 @@
+"use server";
+// Form actions (run on the server). nextCookies() makes Better Auth set its session cookie here.
+import { APIError } from "better-auth/api";
+import { headers } from "next/headers";
+import { redirect } from "next/navigation";
+
+import { getAuth } from "@/lib/auth";
+import { forget } from "@/lib/idp";
+
+function field(form, name) {
+  const value = form.get(name);
+  return typeof value === "string" ? value : "";
+}
+
+async function attempt(page, call) {
+  try {
+    await call();
+  } catch (error) {
+    const message = error instanceof APIError ? error.message || error.status : "unexpected error";
+    if (!(error instanceof APIError)) console.error(error);
+    redirect(`${page}?error=${encodeURIComponent(String(message))}`);
+  }
+  redirect("/profile");
+}
+
+export async function signUp(form) {
+  await attempt("/sign-up", async () =>
+    getAuth().api.signUpEmail({
+      body: { name: field(form, "name"), email: field(form, "email"), password: field(form, "password") },
+      headers: await headers(),
+    }),
+  );
+}
+
+export async function signIn(form) {
+  await attempt("/sign-in", async () =>
+    getAuth().api.signInEmail({
+      body: { email: field(form, "email"), password: field(form, "password") },
+      headers: await headers(),
+    }),
+  );
+}
+
+export async function signOut() {
+  const auth = getAuth();
+  const requestHeaders = await headers();
+  const session = await auth.api.getSession({ headers: requestHeaders });
+  if (session) {
+    try {
+      await forget(session.session.id); // revoke our refresh token at the IdP
+    } catch (error) {
+      console.error("revoking the IdP refresh token failed:", error);
+    }
+    await auth.api.signOut({ headers: requestHeaders }); // ends the Better Auth session, clears its cookie
+  }
+  redirect("/sign-in");
+}

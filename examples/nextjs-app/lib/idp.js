@@ -1,0 +1,129 @@
+// Our IdP, seen from the Next.js server: exchange the Better Auth JWT for our tokens (RFC 8693),
+// refresh them before they expire, revoke the refresh token at sign-out, call the API.
+//
+// Our tokens never reach the browser: they live in this process, keyed by the Better Auth session
+// id (the browser only holds Better Auth's httpOnly session cookie). With several Next.js
+// instances, put this map in a shared store (Redis...) or in httpOnly SameSite=Lax cookies.
+import { headers } from "next/headers";
+
+import { getAuth } from "./auth";
+import { env } from "./env";
+
+const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt";
+const TIMEOUT_MS = 10_000;
+
+const store = (globalThis.__idpTokens ??= new Map()); // session id -> { access, refresh, expiresAt }
+const pending = (globalThis.__idpPending ??= new Map()); // session id -> in-flight Promise
+
+export class IdpError extends Error {
+  constructor(what, status, body) {
+    super(`${what}: HTTP ${status} ${body?.error ?? ""} ${body?.error_description ?? ""}`.trim());
+    this.status = status;
+    this.code = body?.error;
+  }
+}
+
+function basicAuth() {
+  const id = encodeURIComponent(env("IDP_CLIENT_ID"));
+  const secret = encodeURIComponent(env("IDP_CLIENT_SECRET"));
+  return `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
+}
+
+async function idpPost(path, form) {
+  const response = await fetch(`${env("IDP_URL")}${path}`, {
+    method: "POST",
+    headers: { authorization: basicAuth(), "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(form),
+    cache: "no-store",
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new IdpError(`POST ${path}`, response.status, body);
+  return body;
+}
+
+function remember(sessionId, tokens) {
+  const entry = {
+    access: tokens.access_token,
+    refresh: tokens.refresh_token,
+    expiresAt: Date.now() + tokens.expires_in * 1000,
+    margin: Math.min(30, tokens.expires_in / 5) * 1000, // refresh this long before expiry
+  };
+  store.set(sessionId, entry);
+  return entry;
+}
+
+async function exchange(sessionId) {
+  console.log("idp: exchanging the Better Auth JWT of a session");
+  // The JWT plugin's GET /api/auth/token, called in-process with the browser's session cookie.
+  const { token } = await getAuth().api.getToken({ headers: await headers() });
+  return remember(
+    sessionId,
+    await idpPost("/oauth2/token", {
+      grant_type: TOKEN_EXCHANGE,
+      subject_token: token,
+      subject_token_type: JWT_TOKEN_TYPE,
+    }),
+  );
+}
+
+async function refresh(sessionId, entry) {
+  console.log("idp: refreshing the access token of a session"); // never log token values
+  try {
+    return remember(sessionId, await idpPost("/oauth2/token", { grant_type: "refresh_token", refresh_token: entry.refresh }));
+  } catch (error) {
+    if (!(error instanceof IdpError) || error.code !== "invalid_grant") throw error;
+    // Another request (another tab, another instance) may have rotated it already: take its result,
+    // or retry once (the IdP answers a retry within 10 s with the same successor pair).
+    const current = store.get(sessionId);
+    if (current && current.refresh !== entry.refresh) return current;
+    try {
+      return remember(sessionId, await idpPost("/oauth2/token", { grant_type: "refresh_token", refresh_token: entry.refresh }));
+    } catch {
+      store.delete(sessionId);
+      return exchange(sessionId); // the Better Auth session is still valid: start over
+    }
+  }
+}
+
+function once(sessionId, work) {
+  // Concurrent requests of one session share one exchange or refresh.
+  if (!pending.has(sessionId)) {
+    pending.set(sessionId, work().finally(() => pending.delete(sessionId)));
+  }
+  return pending.get(sessionId);
+}
+
+/** Our access token for this Better Auth session: exchanged on first use, refreshed before expiry. */
+export async function accessToken(sessionId, { force = false } = {}) {
+  const entry = store.get(sessionId);
+  if (!entry) return (await once(sessionId, () => exchange(sessionId))).access;
+  if (force || Date.now() >= entry.expiresAt - entry.margin) {
+    return (await once(sessionId, () => refresh(sessionId, entry))).access;
+  }
+  return entry.access;
+}
+
+/** GET {API_URL}/api/profile with our access token; one forced refresh if the API says 401. */
+export async function apiProfile(sessionId) {
+  const call = async (token) =>
+    fetch(`${env("API_URL")}/api/profile`, {
+      headers: { authorization: `Bearer ${token}` },
+      cache: "no-store",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  let response = await call(await accessToken(sessionId));
+  if (response.status === 401) response = await call(await accessToken(sessionId, { force: true }));
+  if (!response.ok) throw new Error(`GET /api/profile: HTTP ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+/** Sign-out: revoke our refresh token (which ends the IdP session) and forget our tokens. */
+export async function forget(sessionId) {
+  const entry = store.get(sessionId);
+  store.delete(sessionId);
+  if (!entry) return;
+  await idpPost("/oauth2/revoke", { token: entry.refresh, token_type_hint: "refresh_token" });
+  console.log("idp: revoked the refresh token of a session");
+}
