@@ -70,19 +70,22 @@ async function exchange(sessionId) {
 
 async function refresh(sessionId, entry) {
   console.log("idp: refreshing the access token of a session"); // never log token values
+  const grant = { grant_type: "refresh_token", refresh_token: entry.refresh };
   try {
-    return remember(sessionId, await idpPost("/oauth2/token", { grant_type: "refresh_token", refresh_token: entry.refresh }));
+    return remember(sessionId, await idpPost("/oauth2/token", grant));
   } catch (error) {
-    if (!(error instanceof IdpError) || error.code !== "invalid_grant") throw error;
-    // Another request (another tab, another instance) may have rotated it already: take its result,
-    // or retry once (the IdP answers a retry within 10 s with the same successor pair).
+    // Another request (tab, instance) may have rotated it already: take its result. Otherwise
+    // retry once with the same refresh token: within 10 s the IdP answers a retry with the same
+    // successor pair (e.g. when our first answer was lost, or another instance won the race).
     const current = store.get(sessionId);
     if (current && current.refresh !== entry.refresh) return current;
+    console.warn(`idp: refresh failed (${error.message}), retrying once`);
     try {
-      return remember(sessionId, await idpPost("/oauth2/token", { grant_type: "refresh_token", refresh_token: entry.refresh }));
-    } catch {
+      return remember(sessionId, await idpPost("/oauth2/token", grant));
+    } catch (retryError) {
+      if (!(retryError instanceof IdpError) || retryError.code !== "invalid_grant") throw retryError;
       store.delete(sessionId);
-      return exchange(sessionId); // the Better Auth session is still valid: start over
+      return exchange(sessionId); // our IdP session is gone but Better Auth's is valid: start over
     }
   }
 }
