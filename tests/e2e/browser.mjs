@@ -1,8 +1,8 @@
 // Drives Debian's chromium through the Next.js reference app (examples/nextjs-app), for
 // tests/e2e/test_browser_flow.py. Never downloads a browser: playwright-core + /usr/bin/chromium.
 //
-// Environment: APP_URL (the Next.js app), SHOTS_DIR (a screenshot per step), DOCS_SHOT (one PNG
-// for the README), EMAIL, PASSWORD, TTL_WAIT_MS (how long to wait for the access token to expire),
+// Environment: APP_URL (the Next.js app), SHOTS_DIR (a screenshot per step), DOCS_SHOT (optional:
+// where to save the profile page as one PNG for the README), EMAIL, PASSWORD, TTL_WAIT_MS (how long to wait for the access token to expire),
 // CHROMIUM (default /usr/bin/chromium), USER_DATA_DIR (a fresh, empty folder).
 //
 // Prints one JSON line per step on stdout ({"step": ..., ...}); exits non-zero on any failure.
@@ -79,7 +79,8 @@ try {
   const first = await readProfile(page);
   await shot(page, "02-profile");
   if (docsShot) await page.screenshot({ path: docsShot });
-  report("profile", first);
+  const cookies = (await context.cookies()).map(({ name, httpOnly, sameSite, secure }) => ({ name, httpOnly, sameSite, secure }));
+  report("profile", { ...first, cookies });
 
   // 3. Wait past the access token's lifetime, then load the profile in two tabs at once: both
   //    need a refresh at the same moment.
@@ -102,6 +103,14 @@ try {
   await page.waitForURL(`${appUrl}/sign-in`);
   await shot(page, "05-profile-refused");
   report("refused", { url: page.url() });
+
+  // 6. Sign in again: a new Better Auth session, a new exchange, the same user at the API.
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await Promise.all([page.waitForURL(`${appUrl}/profile`), page.getByRole("button", { name: "Sign in" }).click()]);
+  const again = await readProfile(page);
+  await shot(page, "06-signed-in-again");
+  report("signed-in-again", again);
 } finally {
   await context.close();
 }

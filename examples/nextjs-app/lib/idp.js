@@ -98,14 +98,18 @@ function once(sessionId, work) {
   return pending.get(sessionId);
 }
 
+const due = (entry) => Date.now() >= entry.expiresAt - entry.margin;
+
 /** Our access token for this Better Auth session: exchanged on first use, refreshed before expiry. */
 export async function accessToken(sessionId, { force = false } = {}) {
   const entry = store.get(sessionId);
   if (!entry) return (await once(sessionId, () => exchange(sessionId))).access;
-  if (force || Date.now() >= entry.expiresAt - entry.margin) {
-    return (await once(sessionId, () => refresh(sessionId, entry))).access;
-  }
-  return entry.access;
+  if (!force && !due(entry)) return entry.access;
+  const fresh = await once(sessionId, async () => {
+    const latest = store.get(sessionId) ?? entry; // a refresh may have finished in the meantime
+    return latest !== entry && !due(latest) ? latest : refresh(sessionId, latest);
+  });
+  return fresh.access;
 }
 
 /** GET {API_URL}/api/profile with our access token; one forced refresh if the API says 401. */
