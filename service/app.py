@@ -9,7 +9,7 @@ from typing import Any
 
 from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import ResponseHeader
+from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
@@ -92,6 +92,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         debug=False,
     )
     app.state.runtime = runtime
+    app.state.jwks_cache_control = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
     return app
 
 

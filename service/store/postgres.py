@@ -64,6 +64,12 @@ def _user(row: asyncpg.Record | None) -> User | None:
     )
 
 
+async def _keep_session(_: object) -> None:
+    """Skip asyncpg's per-release ``RESET ALL; UNLISTEN *; …`` round trip: this service sets no
+    session state, listens to nothing and only takes transaction-scoped advisory locks, while
+    asyncpg still rolls back any open transaction itself."""
+
+
 class PostgresDatabase:
     """:class:`service.store.base.Database` on PostgreSQL."""
 
