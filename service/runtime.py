@@ -143,12 +143,9 @@ class Runtime:
             await asyncio.sleep(self.settings.keys_reload_interval)
             try:
                 if self.keyring.refresh():
-                    logger.info("signing keys reloaded: %s", ", ".join(self.keyring_kids()))
+                    logger.info("signing keys reloaded: %s", ", ".join(key.kid for key in self.keyring.keys))
             except Exception:
                 logger.exception("key reload failed; keeping the previous keys")
-
-    def keyring_kids(self) -> list[str]:
-        return [key.kid for key in self.keyring.keys]
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -260,6 +260,29 @@ class NodeVerifier:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def assert_tokens_verified(
+    verify: Callable[[str], dict[str, Any]],
+    tokens: Sequence[str],
+    server: RunningServer,
+    alg: str,
+    email: str,
+) -> None:
+    """Each token verifies, with our header and claims, and all name the same subject."""
+    subjects = set()
+    for token in tokens:
+        result = verify(token)
+        assert result["ok"], result
+        header, claims = result["header"], result["payload"]
+        assert header["alg"] == alg
+        assert header["typ"] == "at+jwt"
+        assert claims["iss"] == server.url
+        assert claims["aud"] == server.url
+        assert claims["email"] == email
+        assert claims["exp"] > claims["iat"]
+        subjects.add(claims["sub"])
+    assert len(subjects) == 1, "signup and login tokens name different subjects"
 
 
 def tamper(token: str) -> str:
