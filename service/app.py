@@ -20,6 +20,7 @@ from service.config import Settings, load_settings
 from service.http.accounts import AccountsController
 from service.http.auth import bearer_claims
 from service.http.errors import EXCEPTION_HANDLERS
+from service.http.fastpath import JWKSFastPath
 from service.http.health import HealthController, metrics
 from service.http.oauth import GRANT_TYPES, OAuthController
 from service.http.wellknown import WellKnownController, discovery_document
@@ -92,7 +93,17 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         debug=False,
     )
     app.state.runtime = runtime
-    app.state.jwks_cache_control = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
+    jwks_cache_control = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
+    app.state.jwks_cache_control = jwks_cache_control
+    app.asgi_handler = JWKSFastPath(
+        app.asgi_handler,
+        runtime,
+        common_headers=[
+            (b"cache-control", jwks_cache_control.encode()),
+            *((header.name.lower().encode(), str(header.value).encode()) for header in response_headers),
+        ],
+        defer_on_origin=cors is not None,
+    )
     return app
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from prometheus_client import Counter
 
-__all__ = ["AUTH_EVENTS", "REQUEST_ID", "RequestIdMiddleware", "audit"]
+__all__ = ["AUTH_EVENTS", "REQUEST_ID", "RequestIdMiddleware", "audit", "request_id_from"]
 
 logger = logging.getLogger("idp.audit")
 
@@ -22,7 +22,14 @@ AUTH_EVENTS = Counter("idp_auth_events", "Authentication events by type and outc
 
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{8,64}")
+
+
+def request_id_from(incoming: bytes) -> str:
+    """A sane incoming ``X-Request-ID`` (a proxy's) is kept; anything else gets a fresh id."""
+    if _SAFE_REQUEST_ID.fullmatch(incoming):
+        return incoming.decode("ascii")
+    return secrets.token_hex(8)
 
 
 def audit(event: str, outcome: str = "success", **fields: Any) -> None:
@@ -47,8 +54,8 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        incoming = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
+        request_id = request_id_from(incoming)
         token = REQUEST_ID.set(request_id)
 
         async def send_with_id(message: Any) -> None:

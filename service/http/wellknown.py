@@ -13,9 +13,16 @@ from service.config import Settings
 from service.http.openapi import JWKSDocument, Metadata, json_body
 from service.keys.keyring import KeyRing
 
-__all__ = ["WellKnownController", "discovery_document"]
+__all__ = [
+    "JWKS_MEDIA_TYPE",
+    "JWKS_PATH",
+    "WellKnownController",
+    "discovery_document",
+    "if_none_match_matches",
+]
 
 JWKS_MEDIA_TYPE = "application/jwk-set+json"
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 def discovery_document(settings: Settings, grant_types: list[str]) -> bytes:
@@ -26,7 +33,7 @@ def discovery_document(settings: Settings, grant_types: list[str]) -> bytes:
     issuer = settings.issuer
     document: dict[str, object] = {
         "issuer": issuer,
-        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "jwks_uri": f"{issuer}{JWKS_PATH}",
         "userinfo_endpoint": f"{issuer}/v1/me",
         "response_types_supported": [],
         "grant_types_supported": grant_types,
@@ -70,12 +77,13 @@ class WellKnownController(Controller):
     async def jwks(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """Public signing keys (RFC 7517); revalidate with ``If-None-Match``.
 
-        The hottest route: no injected dependencies (each costs Litestar a task group per
-        request), headers built once at start-up.
+        ``GET`` and ``HEAD`` are answered before routing by
+        :class:`service.http.fastpath.JWKSFastPath`; this route serves CORS requests and the
+        OpenAPI description, with the same headers.
         """
         keyring: KeyRing = request.app.state.runtime.keyring
         headers = {"ETag": keyring.jwks_etag, "Cache-Control": request.app.state.jwks_cache_control}
-        if _matches(request.headers.get("if-none-match"), keyring.jwks_etag):
+        if if_none_match_matches(request.headers.get("if-none-match"), keyring.jwks_etag):
             return Response(b"", status_code=304, headers=headers, media_type=JWKS_MEDIA_TYPE)
         return Response(keyring.jwks_body, headers=headers, media_type=JWKS_MEDIA_TYPE)
 
@@ -94,7 +102,7 @@ class WellKnownController(Controller):
         return _metadata(discovery, settings)
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
+def if_none_match_matches(if_none_match: str | None, etag: str) -> bool:
     """RFC 9110 §13.1.2: ``*`` or a list of entity tags (weak comparison)."""
     if not if_none_match:
         return False

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import httpx
 import pytest
+from litestar import Litestar
 
+from service.app import create_app
+from service.clock import FrozenClock
+from service.config import Settings
+from service.keys.files import generate_key
 from service.keys.keyring import PRIVATE_MEMBERS
+from service.runtime import Runtime
 
 Client = httpx.AsyncClient
 
@@ -105,3 +112,81 @@ async def test_request_ids_reach_responses_and_audit_lines(
     replaced = await client.post("/v1/login", json=body, headers={"X-Request-ID": "bad id <script>"})
     assert len(replaced.headers["x-request-id"]) == 16
     assert (await client.get("/health/live")).headers["x-request-id"] != replaced.headers["x-request-id"]
+
+
+async def test_jwks_fast_path_matches_the_litestar_route(client: Client) -> None:
+    """GET and HEAD are answered before routing (counted in ``idp_jwks_responses_total``), with
+    request ids like every other route; other methods reach the Litestar route."""
+    before = (await client.get("/metrics")).text
+    fast = await client.get("/.well-known/jwks.json", headers={"X-Request-ID": "jwks-req-0001"})
+    head = await client.head("/.well-known/jwks.json")
+    assert head.content == b""
+    assert {k: v for k, v in fast.headers.items() if k != "x-request-id"} == {
+        k: v for k, v in head.headers.items() if k != "x-request-id"
+    }
+    assert fast.headers["x-request-id"] == "jwks-req-0001"
+    assert fast.headers["x-content-type-options"] == "nosniff"
+    assert int(fast.headers["content-length"]) == len(fast.content)
+    replaced = await client.get("/.well-known/jwks.json", headers={"X-Request-ID": "no"})
+    assert len(replaced.headers["x-request-id"]) == 16
+    after = (await client.get("/metrics")).text
+    assert (
+        _counter(after, 'idp_jwks_responses_total{status="200"}')
+        - _counter(before, 'idp_jwks_responses_total{status="200"}')
+        == 3
+    )
+    assert (await client.post("/.well-known/jwks.json")).status_code == 405
+
+
+async def test_jwks_fast_path_follows_rotation(client: Client, app: Litestar) -> None:
+    """A key added to the folder changes the served body and ETag; the old ETag gets a 200."""
+    runtime: Runtime = app.state.runtime
+    first = await client.get("/.well-known/jwks.json")
+    generate_key(runtime.settings.keys_dir, "EdDSA", runtime.clock())
+    assert runtime.keyring.refresh()
+    second = await client.get("/.well-known/jwks.json", headers={"If-None-Match": first.headers["etag"]})
+    assert second.status_code == 200
+    assert second.headers["etag"] != first.headers["etag"]
+    assert len(second.json()["keys"]) == len(first.json()["keys"]) + 1
+    assert int(second.headers["content-length"]) == len(second.content)
+    cached = await client.get("/.well-known/jwks.json", headers={"If-None-Match": second.headers["etag"]})
+    assert (cached.status_code, cached.headers["etag"]) == (304, second.headers["etag"])
+
+
+async def test_jwks_cors_requests_use_the_cors_middleware(
+    make_settings: Callable[..., Settings], backend_env: dict[str, str], clock: FrozenClock
+) -> None:
+    """With CORS configured, a request with an Origin is answered by Litestar's CORS middleware
+    and its JWKS route, with the fast path's body and headers plus the CORS ones."""
+    settings = make_settings(
+        **backend_env, IDP_CORS_ORIGINS="https://app.example.com", IDP_HSTS_MAX_AGE="31536000"
+    )
+    app = create_app(settings, clock=clock)
+    runtime: Runtime = app.state.runtime
+    await runtime.start()
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+            allowed = await client.get(
+                "/.well-known/jwks.json", headers={"Origin": "https://app.example.com"}
+            )
+            plain = await client.get("/.well-known/jwks.json")
+    finally:
+        await runtime.stop()
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert allowed.content == plain.content
+    assert "access-control-allow-origin" not in plain.headers
+    varying = {"date", "x-request-id", "vary"}
+    assert {
+        k: v for k, v in allowed.headers.items() if k not in varying and not k.startswith("access-control-")
+    } == {k: v for k, v in plain.headers.items() if k not in varying}
+    for response in (allowed, plain):
+        assert response.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+
+
+def _counter(metrics: str, sample: str) -> float:
+    """A sample's value in Prometheus text, 0 when absent."""
+    for line in metrics.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
