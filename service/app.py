@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.di import Provide
@@ -25,7 +24,7 @@ from service.http.health import HealthController, metrics
 from service.http.oauth import GRANT_TYPES, OAuthController
 from service.http.wellknown import WellKnownController, discovery_document
 from service.runtime import Runtime
-from service.tokens.access import AccessClaims, quiet_eddsa_deprecation
+from service.tokens.access import quiet_eddsa_deprecation
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -35,9 +34,6 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     runtime = Runtime(settings, clock)
     discovery = discovery_document(settings, GRANT_TYPES)
 
-    async def claims(request: Request[Any, Any, Any]) -> AccessClaims:
-        return await bearer_claims(request, runtime.access_tokens, runtime.sessions)
-
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await runtime.start()
@@ -45,9 +41,6 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
             yield
         finally:
             await runtime.stop()
-
-    def provider(name: str) -> Provide:
-        return Provide(lambda: getattr(runtime, name), sync_to_thread=False)
 
     response_headers = [ResponseHeader(name="X-Content-Type-Options", value="nosniff")]
     if settings.hsts_max_age:
@@ -70,19 +63,11 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     app = Litestar(
         route_handlers=[AccountsController, OAuthController, WellKnownController, HealthController, metrics],
         lifespan=[lifespan],
+        # One dependency per handler (plus ``claims``, which depends on it): Litestar resolves
+        # independent dependencies concurrently in an anyio task group, a cost on every request.
         dependencies={
-            "accounts": provider("accounts"),
-            "access_tokens": provider("access_tokens"),
-            "keyring": provider("keyring"),
-            "database": provider("database"),
-            "families": provider("families"),
-            "sessions": provider("sessions"),
-            "clients": provider("clients"),
-            "exchange": provider("exchange"),
-            "guard": provider("guard"),
-            "claims": Provide(claims),
-            "settings": Provide(lambda: settings, sync_to_thread=False),
-            "discovery": Provide(lambda: discovery, sync_to_thread=False),
+            "runtime": Provide(lambda: runtime, sync_to_thread=False),
+            "claims": Provide(bearer_claims),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         response_headers=response_headers,
@@ -95,6 +80,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     app.state.runtime = runtime
     jwks_cache_control = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
     app.state.jwks_cache_control = jwks_cache_control
+    app.state.discovery = discovery
     app.asgi_handler = JWKSFastPath(
         app.asgi_handler,
         runtime,

@@ -14,12 +14,11 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from service.abuse import AbuseGuard
-from service.accounts import Accounts
 from service.errors import UnsupportedMediaType
 from service.http.auth import request_ip
 from service.http.openapi import errors
-from service.sessions import Sessions, TokenResponse
+from service.runtime import Runtime
+from service.sessions import TokenResponse
 from service.store.base import User
 from service.store.sessions import Family
 from service.tokens.access import AccessClaims
@@ -120,16 +119,15 @@ class AccountsController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[SignupRequest],
-        accounts: NamedDependency[Accounts],
-        guard: NamedDependency[AbuseGuard],
+        runtime: NamedDependency[Runtime],
     ) -> SignupResponse:
         """Create an account and sign it in (a new session)."""
-        user, tokens = await accounts.signup(
+        user, tokens = await runtime.accounts.signup(
             data.email,
             data.password,
             data.name,
             request.headers.get("user-agent"),
-            request_ip(request, guard),
+            request_ip(request, runtime.guard),
         )
         return SignupResponse(UserView.of(user), tokens)
 
@@ -138,21 +136,18 @@ class AccountsController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[LoginRequest],
-        accounts: NamedDependency[Accounts],
-        guard: NamedDependency[AbuseGuard],
+        runtime: NamedDependency[Runtime],
     ) -> TokenResponse:
         """Exchange email + password for tokens (a new session)."""
-        _, tokens = await accounts.login(
-            data.email, data.password, request.headers.get("user-agent"), request_ip(request, guard)
+        _, tokens = await runtime.accounts.login(
+            data.email, data.password, request.headers.get("user-agent"), request_ip(request, runtime.guard)
         )
         return tokens
 
     @get("/me", responses=errors(401))
-    async def me(
-        self, claims: NamedDependency[AccessClaims], accounts: NamedDependency[Accounts]
-    ) -> UserView:
+    async def me(self, claims: NamedDependency[AccessClaims], runtime: NamedDependency[Runtime]) -> UserView:
         """The profile of the account the Bearer token was issued to."""
-        return UserView.of(await accounts.profile(claims))
+        return UserView.of(await runtime.accounts.profile(claims))
 
     @post(
         "/password",
@@ -164,10 +159,10 @@ class AccountsController(Controller):
         self,
         data: JSONBody[PasswordChange],
         claims: NamedDependency[AccessClaims],
-        accounts: NamedDependency[Accounts],
+        runtime: NamedDependency[Runtime],
     ) -> None:
         """Change the password; every other session ends."""
-        await accounts.change_password(claims, data.current_password, data.new_password)
+        await runtime.accounts.change_password(claims, data.current_password, data.new_password)
 
     @post(
         "/logout",
@@ -179,9 +174,10 @@ class AccountsController(Controller):
         self,
         request: Request[Any, Any, Any],
         claims: NamedDependency[AccessClaims],
-        sessions: NamedDependency[Sessions],
+        runtime: NamedDependency[Runtime],
     ) -> None:
         """End this session, or with ``{"all": true}`` every session of the account."""
+        sessions = runtime.sessions
         body = await request.body()
         options = msgspec.json.decode(body, type=LogoutRequest) if body else LogoutRequest()
         user_id = UUID(claims.sub)
@@ -192,17 +188,18 @@ class AccountsController(Controller):
 
     @get("/sessions", responses=errors(401))
     async def list_sessions(
-        self, claims: NamedDependency[AccessClaims], sessions: NamedDependency[Sessions]
+        self, claims: NamedDependency[AccessClaims], runtime: NamedDependency[Runtime]
     ) -> list[SessionView]:
         """The account's active sessions."""
-        return [SessionView.of(family, claims.sid) for family in await sessions.list(UUID(claims.sub))]
+        families = await runtime.sessions.list(UUID(claims.sub))
+        return [SessionView.of(family, claims.sid) for family in families]
 
     @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 404))
     async def end_session(
         self,
         session_id: FromPath[str],
         claims: NamedDependency[AccessClaims],
-        sessions: NamedDependency[Sessions],
+        runtime: NamedDependency[Runtime],
     ) -> None:
         """End one of the account's sessions."""
-        await sessions.end(UUID(claims.sub), session_id, "session_ended")
+        await runtime.sessions.end(UUID(claims.sub), session_id, "session_ended")

@@ -9,13 +9,14 @@ from urllib.parse import parse_qsl, unquote_plus
 
 import msgspec
 from litestar import Request
+from litestar.di import NamedDependency
 
 from service.abuse import AbuseGuard
 from service.clients import Clients
 from service.errors import InvalidClient, InvalidRequest, InvalidToken
-from service.sessions import Sessions
+from service.runtime import Runtime
 from service.store.sessions import Client
-from service.tokens.access import AccessClaims, AccessTokens
+from service.tokens.access import AccessClaims
 
 __all__ = [
     "authenticate_client",
@@ -42,11 +43,9 @@ def bearer_token(request: Request[Any, Any, Any]) -> str:
     return token.strip()
 
 
-async def bearer_claims(
-    request: Request[Any, Any, Any], access_tokens: AccessTokens, sessions: Sessions
-) -> AccessClaims:
-    """Claims of a valid access token whose session is still live."""
-    return await sessions.authenticate(access_tokens.verify(bearer_token(request)))
+async def bearer_claims(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> AccessClaims:
+    """The ``claims`` dependency: a valid access token whose session is still live."""
+    return await runtime.sessions.authenticate(runtime.access_tokens.verify(bearer_token(request)))
 
 
 def parse_form(body: bytes) -> dict[str, str]:

@@ -8,7 +8,8 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.keys.keyring import KeyRing, NoSigningKey
+from service.keys.keyring import NoSigningKey
+from service.runtime import Runtime
 from service.store.base import Database, StorageUnavailable
 from service.store.sessions import FamilyStore
 
@@ -31,21 +32,20 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready")
-    async def ready(
-        self,
-        database: NamedDependency[Database],
-        families: NamedDependency[FamilyStore],
-        keyring: NamedDependency[KeyRing],
-    ) -> Response[Readiness]:
+    async def ready(self, runtime: NamedDependency[Runtime]) -> Response[Readiness]:
         """Ready when the database and the session store answer and a key may sign."""
         checks = {"database": "ok", "sessions": "ok", "signing_key": "ok"}
-        for name, store in (("database", database), ("sessions", families)):
+        stores: tuple[tuple[str, Database | FamilyStore], ...] = (
+            ("database", runtime.database),
+            ("sessions", runtime.families),
+        )
+        for name, store in stores:
             try:
                 await store.ping()
             except StorageUnavailable:
                 checks[name] = "unavailable"
         try:
-            keyring.signing_key()
+            runtime.keyring.signing_key()
         except NoSigningKey:
             checks["signing_key"] = "missing"
         healthy = all(value == "ok" for value in checks.values())

@@ -10,15 +10,13 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK
 
-from service.abuse import AbuseGuard
-from service.accounts import Accounts
-from service.clients import Clients
 from service.errors import IdPError, InvalidClient, InvalidRequest, UnsupportedGrantType
-from service.exchange.grant import GRANT_TYPE, TokenExchange
+from service.exchange.grant import GRANT_TYPE
 from service.http.auth import authenticate_client, basic_client_id, read_params, request_ip
 from service.http.openapi import errors, json_body
-from service.sessions import Sessions, TokenResponse
-from service.tokens.access import FIRST_PARTY_CLIENT, AccessTokens
+from service.runtime import Runtime
+from service.sessions import TokenResponse
+from service.tokens.access import FIRST_PARTY_CLIENT
 from service.tokens.refresh import PREFIX as REFRESH_PREFIX
 
 __all__ = ["GRANT_TYPES", "OAuthController"]
@@ -61,35 +59,31 @@ class OAuthController(Controller):
     async def token(
         self,
         request: Request[Any, Any, Any],
-        sessions: NamedDependency[Sessions],
-        clients: NamedDependency[Clients],
-        exchange: NamedDependency[TokenExchange],
-        guard: NamedDependency[AbuseGuard],
+        runtime: NamedDependency[Runtime],
     ) -> TokenResponse:
         """Token endpoint. Grants: ``refresh_token`` and RFC 8693 token exchange."""
         params = await read_params(request)
+        guard = runtime.guard
         await guard.before_token(
             request_ip(request, guard), params.get("client_id") or basic_client_id(request)
         )
         grant_type = _required(params, "grant_type")
-        client = await authenticate_client(request, params, clients)
+        client = await authenticate_client(request, params, runtime.clients)
         if grant_type == "refresh_token":
-            return await sessions.refresh(
+            return await runtime.sessions.refresh(
                 _required(params, "refresh_token"), client=client, scope=params.get("scope")
             )
         if grant_type == GRANT_TYPE:
             if client is None:
                 raise InvalidClient("Token exchange requires client authentication.")
-            return await exchange.exchange(params, client)
+            return await runtime.exchange.exchange(params, client)
         raise UnsupportedGrantType(f"The grant type {grant_type[:64]!r} is not supported.")
 
     @post("/revoke", status_code=HTTP_200_OK, responses={**errors(400, 401, 413), **json_body(200, None)})
     async def revoke(
         self,
         request: Request[Any, Any, Any],
-        sessions: NamedDependency[Sessions],
-        clients: NamedDependency[Clients],
-        access_tokens: NamedDependency[AccessTokens],
+        runtime: NamedDependency[Runtime],
     ) -> Response[bytes]:
         """Revoke a refresh token (its whole session) or the session of an access token.
 
@@ -97,12 +91,13 @@ class OAuthController(Controller):
         """
         params = await read_params(request)
         token = _required(params, "token")
-        client = await authenticate_client(request, params, clients)
+        client = await authenticate_client(request, params, runtime.clients)
+        sessions = runtime.sessions
         if token.startswith(REFRESH_PREFIX):
             await sessions.revoke_refresh_token(token, client)
         else:
             try:
-                claims = access_tokens.verify(token)
+                claims = runtime.access_tokens.verify(token)
             except IdPError:
                 claims = None
             if (
@@ -119,14 +114,12 @@ class OAuthController(Controller):
     async def introspect(
         self,
         request: Request[Any, Any, Any],
-        sessions: NamedDependency[Sessions],
-        clients: NamedDependency[Clients],
-        access_tokens: NamedDependency[AccessTokens],
-        accounts: NamedDependency[Accounts],
+        runtime: NamedDependency[Runtime],
     ) -> Introspection:
         """RFC 7662 for authenticated clients; revoked sessions and disabled users are inactive."""
         params = await read_params(request)
-        client = await authenticate_client(request, params, clients)
+        client = await authenticate_client(request, params, runtime.clients)
+        sessions = runtime.sessions
         if client is None:
             raise InvalidClient("Introspection requires client authentication.")
         token = _required(params, "token")
@@ -145,8 +138,8 @@ class OAuthController(Controller):
                 sid=family.id,
             )
         try:
-            claims = await sessions.authenticate(access_tokens.verify(token))
-            user = await accounts.profile(claims)
+            claims = await sessions.authenticate(runtime.access_tokens.verify(token))
+            user = await runtime.accounts.profile(claims)
         except IdPError:
             return INACTIVE
         return Introspection(

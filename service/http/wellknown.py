@@ -6,8 +6,6 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.datastructures import CacheControlHeader
-from litestar.di import NamedDependency
 
 from service.config import Settings
 from service.http.openapi import JWKSDocument, Metadata, json_body
@@ -88,18 +86,14 @@ class WellKnownController(Controller):
         return Response(keyring.jwks_body, headers=headers, media_type=JWKS_MEDIA_TYPE)
 
     @get("/openid-configuration", media_type="application/json", responses=json_body(200, Metadata))
-    async def openid_configuration(
-        self, discovery: NamedDependency[bytes], settings: NamedDependency[Settings]
-    ) -> Response[bytes]:
+    async def openid_configuration(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """OpenID Connect Discovery 1.0 metadata."""
-        return _metadata(discovery, settings)
+        return _metadata(request)
 
     @get("/oauth-authorization-server", media_type="application/json", responses=json_body(200, Metadata))
-    async def oauth_authorization_server(
-        self, discovery: NamedDependency[bytes], settings: NamedDependency[Settings]
-    ) -> Response[bytes]:
+    async def oauth_authorization_server(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """RFC 8414 authorization server metadata."""
-        return _metadata(discovery, settings)
+        return _metadata(request)
 
 
 def if_none_match_matches(if_none_match: str | None, etag: str) -> bool:
@@ -110,6 +104,9 @@ def if_none_match_matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _metadata(body: bytes, settings: Settings) -> Response[bytes]:
-    cache = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
-    return Response(body, headers={"Cache-Control": cache}, media_type="application/json")
+def _metadata(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The document built by ``create_app`` (:func:`discovery_document`), cached like the JWKS."""
+    state = request.app.state
+    return Response(
+        state.discovery, headers={"Cache-Control": state.jwks_cache_control}, media_type="application/json"
+    )
