@@ -88,6 +88,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.support.better_auth import BetterAuthServer, run_better_auth  # noqa: E402
 
+FIGURES = ("jwks", "token", "login", "verify")
 JWKS_GOAL = 10.0
 TOKEN_GOAL = 5.0
 LOGIN_GOAL = 0.85
@@ -621,10 +622,8 @@ async def clear_redis(url: str, prefix: str) -> None:
 
 async def run(args: argparse.Namespace, workdir: Path) -> Results:
     results = Results()
-    print(f"raw hash ceilings ({args.raw_seconds:g}s each) ...", flush=True)
-    results.argon2_raw.append(await asyncio.to_thread(raw_argon2_rate, args.raw_seconds, CORES))
-    results.scrypt_raw.append(await asyncio.to_thread(raw_scrypt_rate, args.raw_seconds, CORES))
-    print(f"  argon2id {results.argon2_raw[0]:.1f} /s, scrypt {results.scrypt_raw[0]:.1f} /s", flush=True)
+    if "login" in args.only:
+        await _hash_ceilings(args, results)
 
     redis_url = os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"idpvs:{secrets.token_hex(6)}:"
@@ -643,11 +642,17 @@ async def run(args: argparse.Namespace, workdir: Path) -> Results:
             with contextlib.suppress(OSError, aioredis.RedisError):
                 await clear_redis(redis_url, prefix)
 
-    print("raw hash ceilings again ...", flush=True)
+    if "login" in args.only:
+        await _hash_ceilings(args, results)
+    return results
+
+
+async def _hash_ceilings(args: argparse.Namespace, results: Results) -> None:
+    """Raw argon2id and scrypt rates (measured before and after the servers)."""
+    print(f"raw hash ceilings ({args.raw_seconds:g}s each) ...", flush=True)
     results.argon2_raw.append(await asyncio.to_thread(raw_argon2_rate, args.raw_seconds, CORES))
     results.scrypt_raw.append(await asyncio.to_thread(raw_scrypt_rate, args.raw_seconds, CORES))
-    print(f"  argon2id {results.argon2_raw[1]:.1f} /s, scrypt {results.scrypt_raw[1]:.1f} /s", flush=True)
-    return results
+    print(f"  argon2id {results.argon2_raw[-1]:.1f} /s, scrypt {results.scrypt_raw[-1]:.1f} /s", flush=True)
 
 
 async def _measure_all(
@@ -674,6 +679,29 @@ async def _measure_all(
     await asyncio.to_thread(ba.jwt, ba_session)  # creates the signing key
     await asyncio.to_thread(ba.jwks)
 
+    if "jwks" in args.only:
+        await _measure_jwks(args, workdir, idp_port, ours_pids, ba_port, ba_pids, jwks_response, results)
+    if "token" in args.only:
+        await _measure_tokens(args, idp_port, ours_pids, ba, ba_session, ba_pids, sessions, results)
+    if "login" in args.only:
+        await _measure_logins(args, idp_port, ours_pids, ba, ba_pids, email, password, results)
+    if "verify" in args.only:
+        print(f"offline verification ({args.verify_seconds:g}s each) ...", flush=True)
+        results.verify = await offline_verify(
+            sessions[0]["access_token"], f"{idp_url}/.well-known/jwks.json", args.verify_seconds
+        )
+
+
+async def _measure_jwks(
+    args: argparse.Namespace,
+    workdir: Path,
+    idp_port: int,
+    ours_pids: list[int],
+    ba_port: int,
+    ba_pids: list[int],
+    jwks_response: httpx.Response,
+    results: Results,
+) -> None:
     n = args.concurrency
     print("JWKS ...", flush=True)
     ours_jwks = http_request("GET", "/.well-known/jwks.json", idp_port, {})
@@ -703,6 +731,18 @@ async def _measure_all(
             args,
         )
 
+
+async def _measure_tokens(
+    args: argparse.Namespace,
+    idp_port: int,
+    ours_pids: list[int],
+    ba: BetterAuthServer,
+    ba_session: Any,
+    ba_pids: list[int],
+    sessions: list[dict[str, Any]],
+    results: Results,
+) -> None:
+    n, ba_port = args.concurrency, ba.port
     print("token issuance ...", flush=True)
     chains = [RefreshChain(idp_port, session["refresh_token"]) for session in sessions]
     results.token_ours = await measure("ours POST /oauth2/token (refresh)", idp_port, chains, ours_pids, args)
@@ -714,6 +754,18 @@ async def _measure_all(
         "BA GET /api/auth/token", ba_port, [FixedRequest(ba_token) for _ in range(n)], ba_pids, args
     )
 
+
+async def _measure_logins(
+    args: argparse.Namespace,
+    idp_port: int,
+    ours_pids: list[int],
+    ba: BetterAuthServer,
+    ba_pids: list[int],
+    email: str,
+    password: str,
+    results: Results,
+) -> None:
+    ba_port = ba.port
     print("login ...", flush=True)
     login_body = json.dumps({"email": email, "password": password}).encode()
     ours_login_request = http_request(
@@ -738,11 +790,6 @@ async def _measure_all(
         args,
     )
 
-    print(f"offline verification ({args.verify_seconds:g}s each) ...", flush=True)
-    results.verify = await offline_verify(
-        sessions[0]["access_token"], f"{idp_url}/.well-known/jwks.json", args.verify_seconds
-    )
-
 
 # --------------------------------------------------------------------------------------------
 # Report
@@ -754,64 +801,71 @@ def verdict(ok: bool) -> str:
 
 
 def report(args: argparse.Namespace, results: Results) -> None:
-    def need(m: Measurement | None) -> Measurement:
-        if m is None:
-            raise RuntimeError("a measurement is missing")
-        return m
-
-    jo, jb, jr = need(results.jwks_ours), need(results.jwks_ba), need(results.jwks_bare)
-    to, tb = need(results.token_ours), need(results.token_ba)
-    lo, lb = need(results.login_ours), need(results.login_ba)
+    rows: list[tuple[str, ...]] = []
+    jo, jb, jr = results.jwks_ours, results.jwks_ba, results.jwks_bare
+    if jo and jb and jr:
+        rows += [
+            (
+                "JWKS req/s",
+                f"{jo.rate:.0f}",
+                f"{jb.rate:.0f} (BA)",
+                f"{jo.rate / jb.rate:.2f}x",
+                f">= {JWKS_GOAL:g}x",
+                verdict(jo.rate / jb.rate >= JWKS_GOAL),
+            ),
+            ("JWKS p99", f"{jo.p99_ms:.2f} ms", f"{jb.p99_ms:.2f} ms (BA)", "", "", ""),
+        ]
+    to, tb = results.token_ours, results.token_ba
+    if to and tb:
+        rows += [
+            (
+                "token issuance req/s",
+                f"{to.rate:.0f}",
+                f"{tb.rate:.0f} (BA)",
+                f"{to.rate / tb.rate:.2f}x",
+                f">= {TOKEN_GOAL:g}x",
+                verdict(to.rate / tb.rate >= TOKEN_GOAL),
+            ),
+            ("token issuance p99", f"{to.p99_ms:.2f} ms", f"{tb.p99_ms:.2f} ms (BA)", "", "", ""),
+        ]
+    lo, lb = results.login_ours, results.login_ba
+    if lo and lb:
+        argon2 = sum(results.argon2_raw) / len(results.argon2_raw)
+        scrypt = sum(results.scrypt_raw) / len(results.scrypt_raw)
+        login_ours, login_ba = lo.rate / argon2, lb.rate / scrypt
+        rows.append(
+            (
+                "login / own hash ceiling",
+                f"{lo.rate:.1f}/{argon2:.1f} = {login_ours:.2f}",
+                f"{lb.rate:.1f}/{scrypt:.1f} = {login_ba:.2f} (BA)",
+                "",
+                f">= {LOGIN_GOAL:g}",
+                verdict(login_ours >= LOGIN_GOAL),
+            )
+        )
     verify = results.verify
-    if verify is None:
-        raise RuntimeError("offline verification is missing")
-    argon2 = sum(results.argon2_raw) / len(results.argon2_raw)
-    scrypt = sum(results.scrypt_raw) / len(results.scrypt_raw)
-    login_ours, login_ba = lo.rate / argon2, lb.rate / scrypt
-    rows = [
-        (
-            "JWKS req/s",
-            f"{jo.rate:.0f}",
-            f"{jb.rate:.0f} (BA)",
-            f"{jo.rate / jb.rate:.2f}x",
-            f">= {JWKS_GOAL:g}x",
-            verdict(jo.rate / jb.rate >= JWKS_GOAL),
-        ),
-        ("JWKS p99", f"{jo.p99_ms:.2f} ms", f"{jb.p99_ms:.2f} ms (BA)", "", "", ""),
-        (
-            "token issuance req/s",
-            f"{to.rate:.0f}",
-            f"{tb.rate:.0f} (BA)",
-            f"{to.rate / tb.rate:.2f}x",
-            f">= {TOKEN_GOAL:g}x",
-            verdict(to.rate / tb.rate >= TOKEN_GOAL),
-        ),
-        ("token issuance p99", f"{to.p99_ms:.2f} ms", f"{tb.p99_ms:.2f} ms (BA)", "", "", ""),
-        (
-            "login / own hash ceiling",
-            f"{lo.rate:.1f}/{argon2:.1f} = {login_ours:.2f}",
-            f"{lb.rate:.1f}/{scrypt:.1f} = {login_ba:.2f} (BA)",
-            "",
-            f">= {LOGIN_GOAL:g}",
-            verdict(login_ours >= LOGIN_GOAL),
-        ),
-        (
-            "offline verify ops/s",
-            f"{verify.kit_rate:.0f} (kit)",
-            f"{verify.raw_rate:.0f} (raw Ed25519)",
-            f"{verify.kit_rate / verify.raw_rate:.2f}",
-            f">= {VERIFY_GOAL:g}",
-            verdict(verify.kit_rate / verify.raw_rate >= VERIFY_GOAL),
-        ),
-        (
-            "Litestar JWKS vs bare ASGI",
-            f"{jo.rate:.0f}",
-            f"{jr.rate:.0f} (bare)",
-            f"{jo.rate / jr.rate:.2f}",
-            f">= {LITESTAR_GOAL:g}",
-            verdict(jo.rate / jr.rate >= LITESTAR_GOAL),
-        ),
-    ]
+    if verify:
+        rows.append(
+            (
+                "offline verify ops/s",
+                f"{verify.kit_rate:.0f} (kit)",
+                f"{verify.raw_rate:.0f} (raw Ed25519)",
+                f"{verify.kit_rate / verify.raw_rate:.2f}",
+                f">= {VERIFY_GOAL:g}",
+                verdict(verify.kit_rate / verify.raw_rate >= VERIFY_GOAL),
+            )
+        )
+    if jo and jr:
+        rows.append(
+            (
+                "Litestar JWKS vs bare ASGI",
+                f"{jo.rate:.0f}",
+                f"{jr.rate:.0f} (bare)",
+                f"{jo.rate / jr.rate:.2f}",
+                f">= {LITESTAR_GOAL:g}",
+                verdict(jo.rate / jr.rate >= LITESTAR_GOAL),
+            )
+        )
     header = ("metric", "ours", "reference", "ratio", "goal", "result")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(6)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
@@ -823,28 +877,30 @@ def report(args: argparse.Namespace, results: Results) -> None:
         f" {args.concurrency} keep-alive connections ({args.login_concurrency} for logins),"
         f" {args.duration:g}s after {args.warmup:g}s warm-up"
     )
-    print(
-        f"hash ceilings: argon2id m={ARGON2_MEMORY_KIB} t={ARGON2_TIME_COST} p={ARGON2_PARALLELISM}"
-        f" (argon2-cffi, {CORES} threads) "
-        + " / ".join(f"{v:.1f}" for v in results.argon2_raw)
-        + f" /s; scrypt N={SCRYPT_N} r={SCRYPT_R} p={SCRYPT_P} dkLen={SCRYPT_DKLEN}"
-        f" (Node crypto.scrypt, {CORES} in flight) "
-        + " / ".join(f"{v:.1f}" for v in results.scrypt_raw)
-        + " /s (before / after)"
-    )
+    if results.argon2_raw:
+        print(
+            f"hash ceilings: argon2id m={ARGON2_MEMORY_KIB} t={ARGON2_TIME_COST} p={ARGON2_PARALLELISM}"
+            f" (argon2-cffi, {CORES} threads) "
+            + " / ".join(f"{v:.1f}" for v in results.argon2_raw)
+            + f" /s; scrypt N={SCRYPT_N} r={SCRYPT_R} p={SCRYPT_P} dkLen={SCRYPT_DKLEN}"
+            f" (Node crypto.scrypt, {CORES} in flight) "
+            + " / ".join(f"{v:.1f}" for v in results.scrypt_raw)
+            + " /s (before / after)"
+        )
     print()
     print(line.format(*header))
     print(line.format(*("-" * w for w in widths)))
     for row in rows:
         print(line.format(*row).rstrip())
-    spread = [abs(a - b) / ((a + b) / 2) for a, b in (results.argon2_raw, results.scrypt_raw)]
-    if max(spread) > NOISE_WARNING:
+    pairs = [rates for rates in (results.argon2_raw, results.scrypt_raw) if len(rates) == 2]
+    spread = [abs(a - b) / ((a + b) / 2) for a, b in pairs]
+    if spread and max(spread) > NOISE_WARNING:
         print(
             f"\nWARNING: a raw hash rate moved {max(spread):.0%} between before and after: the machine"
             " is noisy (other load); the login ratios are approximate."
         )
     # Better Auth needs no database process: CPU beyond it and the bench is foreign load.
-    noisy = [m.label for m in (jb, tb) if m.other_cores > FOREIGN_WARNING_CORES]
+    noisy = [m.label for m in (jb, tb) if m and m.other_cores > FOREIGN_WARNING_CORES]
     if noisy:
         print(f"WARNING: other processes used CPU during: {', '.join(noisy)}; figures are pessimistic.")
     if results.refresh_chains_broken:
@@ -880,8 +936,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_ADMIN_URL,
         help="admin connection used to create and drop a throwaway database (loopback only)",
     )
+    parser.add_argument(
+        "--only",
+        type=lambda value: set(value.split(",")),
+        default=set(FIGURES),
+        help=f"comma-separated figures to measure (default: all of {','.join(FIGURES)})",
+    )
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not args.only or not args.only <= set(FIGURES):
+        parser.error(f"--only takes a comma-separated subset of {','.join(FIGURES)}")
     if urlsplit(args.database_url).hostname not in {"127.0.0.1", "localhost", "::1"}:
         parser.error("--database-url must point at the loopback interface")
     if min(args.duration, args.concurrency, args.login_concurrency, args.workers) <= 0:

@@ -14,7 +14,7 @@ from service.abuse import AbuseGuard
 from service.audit import audit
 from service.clock import Clock
 from service.emails import normalize_email
-from service.errors import EmailTaken, InvalidCredentials, InvalidEmail, InvalidToken, NotFound
+from service.errors import EmailTaken, InvalidCredentials, InvalidEmail, InvalidGrant, InvalidToken, NotFound
 from service.passwords import PasswordService, check_password_policy
 from service.sessions import Sessions, TokenResponse
 from service.store.base import NewUser, StorageUnavailable, User, UserStore
@@ -89,8 +89,13 @@ class Accounts:
         if self._passwords.needs_rehash(user.password_hash):
             new_hash = await self._passwords.hash(password)
             await self._users.set_password_hash(user.id, new_hash, self._clock())
+        try:
+            tokens = await self._sessions.start(user, origin="password", user_agent=user_agent)
+        except InvalidGrant:  # disabled while this login was under way
+            audit("login", outcome="account_disabled", user_id=user.id, ip=ip)
+            raise InvalidCredentials from None
         audit("login", user_id=user.id, ip=ip)
-        return user, await self._sessions.start(user, origin="password", user_agent=user_agent)
+        return user, tokens
 
     async def _login_failure(self, user: User | None, password: str) -> str | None:
         """Why a login fails (None if it succeeds), after exactly one argon2 verification."""
@@ -136,6 +141,7 @@ class Accounts:
         updated = await self._users.set_roles(user.id, sorted(set(roles)), self._clock())
         if updated is None:
             raise NotFound("No account with this email address.")
+        await self._sessions.update_claims(updated)
         return updated
 
     async def get_by_email(self, email: str) -> User:

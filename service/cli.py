@@ -56,6 +56,10 @@ def _with_runtime(
     asyncio.run(run())
 
 
+def argon2_threads_per_worker(cpus: int | None, workers: int) -> int:
+    return max(1, (cpus or 2) // max(1, workers))
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     async def preflight(runtime: Runtime) -> None:
         """Migrate and load keys once, with clear errors, before any worker starts."""
@@ -64,6 +68,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     # Workers build their own settings from the environment; pass the flags on to them.
     os.environ["IDP_HOST"] = args.host
     os.environ["IDP_PORT"] = str(args.port)
+    # Each worker sizes its own argon2 pool; by default they share the machine's cores rather
+    # than each taking all of them (oversubscribed memory-hard hashing is slower in total).
+    os.environ.setdefault("IDP_ARGON2_THREADS", str(argon2_threads_per_worker(os.cpu_count(), args.workers)))
     uvicorn.run(
         "service.app:create_app_from_env",
         factory=True,

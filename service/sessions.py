@@ -16,7 +16,7 @@ from service.audit import audit
 from service.clock import Clock
 from service.errors import InvalidClient, InvalidGrant, InvalidScope, InvalidToken, NotFound
 from service.store.base import User, UserStore
-from service.store.sessions import Client, Family, FamilyStore, NewFamily
+from service.store.sessions import AccountClaims, Client, Family, FamilyStore, NewFamily
 from service.tokens.access import AccessClaims, AccessTokens
 from service.tokens.refresh import hash_secret, new_family_id, new_token, parse_token, seal, unseal
 
@@ -75,6 +75,10 @@ def _scope_within(requested: str | None, granted: str | None) -> str | None:
     return " ".join(sorted(wanted))
 
 
+def _claims_of(user: User) -> AccountClaims:
+    return AccountClaims(user.email, tuple(user.roles))
+
+
 class Sessions:
     def __init__(
         self,
@@ -92,12 +96,12 @@ class Sessions:
         self._clock = clock
 
     def _access_response(
-        self, user: User, family: Family | NewFamily, scope: str | None, refresh: str
+        self, claims: AccountClaims, family: Family | NewFamily, scope: str | None, refresh: str
     ) -> TokenResponse:
         issued = self._access_tokens.issue(
-            subject=str(user.id),
-            email=user.email,
-            roles=user.roles,
+            subject=str(family.user_id),
+            email=claims.email,
+            roles=claims.roles,
             sid=family.id,
             client_id=family.client_id,
             scope=scope,
@@ -119,7 +123,12 @@ class Sessions:
         scope: str | None = None,
         user_agent: str | None = None,
     ) -> TokenResponse:
-        """Open a new family for a fresh sign-in and issue its first pair."""
+        """Open a new family for a fresh sign-in and issue its first pair.
+
+        The account is read again once the family exists: an account disabled (or given other
+        roles) while this sign-in was under way never keeps a session (or a stale snapshot),
+        since disabling deletes the families that exist and role changes rewrite them.
+        """
         now = self._clock()
         family_id = new_family_id()
         token, token_hash = new_token(family_id)
@@ -134,9 +143,17 @@ class Sessions:
             created_at=now,
             absolute_expires_at=now + self._policy.absolute_ttl,
             idle_ttl=self._policy.idle_ttl,
+            claims=_claims_of(user),
         )
         await self._families.create_family(family)
-        return self._access_response(user, family, scope, token)
+        current = await self._users.get_user(user.id)
+        if current is None or current.disabled:
+            await self._families.revoke_family(family_id)
+            raise InvalidGrant("The account is disabled.")
+        claims = _claims_of(current)
+        if claims != family.claims:
+            await self._families.update_claims(user.id, claims)
+        return self._access_response(claims, family, scope, token)
 
     async def refresh(self, refresh_token: str, *, client: Client | None, scope: str | None) -> TokenResponse:
         """The ``refresh_token`` grant (RFC 6749 §6) with rotation, grace and reuse detection."""
@@ -150,12 +167,9 @@ class Sessions:
         if (client.id if client else None) != family.client_id:
             raise InvalidGrant("The refresh token was not issued to this client.")
         granted_scope = _scope_within(scope, family.scope)
-        user = await self._users.get_user(family.user_id)
-        if user is None or user.disabled:
-            await self._families.revoke_family(family_id)
-            raise InvalidGrant("The account is disabled.")
+        claims = family.claims or await self._account_claims(family)
         successor, successor_hash = new_token(family_id)
-        response = self._access_response(user, family, granted_scope, successor)
+        response = self._access_response(claims, family, granted_scope, successor)
         sealed = seal(secret, msgspec.json.encode(response))
         result = await self._families.rotate(
             family_id,
@@ -165,16 +179,29 @@ class Sessions:
             now=now,
             grace=self._policy.reuse_grace,
         )
+        user_id = family.user_id
         if result.outcome == "rotated":
-            audit("refresh", user_id=user.id, client_id=family.client_id, sid=family_id)
+            audit("refresh", user_id=user_id, client_id=family.client_id, sid=family_id)
             return response
         if result.outcome == "grace":
-            audit("refresh", outcome="grace_replay", user_id=user.id, sid=family_id)
+            audit("refresh", outcome="grace_replay", user_id=user_id, sid=family_id)
             return msgspec.json.decode(unseal(secret, result.sealed or b""), type=TokenResponse)
         if result.outcome == "reuse":
-            audit("refresh_reuse_detected", outcome="family_revoked", user_id=user.id, sid=family_id)
+            audit("refresh_reuse_detected", outcome="family_revoked", user_id=user_id, sid=family_id)
             raise InvalidGrant("The refresh token was already used; the session has been revoked.")
         raise InvalidGrant("The refresh token is invalid, expired or revoked.")
+
+    async def _account_claims(self, family: Family) -> AccountClaims:
+        """For a family stored before snapshots were kept: the account, read now."""
+        user = await self._users.get_user(family.user_id)
+        if user is None or user.disabled:
+            await self._families.revoke_family(family.id)
+            raise InvalidGrant("The account is disabled.")
+        return _claims_of(user)
+
+    async def update_claims(self, user: User) -> int:
+        """New roles (or email) reach the account's sessions' next refresh."""
+        return await self._families.update_claims(user.id, _claims_of(user))
 
     async def authenticate(self, claims: AccessClaims) -> AccessClaims:
         """Reject an access token whose session has ended (``sid`` revoked or expired)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from service.cli import argon2_threads_per_worker
 from tests.support.server import CHEAP_ARGON2
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -128,3 +129,13 @@ def test_clients_add_list_remove(idp: Run, tmp_path: Path) -> None:
     assert idp("clients", "remove", "billing").returncode == 0
     assert idp("clients", "list").stdout.strip() == "no clients"
     assert idp("clients", "remove", "billing").returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("cpus", "workers", "threads"), [(2, 1, 2), (2, 2, 1), (8, 3, 2), (2, 4, 1), (None, 1, 2)]
+)
+def test_serve_shares_the_cores_between_workers_argon2_pools(
+    cpus: int | None, workers: int, threads: int
+) -> None:
+    """``idp serve --workers N`` gives each worker CPU count ÷ N argon2 threads by default."""
+    assert argon2_threads_per_worker(cpus, workers) == threads

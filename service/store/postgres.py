@@ -19,7 +19,18 @@ __all__ = ["PostgresClientStore", "PostgresDatabase"]
 # pg_advisory_xact_lock key: "idp migrations" as a stable 64-bit number.
 MIGRATION_LOCK_KEY = 0x1D9_317A_7105
 _USER_COLUMNS = "id, email, email_normalized, password_hash, name, roles, disabled, created_at, updated_at"
-_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+# The server cannot serve the request now, whatever the statement: unreachable, the session cut,
+# or (class 57, operator intervention) restarting: 57P03 "the database system is starting up /
+# shutting down", 57P01 admin shutdown. asyncpg may also report a session the server terminated
+# as InternalClientError "cannot switch to state …; another operation (2) is in progress"
+# (MagicStack/asyncpg#784, #1069); its pool then terminates that connection on release.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InternalClientError,
+)
 
 
 _INSERT_USER = (

@@ -2,7 +2,8 @@
 
 Keys (``{…}`` is the Redis Cluster hash tag, so each script touches one slot):
 
-- ``<prefix>rf:{<family>}``       hash: the family and the hash of its current token
+- ``<prefix>rf:{<family>}``       hash: the family, the hash of its current token and the
+  account claims snapshot (``claims``: ``["<email>", ["<role>", …]]``)
 - ``<prefix>rf:{<family>}:used``  hash: used token hash → ``<rotated_at>|<sealed successor>``
 - ``<prefix>uf:{<user>}``         set: the user's family ids (an index; members may be stale)
 
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ClusterDownError
@@ -25,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.store.base import StorageUnavailable
-from service.store.sessions import Family, NewFamily, RotateResult
+from service.store.sessions import AccountClaims, Family, NewFamily, RotateResult
 
 __all__ = ["RedisClient", "RedisFamilyStore", "RedisReplayCache", "connect_redis", "open_redis"]
 
@@ -35,6 +37,21 @@ RedisClient = aioredis.Redis | RedisCluster
 _CREATE = """
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+"""
+
+# The user's family index: add, and keep it until the last family's absolute expiry.
+_INDEX = """
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'NX')
+return 1
+"""
+
+# Only a family that still exists gets the new snapshot (HSET would recreate a deleted one).
+_SET_CLAIMS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'claims', ARGV[1])
 return 1
 """
 
@@ -110,6 +127,9 @@ async def connect_redis(url: str, *, cluster: bool = False) -> RedisClient:
     return client
 
 
+_CLAIMS = msgspec.json.Decoder(AccountClaims)
+
+
 def _field(value: str | None) -> str:
     return "" if value is None else value
 
@@ -135,6 +155,7 @@ def _family(family_id: str, raw: Any) -> Family | None:
         last_used_at=float(text["last"]),
         absolute_expires_at=float(text["abs"]),
         idle_ttl=float(text["idle"]),
+        claims=_CLAIMS.decode(text["claims"]) if "claims" in text else None,
     )
 
 
@@ -148,6 +169,8 @@ class RedisFamilyStore:
         self._rotate = client.register_script(_ROTATE)
         self._owns = client.register_script(_OWNS)
         self._revoke = client.register_script(_REVOKE)
+        self._index = client.register_script(_INDEX)
+        self._set_claims = client.register_script(_SET_CLAIMS)
 
     def _keys(self, family_id: str) -> list[str]:
         family_key = f"{self._prefix}rf:{{{family_id}}}"
@@ -174,18 +197,18 @@ class RedisFamilyStore:
             "last": repr(family.created_at),
             "abs": repr(family.absolute_expires_at),
             "idle": repr(family.idle_ttl),
+            "claims": msgspec.json.encode(family.claims).decode(),
         }
         expire_ms = int(min(family.absolute_expires_at, family.created_at + family.idle_ttl) * 1000)
         args: list[Any] = [expire_ms]
         for name, value in fields.items():
             args.extend((name, value))
-        user_key = self._user_key(family.user_id)
+        index_args: list[str | int] = [family.id, int(family.absolute_expires_at * 1000)]
 
         async def create() -> None:
+            # Two slots (family, user index), so two scripts; a Cluster-safe pair of round trips.
             await self._create(keys=self._keys(family.id)[:1], args=args)
-            await self._redis.sadd(user_key, family.id)
-            await self._redis.pexpireat(user_key, int(family.absolute_expires_at * 1000), gt=True)
-            await self._redis.pexpireat(user_key, int(family.absolute_expires_at * 1000), nx=True)
+            await self._index(keys=[self._user_key(family.user_id)], args=index_args)
 
         await self._call(create)
 
@@ -245,6 +268,16 @@ class RedisFamilyStore:
                 families.append(family)
         families.sort(key=lambda f: f.created_at)
         return families
+
+    async def update_claims(self, user_id: UUID, claims: AccountClaims) -> int:
+        members = await self._call(lambda: self._redis.smembers(self._user_key(user_id)))
+        encoded = msgspec.json.encode(claims)
+        keys = [self._keys(_text(member))[0] for member in sorted(members)]
+
+        async def update() -> int:
+            return sum([int(await self._set_claims(keys=[key], args=[encoded])) for key in keys])
+
+        return await self._call(update)
 
     async def revoke_user_families(self, user_id: UUID, keep: str | None = None) -> list[Family]:
         members = await self._call(lambda: self._redis.smembers(self._user_key(user_id)))

@@ -9,6 +9,11 @@ successor response sealed under a key derived from that (used) token. Presenting
   concurrent refreshes (two tabs, a lost response) all get the same pair;
 - a used token after the window → ``reuse``: the family is deleted at once;
 - anything else, or an expired family → ``invalid``.
+
+A family also keeps a snapshot of the account claims its access tokens carry (email and
+roles), so that a refresh needs only the session store. Changing the roles updates the
+snapshots of every family of the account (:meth:`FamilyStore.update_claims`); disabling an
+account deletes its families.
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ from uuid import UUID
 
 import msgspec
 
-__all__ = ["Client", "ClientStore", "Family", "FamilyStore", "NewFamily", "RotateResult"]
+__all__ = ["AccountClaims", "Client", "ClientStore", "Family", "FamilyStore", "NewFamily", "RotateResult"]
+
+
+class AccountClaims(msgspec.Struct, frozen=True, array_like=True):
+    """What access tokens say about the account, as of the last sign-in or role change."""
+
+    email: str
+    roles: tuple[str, ...]
 
 
 class NewFamily(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,6 +44,7 @@ class NewFamily(msgspec.Struct, frozen=True, kw_only=True):
     created_at: float
     absolute_expires_at: float
     idle_ttl: float
+    claims: AccountClaims
 
 
 class Family(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +58,8 @@ class Family(msgspec.Struct, frozen=True, kw_only=True):
     last_used_at: float
     absolute_expires_at: float
     idle_ttl: float
+    claims: AccountClaims | None = None
+    """None for a family stored before snapshots were kept: refresh reads the account."""
 
     @property
     def expires_at(self) -> float:
@@ -92,6 +107,10 @@ class FamilyStore(Protocol):
         ...
 
     async def list_families(self, user_id: UUID, now: float) -> list[Family]: ...
+
+    async def update_claims(self, user_id: UUID, claims: AccountClaims) -> int:
+        """Replace the snapshot in every live family of the user; return how many changed."""
+        ...
 
     async def revoke_user_families(self, user_id: UUID, keep: str | None = None) -> list[Family]:
         """Delete every family of the user except ``keep``; return the deleted ones."""

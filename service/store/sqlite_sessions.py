@@ -9,16 +9,19 @@ from __future__ import annotations
 import sqlite3
 from uuid import UUID
 
+import msgspec
+
 from service.errors import ClientExists
-from service.store.sessions import Client, Family, NewFamily, RotateResult
+from service.store.sessions import AccountClaims, Client, Family, NewFamily, RotateResult
 from service.store.sqlite import SqliteDatabase, transaction
 
 __all__ = ["SqliteClientStore", "SqliteFamilyStore", "SqliteReplayCache"]
 
 _FAMILY_COLUMNS = (
     "id, user_id, client_id, scope, origin, user_agent, created_at, last_used_at, "
-    "absolute_expires_at, idle_ttl"
+    "absolute_expires_at, idle_ttl, claims"
 )
+_CLAIMS = msgspec.json.Decoder(AccountClaims)
 
 
 def _family(row: sqlite3.Row | None) -> Family | None:
@@ -35,6 +38,7 @@ def _family(row: sqlite3.Row | None) -> Family | None:
         last_used_at=row["last_used_at"],
         absolute_expires_at=row["absolute_expires_at"],
         idle_ttl=row["idle_ttl"],
+        claims=None if row["claims"] is None else _CLAIMS.decode(row["claims"]),
     )
 
 
@@ -66,8 +70,8 @@ class SqliteFamilyStore:
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO refresh_families (id, user_id, client_id, scope, origin, user_agent, "
-                "current_hash, created_at, last_used_at, absolute_expires_at, idle_ttl) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "current_hash, created_at, last_used_at, absolute_expires_at, idle_ttl, claims) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     family.id,
                     str(family.user_id),
@@ -80,6 +84,7 @@ class SqliteFamilyStore:
                     family.created_at,
                     family.absolute_expires_at,
                     family.idle_ttl,
+                    msgspec.json.encode(family.claims).decode(),
                 ),
             )
 
@@ -163,6 +168,15 @@ class SqliteFamilyStore:
             ).fetchall()
         )
         return [family for row in rows if (family := _live(_family(row), now)) is not None]
+
+    async def update_claims(self, user_id: UUID, claims: AccountClaims) -> int:
+        encoded = msgspec.json.encode(claims).decode()
+        cursor = await self._db.run(
+            lambda conn: conn.execute(
+                "UPDATE refresh_families SET claims = ? WHERE user_id = ?", (encoded, str(user_id))
+            )
+        )
+        return int(cursor.rowcount)
 
     async def revoke_user_families(self, user_id: UUID, keep: str | None = None) -> list[Family]:
         def revoke(conn: sqlite3.Connection) -> list[Family]:

@@ -126,7 +126,9 @@ class AccessTokens:
             header = _b64_json(token.split(".", 1)[0])
         except (ValueError, binascii.Error, msgspec.DecodeError) as exc:
             raise InvalidToken from exc
-        if not isinstance(header, dict) or header.get("typ") not in ACCESS_TOKEN_TYPES:
+        if not isinstance(header, dict) or not isinstance(typ := header.get("typ"), str):
+            raise InvalidToken
+        if typ not in ACCESS_TOKEN_TYPES:
             raise InvalidToken
         kid = header.get("kid")
         loaded = self._keyring.verification_key(kid) if isinstance(kid, str) else None

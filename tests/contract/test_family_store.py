@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from service.store.sessions import FamilyStore, NewFamily, RotateResult
+from service.store.sessions import AccountClaims, FamilyStore, NewFamily, RotateResult
 
 T0 = 1_800_000_000.0
 DAY = 86_400.0
@@ -25,6 +25,7 @@ def family(user_id: uuid.UUID | None = None, **overrides: object) -> NewFamily:
         "created_at": T0,
         "absolute_expires_at": T0 + 30 * DAY,
         "idle_ttl": 7 * DAY,
+        "claims": AccountClaims("ada@example.com", ("reader",)),
     }
     values.update(overrides)
     return NewFamily(**values)  # type: ignore[arg-type]
@@ -58,6 +59,7 @@ async def test_create_and_read(families: FamilyStore) -> None:
         T0 + 30 * DAY,
         7 * DAY,
     )
+    assert got.claims == AccountClaims("ada@example.com", ("reader",))
     assert await families.get_family("missing", T0) is None
 
 
@@ -169,3 +171,26 @@ async def test_concurrent_rotations_have_one_winner(families: FamilyStore) -> No
 async def test_ping(families: FamilyStore) -> None:
     """A reachable store answers the readiness ping."""
     await families.ping()
+
+
+async def test_update_claims_rewrites_every_live_family_of_the_user(families: FamilyStore) -> None:
+    """New claims reach each family of the user (read back by get and list), not another
+    user's, and never bring back a revoked family."""
+    user, other = uuid.uuid4(), uuid.uuid4()
+    mine = [family(user), family(user), family(user)]
+    theirs = family(other)
+    for new in [*mine, theirs]:
+        await families.create_family(new)
+    await families.revoke_family(mine[2].id)
+    claims = AccountClaims("ada@example.com", ("admin", "reader"))
+    assert await families.update_claims(user, claims) == 2
+    for new in mine[:2]:
+        got = await families.get_family(new.id, T0 + 1)
+        assert got is not None
+        assert got.claims == claims
+    assert [f.claims for f in await families.list_families(user, T0 + 1)] == [claims, claims]
+    assert await families.get_family(mine[2].id, T0 + 1) is None
+    untouched = await families.get_family(theirs.id, T0 + 1)
+    assert untouched is not None
+    assert untouched.claims == AccountClaims("ada@example.com", ("reader",))
+    assert await families.update_claims(uuid.uuid4(), claims) == 0

@@ -4,6 +4,8 @@ on both deployments (embedded SQLite; PostgreSQL + Redis)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from typing import Any
 
 import httpx
@@ -11,7 +13,10 @@ import pytest
 from litestar import Litestar
 
 from service.clock import FrozenClock
+from service.errors import InvalidGrant
 from service.runtime import Runtime
+from service.store.redis import RedisFamilyStore
+from service.store.sqlite_sessions import SqliteFamilyStore
 
 PASSWORD = "correct horse battery"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -263,3 +268,75 @@ async def test_revoking_an_access_token_ends_its_session(client: httpx.AsyncClie
     tokens = await signup(client)
     assert (await client.post("/oauth2/revoke", data={"token": tokens["access_token"]})).status_code == 200
     assert (await client.get("/v1/me", headers=bearer(tokens))).status_code == 401
+
+
+def _claims(access_token: str) -> dict[str, Any]:
+    payload = access_token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return decoded
+
+
+async def test_new_roles_reach_every_session_at_its_next_refresh(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """A refresh reads the session's claims snapshot; changing the roles rewrites it."""
+    runtime: Runtime = app.state.runtime
+    first, second = await signup(client), await login(client)
+    assert _claims(first["access_token"])["roles"] == []
+    await runtime.accounts.set_roles("ada@example.com", ["writer", "admin"])
+    for tokens in (first, second):
+        refreshed = await refresh(client, tokens["refresh_token"])
+        assert refreshed.status_code == 200
+        assert _claims(refreshed.json()["access_token"])["roles"] == ["admin", "writer"]
+    fresh = await login(client)
+    assert _claims(fresh["access_token"])["roles"] == ["admin", "writer"]
+
+
+async def test_an_account_disabled_during_sign_in_keeps_no_session(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """The password was checked while the account was enabled; it is disabled before the
+    session is stored: the sign-in is refused and no session is left behind."""
+    runtime: Runtime = app.state.runtime
+    tokens = await signup(client)
+    user = await runtime.accounts.get_by_email("ada@example.com")  # read before the disable
+    await runtime.accounts.set_disabled("ada@example.com", True)
+    with pytest.raises(InvalidGrant):
+        await runtime.sessions.start(user, origin="password")
+    await runtime.accounts.set_disabled("ada@example.com", False)
+    assert await runtime.families.list_families(user.id, runtime.clock()) == []
+    assert (await refresh(client, tokens["refresh_token"])).status_code == 400
+
+
+async def test_a_session_without_a_claims_snapshot_reads_the_account(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """Sessions stored before snapshots existed still refresh (from the account) and still
+    stop when the account is disabled."""
+    runtime: Runtime = app.state.runtime
+    tokens = await signup(client)
+    family_id = tokens["refresh_token"][6:28]
+    await _drop_snapshot(runtime, family_id)
+    family = await runtime.families.get_family(family_id, runtime.clock())
+    assert family is not None
+    assert family.claims is None
+    await runtime.database.set_roles(family.user_id, ["reader"], runtime.clock())  # the store only
+    refreshed = await refresh(client, tokens["refresh_token"])
+    assert refreshed.status_code == 200
+    assert _claims(refreshed.json()["access_token"])["roles"] == ["reader"]
+    await runtime.database.set_disabled(family.user_id, True, runtime.clock())  # sessions untouched
+    refused = await refresh(client, refreshed.json()["refresh_token"])
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+    assert await runtime.families.get_family(family_id, runtime.clock()) is None
+
+
+async def _drop_snapshot(runtime: Runtime, family_id: str) -> None:
+    """Make a family look like one written before the 0004 migration / the ``claims`` field."""
+    families = runtime.families
+    if isinstance(families, RedisFamilyStore):
+        await families._redis.hdel(families._keys(family_id)[0], "claims")
+    else:
+        assert isinstance(families, SqliteFamilyStore)
+        await families._db.run(
+            lambda conn: conn.execute("UPDATE refresh_families SET claims = NULL WHERE id = ?", (family_id,))
+        )
