@@ -90,7 +90,9 @@ class PostgresDatabase:
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = 10) -> PostgresDatabase:
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, command_timeout=10)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=pool_size, command_timeout=10, reset=_keep_session
+            )
         except _UNAVAILABLE as exc:
             raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
         return cls(pool)
