@@ -24,11 +24,12 @@ from service.config import Settings, load_settings
 from service.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from service.runtime import Runtime
 from service.store.base import Database
+from service.store.exchange import ReplayCache
 from service.store.postgres import PostgresDatabase
-from service.store.redis import RedisFamilyStore, connect_redis
+from service.store.redis import RedisFamilyStore, RedisReplayCache, connect_redis
 from service.store.sessions import FamilyStore
 from service.store.sqlite import SqliteDatabase
-from service.store.sqlite_sessions import SqliteFamilyStore
+from service.store.sqlite_sessions import SqliteFamilyStore, SqliteReplayCache
 from service.tokens.access import quiet_eddsa_deprecation
 from tests.support.redis_cluster import run_redis_cluster
 from tests.support.server import CHEAP_ARGON2, GENEROUS_LIMITS
@@ -215,6 +216,31 @@ async def families(
         await db.migrate()
         try:
             yield SqliteFamilyStore(db)
+        finally:
+            await db.close()
+
+
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
+async def replay(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server: str
+) -> AsyncIterator[ReplayCache]:
+    """Every exchange replay cache: SQLite (embedded), Redis and Redis Cluster (own key prefix)."""
+    if request.param.startswith("redis"):
+        cluster = request.param == "redis-cluster"
+        url = request.getfixturevalue("redis_cluster") if cluster else redis_server
+        prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
+        client = await connect_redis(url, cluster=cluster)
+        try:
+            yield RedisReplayCache(client, prefix=prefix)
+        finally:
+            await client.aclose()
+            if not cluster:
+                await delete_prefix(redis_server, prefix)
+    else:
+        db = await SqliteDatabase.open(tmp_path / "replay.sqlite3")
+        await db.migrate()
+        try:
+            yield SqliteReplayCache(db)
         finally:
             await db.close()
 

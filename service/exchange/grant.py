@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import uuid
 
@@ -34,7 +35,7 @@ from service.errors import (
 from service.exchange.policy import TrustedIssuer
 from service.exchange.remote_jwks import JWKSUnavailable, RemoteJWKS
 from service.sessions import Sessions, TokenResponse
-from service.store.base import NewUser, User
+from service.store.base import NewUser, StorageUnavailable, User
 from service.store.exchange import IdentityStore, ReplayCache
 from service.store.sessions import Client
 
@@ -101,17 +102,23 @@ class TokenExchange:
             raise InvalidTarget(f"Tokens are issued for {self._audience} only.")
         if "actor_token" in params:
             raise InvalidRequest("Delegation (actor_token) is not supported.")
-        issuer, claims = await self._verify(subject_token, client)
-        user = await self._account(issuer, claims)
-        if user.disabled:
-            raise InvalidGrant("The account is disabled.")
-        response = await self._sessions.start(
-            user, origin=f"token_exchange:{issuer.issuer}", client_id=client.id, scope=params.get("scope")
-        )
+        issuer, claims, fingerprint = await self._verify(subject_token, client)
+        try:
+            user = await self._account(issuer, claims)
+            if user.disabled:
+                raise InvalidGrant("The account is disabled.")
+            response = await self._sessions.start(
+                user, origin=f"token_exchange:{issuer.issuer}", client_id=client.id, scope=params.get("scope")
+            )
+        except StorageUnavailable:
+            # Nothing was issued: the client's retry with the same token must not be a "replay".
+            with contextlib.suppress(StorageUnavailable):
+                await self._replay.forget(fingerprint)
+            raise
         audit("exchange", user_id=user.id, client_id=client.id, issuer=issuer.issuer)
         return msgspec.structs.replace(response, issued_token_type=ACCESS_TOKEN_TYPE)
 
-    async def _verify(self, token: str, client: Client) -> tuple[TrustedIssuer, dict[str, object]]:
+    async def _verify(self, token: str, client: Client) -> tuple[TrustedIssuer, dict[str, object], str]:
         if len(token) > MAX_SUBJECT_TOKEN_LENGTH or token.count(".") != 2:
             raise InvalidGrant("The subject token is not a compact JWT.")
         header, unverified = _segment(token, 0), _segment(token, 1)
@@ -151,7 +158,7 @@ class TokenExchange:
         if not await self._replay.remember(fingerprint, expires_at=float(exp) + LEEWAY_SECONDS, now=now):
             audit("exchange", outcome="replay", client_id=client.id, issuer=issuer.issuer)
             raise InvalidGrant("The subject token was already exchanged.")
-        return issuer, claims
+        return issuer, claims, fingerprint
 
     async def _account(self, issuer: TrustedIssuer, claims: dict[str, object]) -> User:
         """The local account for (issuer, subject): existing link, verified-email link, or new."""

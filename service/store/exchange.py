@@ -29,3 +29,8 @@ class ReplayCache(Protocol):
     async def remember(self, fingerprint: str, *, expires_at: float, now: float) -> bool:
         """True the first time a fingerprint is seen (until ``expires_at``), False after."""
         ...
+
+    async def forget(self, fingerprint: str) -> None:
+        """Undo :meth:`remember` for an exchange that could not complete (storage unavailable),
+        so that the client's retry with the same subject token is not taken for a replay."""
+        ...

@@ -305,12 +305,20 @@ class RedisReplayCache:
         self._redis = client
         self._prefix = prefix
 
+    def _key(self, fingerprint: str) -> str:
+        return f"{self._prefix}xr:{{{fingerprint}}}"
+
     async def remember(self, fingerprint: str, *, expires_at: float, now: float) -> bool:
         if expires_at <= now:
             return False
-        key = f"{self._prefix}xr:{{{fingerprint}}}"
         try:
-            stored = await self._redis.set(key, b"1", nx=True, pxat=int(expires_at * 1000))
+            stored = await self._redis.set(self._key(fingerprint), b"1", nx=True, pxat=int(expires_at * 1000))
         except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as exc:
             raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc
         return bool(stored)
+
+    async def forget(self, fingerprint: str) -> None:
+        try:
+            await self._redis.delete(self._key(fingerprint))
+        except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as exc:
+            raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc

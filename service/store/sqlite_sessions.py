@@ -265,3 +265,8 @@ class SqliteReplayCache:
                 return cursor.rowcount == 1
 
         return expires_at > now and await self._db.run(insert)
+
+    async def forget(self, fingerprint: str) -> None:
+        await self._db.run(
+            lambda conn: conn.execute("DELETE FROM exchange_replay WHERE token_hash = ?", (fingerprint,))
+        )

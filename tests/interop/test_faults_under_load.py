@@ -419,3 +419,34 @@ def test_postgres_restart_under_load(tmp_path: Path, redis_server: str, redis_pr
             )
             assert "unhandled" not in server.log()
     assert set(current) == set(ledger.tokens), "every family is still live, with exactly one current token"
+
+
+def test_an_exchange_refused_by_an_outage_can_be_retried_with_the_same_token(
+    tmp_path: Path, redis_server: str, redis_prefix: str
+) -> None:
+    """The replay mark is taken before the account lookup; when PostgreSQL is down that lookup
+    answers 503 and the mark is released, so the client's retry with the same subject token
+    succeeds once the database is back (and a second retry is a replay)."""
+    port = free_port()
+    idp_url = f"http://127.0.0.1:{port}"
+    with run_own_postgres() as postgres, run_token_issuer() as issuer:
+        env = {
+            "IDP_DATABASE_URL": postgres.url,
+            "IDP_REDIS_URL": redis_server,
+            "IDP_REDIS_PREFIX": redis_prefix,
+            **fault_env(tmp_path, issuer, idp_url),
+        }
+        with (
+            run_server(tmp_path, env, port=port) as server,
+            httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT) as http,
+        ):
+            token = issuer.sign(subject="retry-user", email="retry@example.com", audience=idp_url)
+            form = {"grant_type": EXCHANGE, "subject_token": token, "subject_token_type": JWT_TYPE}
+            postgres.stop()
+            refused = http.post("/oauth2/token", data=form, headers=client_auth())
+            postgres.start()
+            retried = http.post("/oauth2/token", data=form, headers=client_auth())
+            replayed = http.post("/oauth2/token", data=form, headers=client_auth())
+    assert (refused.status_code, refused.json()["error"]) == (503, "temporarily_unavailable")
+    assert retried.status_code == 200, retried.text
+    assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_grant")
