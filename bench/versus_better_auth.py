@@ -631,6 +631,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> Results:
         env = server_env(REPO_ROOT, database_url, "default")
         env["IDP_REDIS_URL"] = redis_url
         env["IDP_REDIS_PREFIX"] = prefix
+        env.update(args.server_env)
         try:
             async with running_server(workdir, env, args.workers) as idp:
                 ours_pids = [idp.process.pid, *idp.workers]
@@ -877,6 +878,8 @@ def report(args: argparse.Namespace, results: Results) -> None:
         f" {args.concurrency} keep-alive connections ({args.login_concurrency} for logins),"
         f" {args.duration:g}s after {args.warmup:g}s warm-up"
     )
+    if args.server_env:
+        print("our server's extra settings: " + " ".join(f"{k}={v}" for k, v in args.server_env))
     if results.argon2_raw:
         print(
             f"hash ceilings: argon2id m={ARGON2_MEMORY_KIB} t={ARGON2_TIME_COST} p={ARGON2_PARALLELISM}"
@@ -920,6 +923,13 @@ def _node_version() -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def _assignment(value: str) -> tuple[str, str]:
+    name, sep, setting = value.partition("=")
+    if not sep or not name.startswith("IDP_"):
+        raise argparse.ArgumentTypeError("expected IDP_NAME=VALUE")
+    return name, setting
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -941,6 +951,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=lambda value: set(value.split(",")),
         default=set(FIGURES),
         help=f"comma-separated figures to measure (default: all of {','.join(FIGURES)})",
+    )
+    parser.add_argument(
+        "--server-env",
+        type=_assignment,
+        action="append",
+        default=[],
+        metavar="IDP_NAME=VALUE",
+        help="extra setting for our server, e.g. IDP_ARGON2_PRIORITY=normal (repeatable)",
     )
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

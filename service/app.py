@@ -11,9 +11,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusConfig
 
-from service.audit import RequestIdMiddleware
 from service.clock import Clock, system_clock
 from service.config import Settings, load_settings
 from service.http.accounts import AccountsController
@@ -22,6 +20,7 @@ from service.http.errors import EXCEPTION_HANDLERS
 from service.http.fastpath import JWKSFastPath
 from service.http.health import HealthController, metrics
 from service.http.oauth import GRANT_TYPES, OAuthController
+from service.http.observe import ObservabilityMiddleware
 from service.http.wellknown import WellKnownController, discovery_document
 from service.runtime import Runtime
 from service.tokens.access import quiet_eddsa_deprecation
@@ -57,9 +56,6 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         if settings.cors_origins
         else None
     )
-    http_metrics = PrometheusConfig(
-        app_name="idp", prefix="idp_http", group_path=True, exclude_unhandled_paths=True, exclude=["/metrics"]
-    )
     app = Litestar(
         route_handlers=[AccountsController, OAuthController, WellKnownController, HealthController, metrics],
         lifespan=[lifespan],
@@ -72,7 +68,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         response_headers=response_headers,
         cors_config=cors,
-        middleware=[RequestIdMiddleware, http_metrics.middleware],
+        middleware=[ObservabilityMiddleware],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="idp", version="0.1.0", path="/schema"),
         debug=False,

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from prometheus_client import Counter
 
-__all__ = ["AUTH_EVENTS", "REQUEST_ID", "RequestIdMiddleware", "audit", "request_id_from"]
+__all__ = ["AUTH_EVENTS", "REQUEST_ID", "audit", "request_id_from"]
 
 logger = logging.getLogger("idp.audit")
 
@@ -41,29 +41,3 @@ def audit(event: str, outcome: str = "success", **fields: Any) -> None:
     if request_id is not None:
         record["request_id"] = request_id
     logger.info(msgspec.json.encode(record).decode())
-
-
-class RequestIdMiddleware:
-    """Gives every HTTP request an id (a sane incoming ``X-Request-ID`` is kept, as a proxy's),
-    makes it available to audit lines and returns it in the response's ``X-Request-ID``."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
-        request_id = request_id_from(incoming)
-        token = REQUEST_ID.set(request_id)
-
-        async def send_with_id(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            REQUEST_ID.reset(token)

@@ -190,3 +190,18 @@ def _counter(metrics: str, sample: str) -> float:
         if line.startswith(sample + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+async def test_http_metrics_use_route_templates_and_statuses(client: Client) -> None:
+    """Requests are counted by method, route template (never the raw path) and status."""
+    labels = 'app_name="idp",method="DELETE",path="/v1/sessions/{session_id}",status_code="401"'
+    sample = f"idp_http_requests_total{{{labels}}}"
+    before = _counter((await client.get("/metrics")).text, sample)
+    for session in ("abc", "def", "ghi"):
+        response = await client.delete(f"/v1/sessions/{session}")
+        assert response.status_code == 401
+        assert len(response.headers["x-request-id"]) == 16
+    text = (await client.get("/metrics")).text
+    assert _counter(text, sample) - before == 3
+    assert "/v1/sessions/abc" not in text
+    assert 'path="/metrics"' not in text
