@@ -7,16 +7,25 @@ running instance without a restart. The JWKS document is pre-serialised with its
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 
 from service.clock import Clock
 from service.keys.files import StoredKey, load_keys
 
 __all__ = ["KeyRing", "LoadedKey", "NoSigningKey"]
+
+logger = logging.getLogger("idp.keys")
 
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -29,6 +38,35 @@ class LoadedKey(msgspec.Struct, frozen=True):
     stored: StoredKey
     key: OKPKey | RSAKey | ECKey
     header: dict[str, str]
+    header_segment: bytes
+    """The JWS protected header, base64url-encoded once: ``{"alg", "kid", "typ": "at+jwt"}``."""
+    sign: Callable[[bytes], bytes]
+    """The JWS signature (RFC 7518 §3) of a signing input with this key, by ``cryptography``."""
+
+
+def b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _signer(key: OKPKey | RSAKey | ECKey, alg: str) -> Callable[[bytes], bytes] | None:
+    """``cryptography``'s own signing function for our three algorithms (None otherwise)."""
+    private = key.private_key
+    if alg == "EdDSA" and isinstance(private, Ed25519PrivateKey):
+        return private.sign
+    if alg == "RS256" and isinstance(private, rsa.RSAPrivateKey):
+        return lambda data: private.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    if (
+        alg == "ES256"
+        and isinstance(private, ec.EllipticCurvePrivateKey)
+        and private.curve.name == "secp256r1"
+    ):
+
+        def es256(data: bytes) -> bytes:
+            r, s = decode_dss_signature(private.sign(data, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")  # JWS: fixed-size R || S
+
+        return es256
+    return None
 
 
 class KeyRing:
@@ -64,8 +102,14 @@ class KeyRing:
             key = import_key(dict(stored.jwk))
             if not isinstance(key, OKPKey | RSAKey | ECKey):
                 continue  # symmetric keys are never used for signing tokens
+            signer = _signer(key, stored.alg)
+            if signer is None:
+                logger.warning(
+                    "key %s is not a private %s key: not published, never signs", stored.kid, stored.alg
+                )
+                continue
             header = {"alg": stored.alg, "kid": stored.kid, "typ": "at+jwt"}
-            loaded.append(LoadedKey(stored, key, header))
+            loaded.append(LoadedKey(stored, key, header, b64url(msgspec.json.encode(header)), signer))
         self._keys = loaded
         self._by_kid = {item.stored.kid: item for item in loaded}
         self._fingerprint = fingerprint

@@ -20,7 +20,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from service.clock import Clock
 from service.errors import InvalidToken
-from service.keys.keyring import KeyRing
+from service.keys.keyring import KeyRing, b64url
 
 __all__ = [
     "FIRST_PARTY_CLIENT",
@@ -58,6 +58,9 @@ class AccessClaims(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     sid: str | None = None
     scope: str | None = None
     email: str | None = None
+
+
+_CLAIMS_ENCODER = msgspec.json.Encoder()
 
 
 class IssuedAccessToken(msgspec.Struct, frozen=True):
@@ -113,10 +116,11 @@ class AccessTokens:
             email=email,
             roles=list(roles),
         )
-        token = jwt.encode(
-            loaded.header, msgspec.to_builtins(claims), loaded.key, algorithms=[loaded.stored.alg]
-        )
-        return IssuedAccessToken(token=token, expires_in=self._ttl, claims=claims)
+        # JWS compact serialisation (RFC 7515 §7.1) straight on cryptography: the header segment is
+        # encoded once per key, the claims by msgspec (joserfc's encoder cost twice the signature).
+        signing_input = loaded.header_segment + b"." + b64url(_CLAIMS_ENCODER.encode(claims))
+        token = signing_input + b"." + b64url(loaded.sign(signing_input))
+        return IssuedAccessToken(token=token.decode("ascii"), expires_in=self._ttl, claims=claims)
 
     def verify(self, token: str) -> AccessClaims:
         """Return the claims of a valid access token or raise :class:`InvalidToken`."""

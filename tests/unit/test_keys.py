@@ -110,3 +110,22 @@ def test_ensure_signing_key_only_generates_into_an_empty_folder(tmp_path: Path) 
     assert first is not None
     assert ensure_signing_key(tmp_path, "EdDSA", T0) is None
     assert [key.kid for key in load_keys(tmp_path)] == [first.kid]
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_a_key_file_without_its_private_key_is_ignored_loudly(
+    tmp_path: Path, alg: Alg, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A public-only JWK in the folder (an operator's mistake) is neither published nor used to
+    sign, and the log says so; the folder's real key keeps working."""
+    real = generate_key(tmp_path, "EdDSA", T0 - 10)
+    broken = generate_key(tmp_path, alg, T0)
+    path = tmp_path / f"{broken.kid}.json"
+    document = json.loads(path.read_text())
+    document["jwk"] = {k: v for k, v in document["jwk"].items() if k not in PRIVATE_MEMBERS}
+    path.write_text(json.dumps(document))
+    ring = KeyRing(tmp_path, FrozenClock(T0 + 1))
+    ring.refresh()
+    assert [key["kid"] for key in msgspec.json.decode(ring.jwks_body)["keys"]] == [real.kid]
+    assert ring.signing_key().stored.kid == real.kid
+    assert f"key {broken.kid} is not a private {alg} key" in caplog.text
