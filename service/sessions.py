@@ -7,6 +7,7 @@ rules); reuse of a rotated token after the grace window deletes the whole family
 
 from __future__ import annotations
 
+import contextlib
 import re
 from uuid import UUID
 
@@ -15,7 +16,7 @@ import msgspec
 from service.audit import audit
 from service.clock import Clock
 from service.errors import InvalidClient, InvalidGrant, InvalidScope, InvalidToken, NotFound
-from service.store.base import User, UserStore
+from service.store.base import StorageUnavailable, User, UserStore
 from service.store.sessions import AccountClaims, Client, Family, FamilyStore, NewFamily
 from service.tokens.access import AccessClaims, AccessTokens
 from service.tokens.refresh import hash_secret, new_family_id, new_token, parse_token, seal, unseal
@@ -146,7 +147,12 @@ class Sessions:
             claims=_claims_of(user),
         )
         await self._families.create_family(family)
-        current = await self._users.get_user(user.id)
+        try:
+            current = await self._users.get_user(user.id)
+        except StorageUnavailable:
+            with contextlib.suppress(StorageUnavailable):  # no session whose token nobody holds
+                await self._families.revoke_family(family_id)
+            raise
         if current is None or current.disabled:
             await self._families.revoke_family(family_id)
             raise InvalidGrant("The account is disabled.")
