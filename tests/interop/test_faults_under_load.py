@@ -15,14 +15,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import signal
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -93,6 +95,8 @@ class Ledger:
     # email → the status of every signup attempt for it, in order
     signups: dict[str, list[int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    failovers: int = 0
+    cut: list[str] = field(default_factory=list)
     ok_after: dict[str, int] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
 
@@ -129,7 +133,11 @@ class Driver:
     accounts, token exchanges for them (client-bound families), and refreshes of the families
     it holds (a 503 is retried with the same token, as a real client would)."""
 
-    url: str
+    urls: Sequence[str]
+    """Instances behind an imaginary balancer: the first, then the next once it refuses
+    connections. Each request opens its own connection, so a refused connection always means
+    the request never reached an instance."""
+    audience: str
     ledger: Ledger
     issuer: TokenIssuer
     name: str
@@ -139,10 +147,11 @@ class Driver:
     pending_email: str | None = None
     logins: int = 0
     refreshes: int = 0
+    instance: int = 0
 
     def run(self) -> None:
         try:
-            with httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT) as http:
+            with httpx.Client(timeout=HTTP_TIMEOUT, limits=httpx.Limits(max_keepalive_connections=0)) as http:
                 actions: list[Callable[[httpx.Client], None]] = [self.signup, self.login, self.exchange]
                 for round_no in itertools.count():
                     if time.monotonic() >= self.stop_at:
@@ -154,6 +163,30 @@ class Driver:
             with self.ledger.lock:
                 self.ledger.errors.append(f"{self.name}: {type(exc).__name__}: {exc}")
 
+    def post(
+        self, http: httpx.Client, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """POST to the current instance with a request id of our own. A refused connection
+        moves on to the next instance; so does a connection cut before any answer (recorded
+        in ``ledger.cut`` with its request id, to check afterwards that the instance never
+        handled it), retried as a client would: every request here is safe to retry."""
+        while True:
+            request_id = f"{self.name}-{uuid.uuid4().hex[:16]}"
+            try:
+                return http.post(
+                    self.urls[self.instance] + path,
+                    headers={**(headers or {}), "X-Request-ID": request_id},
+                    **kwargs,
+                )
+            except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+                if self.instance + 1 >= len(self.urls):
+                    raise
+                with self.ledger.lock:
+                    self.ledger.failovers += 1
+                    if not isinstance(exc, httpx.ConnectError):
+                        self.ledger.cut.append(request_id)
+                self.instance += 1
+
     def hold(self, token: str, *, bound: bool) -> None:
         family = self.ledger.issued(token, bound=bound)
         self.held[family] = (token, bound)
@@ -162,7 +195,7 @@ class Driver:
 
     def signup(self, http: httpx.Client) -> None:
         email = self.pending_email or f"{self.name}-{uuid.uuid4().hex[:10]}@example.com"
-        response = http.post("/v1/signup", json={"email": email, "password": PASSWORD})
+        response = self.post(http, "/v1/signup", json={"email": email, "password": PASSWORD})
         self.ledger.answered("signup", response.status_code)
         with self.ledger.lock:
             self.ledger.signups.setdefault(email, []).append(response.status_code)
@@ -178,7 +211,7 @@ class Driver:
             return
         self.logins += 1
         email = self.accounts[self.logins % len(self.accounts)]
-        response = http.post("/v1/login", json={"email": email, "password": PASSWORD})
+        response = self.post(http, "/v1/login", json={"email": email, "password": PASSWORD})
         self.ledger.answered("login", response.status_code)
         if response.status_code == 200:
             self.hold(response.json()["refresh_token"], bound=False)
@@ -187,9 +220,9 @@ class Driver:
         if not self.accounts:
             return
         email = self.accounts[-1]
-        subject_token = self.issuer.sign(subject=f"sub-{email}", email=email, audience=self.url)
+        subject_token = self.issuer.sign(subject=f"sub-{email}", email=email, audience=self.audience)
         form = {"grant_type": EXCHANGE, "subject_token": subject_token, "subject_token_type": JWT_TYPE}
-        response = http.post("/oauth2/token", data=form, headers=client_auth())
+        response = self.post(http, "/oauth2/token", data=form, headers=client_auth())
         self.ledger.answered("exchange", response.status_code)
         if response.status_code == 200:
             self.hold(response.json()["refresh_token"], bound=True)
@@ -206,7 +239,7 @@ class Driver:
 
         def send(_: int) -> httpx.Response:
             form = {"grant_type": "refresh_token", "refresh_token": token}
-            return http.post("/oauth2/token", data=form, headers=client_auth() if bound else None)
+            return self.post(http, "/oauth2/token", data=form, headers=client_auth() if bound else None)
 
         if self.refreshes % 4 == 0:
             with ThreadPoolExecutor(2) as pool:
@@ -226,10 +259,12 @@ class Driver:
         # 400: the session is gone (a Redis that keeps nothing on disk); stop using it.
 
 
-def run_load(url: str, issuer: TokenIssuer, ledger: Ledger, fault: Callable[[], None]) -> None:
+def run_load(
+    urls: Sequence[str], issuer: TokenIssuer, ledger: Ledger, fault: Callable[[], None], *, audience: str
+) -> None:
     """``DRIVERS`` threads for ``LOAD_SECONDS``; ``fault`` runs on this thread meanwhile."""
     stop_at = time.monotonic() + LOAD_SECONDS
-    drivers = [Driver(url, ledger, issuer, f"d{i}", stop_at) for i in range(DRIVERS)]
+    drivers = [Driver(urls, audience, ledger, issuer, f"d{i}", stop_at) for i in range(DRIVERS)]
     threads = [threading.Thread(target=driver.run, name=driver.name) for driver in drivers]
     for thread in threads:
         thread.start()
@@ -358,7 +393,7 @@ def test_redis_restart_under_load(tmp_path: Path, postgres_server: str) -> None:
                     redis.start()
                     ledger.mark("up")
 
-                run_load(server.url, issuer, ledger, fault)
+                run_load([server.url], issuer, ledger, fault, audience=idp_url)
                 print(summary(ledger))  # shown with -rP
                 assert_statuses(ledger, server.log())
                 assert http.get("/health/ready").status_code == 200
@@ -403,7 +438,7 @@ def test_postgres_restart_under_load(tmp_path: Path, redis_server: str, redis_pr
                 postgres.start()
                 ledger.mark("up")
 
-            run_load(server.url, issuer, ledger, fault)
+            run_load([server.url], issuer, ledger, fault, audience=idp_url)
             print(summary(ledger))  # shown with -rP
             assert_statuses(ledger, server.log())
             refused = ledger.by_kind["refresh", 400]
@@ -450,3 +485,62 @@ def test_an_exchange_refused_by_an_outage_can_be_retried_with_the_same_token(
     assert (refused.status_code, refused.json()["error"]) == (503, "temporarily_unavailable")
     assert retried.status_code == 200, retried.text
     assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_grant")
+
+
+def test_sigterm_under_load(
+    tmp_path: Path, postgres_server: str, redis_server: str, redis_prefix: str
+) -> None:
+    """Two instances share PostgreSQL, Redis and the keys folder behind one issuer URL; the
+    drivers use the first and fail over to the second once it refuses connections. SIGTERM
+    reaches the first at 2 s: every request it had accepted is answered (a cut connection is a
+    driver error), it exits cleanly, the load carries on against the second, and the
+    invariants hold across both."""
+    first_port = free_port()
+    issuer_url = f"http://127.0.0.1:{first_port}"  # the balancer's address in a real deployment
+    ledger = Ledger()
+    try:
+        with run_token_issuer() as issuer:
+            env = {
+                "IDP_DATABASE_URL": postgres_server,
+                "IDP_REDIS_URL": redis_server,
+                "IDP_REDIS_PREFIX": redis_prefix,
+                "IDP_ISSUER": issuer_url,
+                **fault_env(tmp_path, issuer, issuer_url),
+            }
+            with (
+                run_server(tmp_path, env, port=first_port) as first,
+                run_server(tmp_path, env) as second,
+                httpx.Client(base_url=second.url, timeout=HTTP_TIMEOUT) as http,
+            ):
+
+                def fault() -> None:
+                    time.sleep(2)
+                    ledger.mark("down")
+                    first.process.send_signal(signal.SIGTERM)
+                    first.process.wait(timeout=20)
+
+                run_load([first.url, second.url], issuer, ledger, fault, audience=issuer_url)
+                print(summary(ledger), f"failovers={ledger.failovers} cut={ledger.cut}")  # shown with -rP
+                assert first.process.returncode in {0, -signal.SIGTERM}
+                assert "Application shutdown complete" in first.log()
+                assert ledger.failovers == DRIVERS, "every driver moved to the second instance"
+                # A connection cut without an answer was one the first instance had not taken
+                # from its accept queue when it closed its socket: the app never saw it. (The
+                # audit lines do carry the drivers' request ids.)
+                assert '"request_id":"d0-' in first.log()
+                for request_id in ledger.cut:
+                    assert request_id not in first.log(), f"{request_id} was handled, then its answer lost"
+                assert 500 not in ledger.statuses, summary(ledger)
+                assert set(ledger.statuses) <= ALLOWED - {503}, summary(ledger)
+                assert ledger.ok_after.get("down", 0) > 0, summary(ledger)
+                assert ledger.by_kind["refresh", 400] == 0, "no session was lost"
+                current = assert_invariants(
+                    http,
+                    ledger,
+                    database_url=postgres_server,
+                    redis_url=redis_server,
+                    redis_prefix=redis_prefix,
+                )
+                assert set(current) == set(ledger.tokens), "every family is live, with one current token"
+    finally:
+        asyncio.run(empty_postgres(postgres_server))
