@@ -12,13 +12,8 @@ import math
 from typing import Protocol
 
 import msgspec
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ClusterDownError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.store.base import StorageUnavailable
+from service.store.redis_link import LuaScript, RedisLink
 
 __all__ = ["Decision", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter", "Rule", "parse_rule"]
 
@@ -103,7 +98,7 @@ class MemoryRateLimiter:
 
 # KEYS[1] = the key; ARGV = now, interval, tolerance, count (1 = hit, 0 = peek).
 # Returns {allowed, remaining, retry_after, reset} with times as strings (Lua numbers lose floats).
-_GCRA = """
+_GCRA = LuaScript("""
 local now, interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 local base = math.max(tat, now)
@@ -117,22 +112,19 @@ if ARGV[4] == '1' then
 end
 local remaining = math.floor((tolerance - (new_tat - now)) / interval)
 return {1, math.max(remaining, 0), '0', tostring(new_tat - now)}
-"""
+""")
 
 
 class RedisRateLimiter:
     """Limiter shared by every instance through Redis: one Lua script, one key per decision."""
 
-    def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "idp:") -> None:
+    def __init__(self, link: RedisLink, prefix: str = "idp:") -> None:
+        self._link = link
         self._prefix = prefix
-        self._script = client.register_script(_GCRA)
 
     async def _run(self, key: str, rule: Rule, now: float, count: bool) -> Decision:
         args = [repr(now), repr(rule.interval), repr(rule.period), "1" if count else "0"]
-        try:
-            reply = await self._script(keys=[f"{self._prefix}rl:{rule.name}:{{{key}}}"], args=args)
-        except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as exc:
-            raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc
+        reply = await self._link.run(_GCRA, [f"{self._prefix}rl:{rule.name}:{{{key}}}"], args)
         allowed, remaining, retry_after, reset = reply
         return Decision(bool(allowed), int(remaining), float(retry_after), float(reset))
 

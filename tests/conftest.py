@@ -233,7 +233,7 @@ async def replay(
         try:
             yield RedisReplayCache(client, prefix=prefix)
         finally:
-            await client.aclose()
+            await client.close()
             if not cluster:
                 await delete_prefix(redis_server, prefix)
     else:
@@ -258,6 +258,6 @@ async def limiter(request: pytest.FixtureRequest, redis_server: str) -> AsyncIte
     try:
         yield RedisRateLimiter(client, prefix=prefix)
     finally:
-        await client.aclose()
+        await client.close()
         if not cluster:
             await delete_prefix(redis_server, prefix)

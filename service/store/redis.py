@@ -14,49 +14,39 @@ expired sessions vanish by themselves. Times come from the injected clock via AR
 from __future__ import annotations
 
 import base64
-import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import msgspec
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ClusterDownError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.store.base import StorageUnavailable
+from service.store.redis_link import LuaScript, RedisLink, connect_redis
 from service.store.sessions import AccountClaims, Family, NewFamily, RotateResult
 
-__all__ = ["RedisClient", "RedisFamilyStore", "RedisReplayCache", "connect_redis", "open_redis"]
+__all__ = ["RedisFamilyStore", "RedisReplayCache", "connect_redis"]
 
-T = TypeVar("T")
-RedisClient = aioredis.Redis | RedisCluster
-
-_CREATE = """
+_CREATE = LuaScript("""
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
-"""
+""")
 
 # The user's family index: add, and keep it until the last family's absolute expiry.
-_INDEX = """
+_INDEX = LuaScript("""
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
 redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'NX')
 return 1
-"""
+""")
 
 # Only a family that still exists gets the new snapshot (HSET would recreate a deleted one).
-_SET_CLAIMS = """
+_SET_CLAIMS = LuaScript("""
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'claims', ARGV[1])
 return 1
-"""
+""")
 
 # Returns {outcome, payload}; payload: sealed successor (grace) or the family fields (reuse).
-_ROTATE = """
+_ROTATE = LuaScript("""
 local fam, used = KEYS[1], KEYS[2]
 local presented, successor, sealed = ARGV[1], ARGV[2], ARGV[3]
 local now, grace = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -85,46 +75,21 @@ end
 local fields = redis.call('HGETALL', fam)
 redis.call('DEL', fam, used)
 return {'reuse', fields}
-"""
+""")
 
-_OWNS = """
+_OWNS = LuaScript("""
 local cur = redis.call('HGET', KEYS[1], 'cur')
 if not cur then return 0 end
 if cur == ARGV[1] then return 1 end
 if ARGV[2] == '1' then return 0 end
 return redis.call('HEXISTS', KEYS[2], ARGV[1])
-"""
+""")
 
-_REVOKE = """
+_REVOKE = LuaScript("""
 local fields = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2])
 return fields
-"""
-
-
-def open_redis(url: str, *, cluster: bool = False) -> RedisClient:
-    """A client that fails fast (so callers answer 503) and reconnects by itself; with
-    ``cluster`` a Redis Cluster client (every script here touches one hash slot)."""
-    if cluster:
-        return RedisCluster.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=False)
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        health_check_interval=15,
-        decode_responses=False,
-    )
-
-
-async def connect_redis(url: str, *, cluster: bool = False) -> RedisClient:
-    """:func:`open_redis`, and for a cluster, learn its slot map before the first commands:
-    redis-py's cluster client can fail concurrent first commands while it connects. A cluster
-    that is down now is tried again on first use (requests answer 503 meanwhile)."""
-    client = open_redis(url, cluster=cluster)
-    if isinstance(client, RedisCluster):
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError):
-            await client.initialize()
-    return client
+""")
 
 
 _CLAIMS = msgspec.json.Decoder(AccountClaims)
@@ -162,15 +127,9 @@ def _family(family_id: str, raw: Any) -> Family | None:
 class RedisFamilyStore:
     """:class:`service.store.sessions.FamilyStore` on Redis (single node or Cluster)."""
 
-    def __init__(self, client: RedisClient, prefix: str = "idp:") -> None:
-        self._redis = client
+    def __init__(self, link: RedisLink, prefix: str = "idp:") -> None:
+        self._link = link
         self._prefix = prefix
-        self._create = client.register_script(_CREATE)
-        self._rotate = client.register_script(_ROTATE)
-        self._owns = client.register_script(_OWNS)
-        self._revoke = client.register_script(_REVOKE)
-        self._index = client.register_script(_INDEX)
-        self._set_claims = client.register_script(_SET_CLAIMS)
 
     def _keys(self, family_id: str) -> list[str]:
         family_key = f"{self._prefix}rf:{{{family_id}}}"
@@ -178,12 +137,6 @@ class RedisFamilyStore:
 
     def _user_key(self, user_id: UUID) -> str:
         return f"{self._prefix}uf:{{{user_id}}}"
-
-    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await operation()
-        except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as exc:
-            raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc
 
     async def create_family(self, family: NewFamily) -> None:
         fields = {
@@ -200,21 +153,17 @@ class RedisFamilyStore:
             "claims": msgspec.json.encode(family.claims).decode(),
         }
         expire_ms = int(min(family.absolute_expires_at, family.created_at + family.idle_ttl) * 1000)
-        args: list[Any] = [expire_ms]
+        args: list[str | int] = [expire_ms]
         for name, value in fields.items():
             args.extend((name, value))
-        index_args: list[str | int] = [family.id, int(family.absolute_expires_at * 1000)]
-
-        async def create() -> None:
-            # Two slots (family, user index), so two scripts; a Cluster-safe pair of round trips.
-            await self._create(keys=self._keys(family.id)[:1], args=args)
-            await self._index(keys=[self._user_key(family.user_id)], args=index_args)
-
-        await self._call(create)
+        # Two slots (family, user index), so two scripts; a Cluster-safe pair of round trips.
+        await self._link.run(_CREATE, self._keys(family.id)[:1], args)
+        await self._link.run(
+            _INDEX, [self._user_key(family.user_id)], [family.id, int(family.absolute_expires_at * 1000)]
+        )
 
     async def get_family(self, family_id: str, now: float) -> Family | None:
-        raw = await self._call(lambda: self._redis.hgetall(self._keys(family_id)[0]))
-        family = _family(family_id, raw)
+        family = _family(family_id, await self._link.command("HGETALL", self._keys(family_id)[0]))
         if family is None or now >= family.expires_at:
             return None
         return family
@@ -236,7 +185,7 @@ class RedisFamilyStore:
             repr(now),
             repr(grace),
         ]
-        reply = await self._call(lambda: self._rotate(keys=self._keys(family_id), args=args))
+        reply = await self._link.run(_ROTATE, self._keys(family_id), args)
         outcome = reply[0].decode()
         if outcome == "grace":
             return RotateResult("grace", sealed=base64.b64decode(reply[1]))
@@ -250,40 +199,38 @@ class RedisFamilyStore:
         if await self.get_family(family_id, now) is None:
             return False
         args = [token_hash, "1" if current_only else "0"]
-        return bool(await self._call(lambda: self._owns(keys=self._keys(family_id), args=args)))
+        return bool(await self._link.run(_OWNS, self._keys(family_id), args))
 
     async def revoke_family(self, family_id: str) -> Family | None:
-        raw = await self._call(lambda: self._revoke(keys=self._keys(family_id), args=[]))
-        family = _family(family_id, raw)
+        family = _family(family_id, await self._link.run(_REVOKE, self._keys(family_id), []))
         if family is not None:
-            await self._call(lambda: self._redis.srem(self._user_key(family.user_id), family_id))
+            await self._link.command("SREM", self._user_key(family.user_id), family_id)
         return family
 
+    async def _members(self, user_id: UUID) -> list[str]:
+        return sorted(
+            _text(member) for member in await self._link.command("SMEMBERS", self._user_key(user_id))
+        )
+
     async def list_families(self, user_id: UUID, now: float) -> list[Family]:
-        members = await self._call(lambda: self._redis.smembers(self._user_key(user_id)))
         families = []
-        for member in sorted(members):
-            family = await self.get_family(_text(member), now)
+        for member in await self._members(user_id):
+            family = await self.get_family(member, now)
             if family is not None and family.user_id == user_id:
                 families.append(family)
         families.sort(key=lambda f: f.created_at)
         return families
 
     async def update_claims(self, user_id: UUID, claims: AccountClaims) -> int:
-        members = await self._call(lambda: self._redis.smembers(self._user_key(user_id)))
         encoded = msgspec.json.encode(claims)
-        keys = [self._keys(_text(member))[0] for member in sorted(members)]
-
-        async def update() -> int:
-            return sum([int(await self._set_claims(keys=[key], args=[encoded])) for key in keys])
-
-        return await self._call(update)
+        updated = 0
+        for member in await self._members(user_id):
+            updated += int(await self._link.run(_SET_CLAIMS, [self._keys(member)[0]], [encoded]))
+        return updated
 
     async def revoke_user_families(self, user_id: UUID, keep: str | None = None) -> list[Family]:
-        members = await self._call(lambda: self._redis.smembers(self._user_key(user_id)))
         revoked = []
-        for member in sorted(members):
-            family_id = _text(member)
+        for family_id in await self._members(user_id):
             if family_id == keep:
                 continue
             family = await self.revoke_family(family_id)
@@ -292,17 +239,17 @@ class RedisFamilyStore:
         return revoked
 
     async def ping(self) -> None:
-        await self._call(self._redis.ping)
+        await self._link.ping()
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._link.close()
 
 
 class RedisReplayCache:
     """:class:`service.store.exchange.ReplayCache`: one ``SET NX PXAT`` per fingerprint."""
 
-    def __init__(self, client: RedisClient, prefix: str = "idp:") -> None:
-        self._redis = client
+    def __init__(self, link: RedisLink, prefix: str = "idp:") -> None:
+        self._link = link
         self._prefix = prefix
 
     def _key(self, fingerprint: str) -> str:
@@ -311,14 +258,8 @@ class RedisReplayCache:
     async def remember(self, fingerprint: str, *, expires_at: float, now: float) -> bool:
         if expires_at <= now:
             return False
-        try:
-            stored = await self._redis.set(self._key(fingerprint), b"1", nx=True, pxat=int(expires_at * 1000))
-        except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as exc:
-            raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc
-        return bool(stored)
+        key = self._key(fingerprint)
+        return bool(await self._link.command("SET", key, b"1", "NX", "PXAT", int(expires_at * 1000)))
 
     async def forget(self, fingerprint: str) -> None:
-        try:
-            await self._redis.delete(self._key(fingerprint))
-        except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as exc:
-            raise StorageUnavailable(f"Redis: {type(exc).__name__}") from exc
+        await self._link.command("DEL", self._key(fingerprint))

@@ -334,7 +334,7 @@ async def _drop_snapshot(runtime: Runtime, family_id: str) -> None:
     """Make a family look like one written before the 0004 migration / the ``claims`` field."""
     families = runtime.families
     if isinstance(families, RedisFamilyStore):
-        await families._redis.hdel(families._keys(family_id)[0], "claims")
+        await families._link.command("HDEL", families._keys(family_id)[0], "claims")
     else:
         assert isinstance(families, SqliteFamilyStore)
         await families._db.run(
