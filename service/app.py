@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 
 from service.clock import Clock, system_clock
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         middleware=[ObservabilityMiddleware],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="idp", version="0.1.0", path="/schema"),
+        logging_config=_logging_config(),
         debug=False,
     )
     app.state.runtime = runtime
@@ -87,6 +89,15 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         defer_on_origin=cors is not None,
     )
     return app
+
+
+def _logging_config() -> LoggingConfig:
+    """Log lines straight to stderr from the thread that logs (as uvicorn's own loggers do),
+    not through Litestar's default queue and listener thread: with an audit line per request,
+    handing each line to another thread cost more CPU than writing it (waking the listener and
+    passing the GIL back and forth; docs/PERFORMANCE.md)."""
+    console = {"level": "INFO", "handlers": ["console"], "propagate": False}
+    return LoggingConfig(root={"handlers": ["console"], "level": "INFO"}, loggers={"litestar": console})
 
 
 def create_app_from_env() -> Litestar:

@@ -4,15 +4,11 @@ Every request of the hot paths (refresh, login, token exchange) makes two to fiv
 and redis-py's general command path (pool checkout with connection probing, retry wrapper, a
 task per timed write, Python packing, observability hooks) cost three times what the command
 costs on the wire: ~125 µs of CPU per call under load against ~40 µs (docs/PERFORMANCE.md).
-So, against a single Redis node, :class:`DirectLink` drives redis-py's own asyncio
-``Connection`` objects itself:
-
-- a LIFO list of idle connections (no probing at checkout), opened on demand up to a cap;
-- commands packed by hiredis, one write and one read per call, the whole round trip under one
-  ``asyncio.timeout`` (Redis that stops answering is an outage, not a hang);
-- scripts by ``EVALSHA``, loaded on ``NOSCRIPT`` (after a Redis restart or ``SCRIPT FLUSH``);
-- a connection that fails is closed, never reused; one that Redis closed while it sat idle
-  (a restart) is retried once on a fresh connection.
+So, against a single Redis node, :class:`DirectLink` drives one of redis-py's own asyncio
+``Connection`` objects itself and pipelines every call over it: the calls made while the event
+loop runs one iteration go out in one write (packed by hiredis), and a reader task hands the
+replies back in order. Scripts run by ``EVALSHA`` and are loaded on ``NOSCRIPT`` (after a
+Redis restart or ``SCRIPT FLUSH``).
 
 :class:`ClusterLink` sends the same calls through redis-py's ``RedisCluster`` client, which
 routes each by its first key (every script here touches one hash slot).
@@ -79,25 +75,29 @@ def _unavailable(exc: BaseException) -> StorageUnavailable:
 
 
 class DirectLink:
-    """:class:`RedisLink` for one Redis node; see the module docstring."""
+    """:class:`RedisLink` for one Redis node, pipelining every call over one connection.
 
-    def __init__(
-        self,
-        new_connection: Callable[[], AbstractConnection],
-        *,
-        timeout: float = 2.0,
-        max_connections: int = 64,
-    ) -> None:
+    Calls made while the event loop runs one iteration are written together in one write; a
+    reader task hands the replies back in order (Redis answers each connection in order). Under
+    load a batch holds the Redis calls of many requests, so the write and read system calls
+    and the wake-ups are shared; alone, a call costs one extra loop iteration.
+
+    A connection that fails (reset, end of stream, a call that waited ``timeout`` seconds) is
+    closed at once: the calls sent on it fail with :class:`StorageUnavailable` (their effect is
+    unknown, as with any lost reply), calls not yet sent go out on a new connection.
+    """
+
+    def __init__(self, new_connection: Callable[[], AbstractConnection], *, timeout: float = 2.0) -> None:
         self._new_connection = new_connection
         self._timeout = timeout
-        self._max_connections = max_connections
-        self._idle: list[AbstractConnection] = []
-        self._waiters: collections.deque[asyncio.Future[AbstractConnection]] = collections.deque()
-        self._open = 0
+        self._queued: list[tuple[bytes, asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._stalled = False
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, *, timeout: float = 2.0, max_connections: int = 64) -> DirectLink:
+    def from_url(cls, url: str, *, timeout: float = 2.0) -> DirectLink:
         """``redis://``, ``rediss://`` or ``unix://`` URLs, as redis-py reads them (user,
         password, database number, TLS)."""
         pool = ConnectionPool.from_url(
@@ -105,7 +105,7 @@ class DirectLink:
         )
         factory = pool.connection_class
         kwargs = pool.connection_kwargs
-        return cls(lambda: factory(**kwargs), timeout=timeout, max_connections=max_connections)
+        return cls(lambda: factory(**kwargs), timeout=timeout)
 
     async def run(self, script: LuaScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         evalsha = _pack("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -123,88 +123,112 @@ class DirectLink:
 
     async def close(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            await self._discard(connection)
-        while self._waiters:
-            self._waiters.popleft().cancel()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        self._fail([future for _, future in self._queued], StorageUnavailable("Redis: link closed"))
+        self._queued.clear()
 
     async def _call(self, packed: bytes) -> Any:
-        for attempt in range(2):
-            connection, reused = await self._acquire()
-            try:
-                async with asyncio.timeout(self._timeout):
-                    await connection.send_packed_command(packed, check_health=False)
-                    reply = await connection.read_response()
-            except ResponseError:
-                self._release(connection)  # an error reply: the connection is in step
-                raise
-            except RedisConnectionError as exc:
-                await self._discard(connection)
-                if reused and attempt == 0:
-                    continue  # closed by Redis while idle (a restart): once more, on a new one
-                raise _unavailable(exc) from exc
-            except _OUTAGE as exc:
-                await self._discard(connection)
-                raise _unavailable(exc) from exc
-            except BaseException:  # cancelled mid-call: a reply may still be on its way
-                await self._discard(connection)
-                raise
-            self._release(connection)
-            return reply
-        raise AssertionError("unreachable")  # pragma: no cover
+        if self._closed:
+            raise StorageUnavailable("Redis: link closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queued.append((packed, future))
+        self._wake.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_forever(), name="redis-link-writer")
+        try:
+            async with asyncio.timeout(self._timeout):
+                reply = await future
+        except TimeoutError as exc:
+            self._wake.set()  # the writer notices the stall and resets the connection
+            self._stalled = True
+            raise _unavailable(exc) from exc
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
 
-    async def _acquire(self) -> tuple[AbstractConnection, bool]:
+    async def _write_forever(self) -> None:
+        """Connect when there is something to send, send what is queued, repeat."""
+        connection: AbstractConnection | None = None
+        sent: collections.deque[asyncio.Future[Any]] = collections.deque()
+        reader: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._stalled or (reader is not None and reader.done()):
+                    self._stalled = False
+                    connection, reader = await self._drop(connection, reader, sent)
+                if not self._queued:
+                    continue
+                if connection is None:
+                    try:
+                        connection = await self._connect()
+                    except StorageUnavailable as exc:
+                        queued, self._queued = self._queued, []
+                        self._fail([future for _, future in queued], exc)
+                        continue
+                    reader = asyncio.create_task(self._read_forever(connection, sent))
+                batch, self._queued = self._queued, []
+                sent.extend(future for _, future in batch)
+                try:
+                    await connection.send_packed_command([packed for packed, _ in batch], check_health=False)
+                except (RedisError, OSError) as exc:
+                    connection, reader = await self._drop(connection, reader, sent, exc)
+        finally:
+            await self._drop(connection, reader, sent, StorageUnavailable("Redis: link closed"))
+
+    async def _read_forever(self, connection: AbstractConnection, sent: collections.deque[Any]) -> None:
         while True:
-            if self._closed:
-                raise StorageUnavailable("Redis: the connection pool is closed")
-            if self._idle:
-                return self._idle.pop(), True
-            if self._open < self._max_connections:
-                break
-            waiter: asyncio.Future[AbstractConnection] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
             try:
-                return await waiter, True
-            except _SlotFreed:
-                continue
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                    self._release(waiter.result())  # handed over just as we were cancelled
-                raise
-        self._open += 1
+                reply: Any = await connection.read_response()
+            except ResponseError as error:  # an error reply: the connection stays in step
+                reply = error
+            except (RedisError, OSError):
+                self._wake.set()  # the writer drops this connection and fails what was sent
+                return
+            if sent:
+                future = sent.popleft()
+                if not future.done():  # its caller may have timed out or been cancelled
+                    future.set_result(reply)
+
+    async def _connect(self) -> AbstractConnection:
         connection = self._new_connection()
         try:
             async with asyncio.timeout(self._timeout):
                 await connection.connect()  # type: ignore[no-untyped-call]
-        except BaseException as exc:
-            await self._discard(connection)
-            if isinstance(exc, (*_OUTAGE, RedisError)):
-                raise _unavailable(exc) from exc
-            raise
-        return connection, False
+        except (*_OUTAGE, RedisError) as exc:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+            raise _unavailable(exc) from exc
+        return connection
 
-    def _release(self, connection: AbstractConnection) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(connection)
-                return
-        self._idle.append(connection)
+    async def _drop(
+        self,
+        connection: AbstractConnection | None,
+        reader: asyncio.Task[None] | None,
+        sent: collections.deque[asyncio.Future[Any]],
+        error: BaseException | None = None,
+    ) -> tuple[None, None]:
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+        unavailable = error if isinstance(error, StorageUnavailable) else None
+        self._fail(list(sent), unavailable or StorageUnavailable("Redis: connection lost"))
+        sent.clear()
+        return None, None
 
-    async def _discard(self, connection: AbstractConnection) -> None:
-        self._open -= 1
-        with contextlib.suppress(Exception):
-            await connection.disconnect(nowait=True)
-        if self._waiters and not self._closed:
-            # A waiter may now open a connection of its own: wake one to try.
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(_SlotFreed())
-
-
-class _SlotFreed(Exception):
-    """Internal: wakes a waiter because a connection closed and a new one may be opened."""
+    @staticmethod
+    def _fail(futures: Sequence[asyncio.Future[Any]], error: StorageUnavailable) -> None:
+        for future in futures:
+            if not future.done():
+                future.set_exception(error)
 
 
 class ClusterLink:
