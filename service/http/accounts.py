@@ -30,17 +30,20 @@ Password = Annotated[str, msgspec.Meta(max_length=4096)]
 Name = Annotated[str, msgspec.Meta(max_length=200)]
 
 
-def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: a body we parse as JSON must say so."""
+async def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: a body we parse as JSON must say so. (Guards are coroutines: Litestar runs a
+    plain function guard in a worker thread, two thread hand-offs per request.)"""
     media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType
 
 
-def require_json_if_body(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def require_json_if_body(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
     """Guard for optional bodies: when one is sent, it must be JSON."""
     if connection.headers.get("content-length", "0") != "0" or "transfer-encoding" in connection.headers:
-        require_json(connection, handler)
+        await require_json(connection, handler)
 
 
 class SignupRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -13,6 +13,7 @@ expired sessions vanish by themselves. Times come from the injected clock via AR
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 from uuid import UUID
@@ -156,10 +157,13 @@ class RedisFamilyStore:
         args: list[str | int] = [expire_ms]
         for name, value in fields.items():
             args.extend((name, value))
-        # Two slots (family, user index), so two scripts; a Cluster-safe pair of round trips.
-        await self._link.run(_CREATE, self._keys(family.id)[:1], args)
-        await self._link.run(
-            _INDEX, [self._user_key(family.user_id)], [family.id, int(family.absolute_expires_at * 1000)]
+        # Two slots (family, user index), so two scripts, sent together. The index may name a
+        # family that failed to be written: its members are checked when read.
+        await asyncio.gather(
+            self._link.run(_CREATE, self._keys(family.id)[:1], args),
+            self._link.run(
+                _INDEX, [self._user_key(family.user_id)], [family.id, int(family.absolute_expires_at * 1000)]
+            ),
         )
 
     async def get_family(self, family_id: str, now: float) -> Family | None:
