@@ -18,7 +18,7 @@ from service.config import Settings, load_settings
 from service.http.accounts import AccountsController
 from service.http.auth import bearer_claims
 from service.http.errors import EXCEPTION_HANDLERS
-from service.http.fastpath import JWKSFastPath
+from service.http.fastpath import JWKSFastPath, TokenFastPath
 from service.http.health import HealthController, metrics
 from service.http.oauth import GRANT_TYPES, OAuthController
 from service.http.observe import ObservabilityMiddleware
@@ -79,13 +79,20 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     jwks_cache_control = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
     app.state.jwks_cache_control = jwks_cache_control
     app.state.discovery = discovery
-    app.asgi_handler = JWKSFastPath(
+    common_headers = [
+        (header.name.lower().encode(), str(header.value).encode()) for header in response_headers
+    ]
+    token_path = TokenFastPath(
         app.asgi_handler,
         runtime,
-        common_headers=[
-            (b"cache-control", jwks_cache_control.encode()),
-            *((header.name.lower().encode(), str(header.value).encode()) for header in response_headers),
-        ],
+        common_headers=common_headers,
+        defer_on_origin=cors is not None,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.asgi_handler = JWKSFastPath(
+        token_path,
+        runtime,
+        common_headers=[(b"cache-control", jwks_cache_control.encode()), *common_headers],
         defer_on_origin=cors is not None,
     )
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Awaitable
 from uuid import UUID
 
 import msgspec
@@ -161,11 +162,23 @@ class Sessions:
             await self._families.update_claims(user.id, claims)
         return self._access_response(claims, family, scope, token)
 
-    async def refresh(self, refresh_token: str, *, client: Client | None, scope: str | None) -> TokenResponse:
-        """The ``refresh_token`` grant (RFC 6749 §6) with rotation, grace and reuse detection."""
+    async def refresh(
+        self,
+        refresh_token: str,
+        *,
+        client: Client | None,
+        scope: str | None,
+        admitted: Awaitable[None] | None = None,
+    ) -> TokenResponse:
+        """The ``refresh_token`` grant (RFC 6749 §6) with rotation, grace and reuse detection.
+
+        ``admitted`` (the caller's rate-limit decision, already asked for) is awaited once the
+        family has been read and before anything changes."""
         family_id, secret = parse_token(refresh_token)
         now = self._clock()
         family = await self._families.get_family(family_id, now)
+        if admitted is not None:
+            await admitted
         if family is None:
             raise InvalidGrant("The refresh token is invalid, expired or revoked.")
         if family.client_id is not None and client is None:

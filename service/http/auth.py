@@ -23,6 +23,7 @@ __all__ = [
     "basic_client_id",
     "bearer_claims",
     "bearer_token",
+    "parse_params",
     "read_params",
     "request_ip",
 ]
@@ -62,13 +63,12 @@ def parse_form(body: bytes) -> dict[str, str]:
     return params
 
 
-async def read_params(request: Request[Any, Any, Any]) -> dict[str, str]:
+def parse_params(content_type: str, body: bytes) -> dict[str, str]:
     """OAuth endpoint parameters: form-encoded (RFC 6749) or a flat JSON object of strings.
 
     Repeated parameters are refused (RFC 6749 §3.1, §3.2).
     """
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    body = await request.body()
+    media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == "application/x-www-form-urlencoded":
         return parse_form(body)
     if media_type == "application/json":
@@ -80,6 +80,11 @@ async def read_params(request: Request[Any, Any, Any]) -> dict[str, str]:
             raise InvalidRequest("Too many parameters.")
         return decoded
     raise InvalidRequest("Send parameters as application/x-www-form-urlencoded (or application/json).")
+
+
+async def read_params(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """:func:`parse_params` of a Litestar request."""
+    return parse_params(request.headers.get("content-type", ""), await request.body())
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:
@@ -97,21 +102,20 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def basic_client_id(request: Request[Any, Any, Any]) -> str | None:
-    """The client id of a Basic header, unverified (for rate-limit keys only)."""
+def basic_client_id(authorization: str) -> str | None:
+    """The client id of a Basic ``Authorization`` header, unverified (for rate-limit keys only)."""
     try:
-        credentials = _basic_credentials(request.headers.get("authorization", ""))
+        credentials = _basic_credentials(authorization)
     except InvalidClient:
         return None
     return credentials[0] if credentials else None
 
 
-async def authenticate_client(
-    request: Request[Any, Any, Any], params: dict[str, str], clients: Clients
-) -> Client | None:
-    """The authenticated client (client_secret_basic or client_secret_post), or None if the
-    request carries no client credentials. Wrong credentials are ``invalid_client``."""
-    basic = _basic_credentials(request.headers.get("authorization", ""))
+async def authenticate_client(authorization: str, params: dict[str, str], clients: Clients) -> Client | None:
+    """The authenticated client (client_secret_basic from the ``Authorization`` header, or
+    client_secret_post), or None if the request carries no client credentials. Wrong
+    credentials are ``invalid_client``."""
+    basic = _basic_credentials(authorization)
     posted_secret = params.get("client_secret")
     if basic is not None and posted_secret is not None:
         raise InvalidRequest("Use exactly one client authentication method.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
@@ -19,7 +21,7 @@ from service.sessions import TokenResponse
 from service.tokens.access import FIRST_PARTY_CLIENT
 from service.tokens.refresh import PREFIX as REFRESH_PREFIX
 
-__all__ = ["GRANT_TYPES", "OAuthController"]
+__all__ = ["GRANT_TYPES", "OAuthController", "token_grant"]
 
 GRANT_TYPES = ["refresh_token", GRANT_TYPE]
 
@@ -29,6 +31,46 @@ def _required(params: dict[str, str], name: str) -> str:
     if not value:
         raise InvalidRequest(f"The {name} parameter is required.")
     return value
+
+
+async def token_grant(
+    runtime: Runtime, params: dict[str, str], *, authorization: str, ip: str
+) -> TokenResponse:
+    """The token endpoint behind both ways in (:class:`service.http.fastpath.TokenFastPath`
+    and the Litestar route). Grants: ``refresh_token`` and RFC 8693 token exchange.
+
+    The rate-limit decision is asked for first and awaited before the grant changes any state,
+    while the grant's first read (the refresh family) is already on its way: both go to the
+    store in one round trip. A refused request is a 429 whatever else is wrong with it, as if
+    the limit had been checked alone first.
+    """
+    client_id = params.get("client_id") or basic_client_id(authorization)
+    admission = asyncio.ensure_future(runtime.guard.before_token(ip, client_id))
+    try:
+        return await _grant(runtime, params, authorization, admission)
+    except asyncio.CancelledError:
+        admission.cancel()
+        raise
+    except Exception:
+        await admission  # raises the 429 (or the outage) in place of the grant's error
+        raise
+
+
+async def _grant(
+    runtime: Runtime, params: dict[str, str], authorization: str, admission: Awaitable[None]
+) -> TokenResponse:
+    grant_type = _required(params, "grant_type")
+    client = await authenticate_client(authorization, params, runtime.clients)
+    if grant_type == "refresh_token":
+        return await runtime.sessions.refresh(
+            _required(params, "refresh_token"), client=client, scope=params.get("scope"), admitted=admission
+        )
+    await admission
+    if grant_type == GRANT_TYPE:
+        if client is None:
+            raise InvalidClient("Token exchange requires client authentication.")
+        return await runtime.exchange.exchange(params, client)
+    raise UnsupportedGrantType(f"The grant type {grant_type[:64]!r} is not supported.")
 
 
 class Introspection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -61,23 +103,13 @@ class OAuthController(Controller):
         request: Request[Any, Any, Any],
         runtime: NamedDependency[Runtime],
     ) -> TokenResponse:
-        """Token endpoint. Grants: ``refresh_token`` and RFC 8693 token exchange."""
-        params = await read_params(request)
-        guard = runtime.guard
-        await guard.before_token(
-            request_ip(request, guard), params.get("client_id") or basic_client_id(request)
-        )
-        grant_type = _required(params, "grant_type")
-        client = await authenticate_client(request, params, runtime.clients)
-        if grant_type == "refresh_token":
-            return await runtime.sessions.refresh(
-                _required(params, "refresh_token"), client=client, scope=params.get("scope")
-            )
-        if grant_type == GRANT_TYPE:
-            if client is None:
-                raise InvalidClient("Token exchange requires client authentication.")
-            return await runtime.exchange.exchange(params, client)
-        raise UnsupportedGrantType(f"The grant type {grant_type[:64]!r} is not supported.")
+        """Token endpoint. Grants: ``refresh_token`` and RFC 8693 token exchange.
+
+        Most requests are answered before routing by the same code
+        (:class:`service.http.fastpath.TokenFastPath`); this route serves the others (CORS)."""
+        authorization = request.headers.get("authorization", "")
+        ip = request_ip(request, runtime.guard)
+        return await token_grant(runtime, await read_params(request), authorization=authorization, ip=ip)
 
     @post("/revoke", status_code=HTTP_200_OK, responses={**errors(400, 401, 413), **json_body(200, None)})
     async def revoke(
@@ -91,7 +123,7 @@ class OAuthController(Controller):
         """
         params = await read_params(request)
         token = _required(params, "token")
-        client = await authenticate_client(request, params, runtime.clients)
+        client = await authenticate_client(request.headers.get("authorization", ""), params, runtime.clients)
         sessions = runtime.sessions
         if token.startswith(REFRESH_PREFIX):
             await sessions.revoke_refresh_token(token, client)
@@ -118,7 +150,7 @@ class OAuthController(Controller):
     ) -> Introspection:
         """RFC 7662 for authenticated clients; revoked sessions and disabled users are inactive."""
         params = await read_params(request)
-        client = await authenticate_client(request, params, runtime.clients)
+        client = await authenticate_client(request.headers.get("authorization", ""), params, runtime.clients)
         sessions = runtime.sessions
         if client is None:
             raise InvalidClient("Introspection requires client authentication.")

@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from service.audit import REQUEST_ID, request_id_from
 
-__all__ = ["ObservabilityMiddleware"]
+__all__ = ["ObservabilityMiddleware", "RouteSeries"]
 
 APP = "idp"
 _LABELS = ["method", "path", "status_code", "app_name"]
@@ -36,11 +36,38 @@ IN_PROGRESS = Gauge(
 UNMEASURED = frozenset({"/metrics"})
 
 
+class RouteSeries:
+    """The metric children of each (method, route, status), looked up once and cached."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._running: dict[tuple[str, str], Any] = {}
+
+    def in_progress(self, method: str, path: str) -> Any:
+        key = (method, path)
+        child = self._running.get(key)
+        if child is None:
+            child = self._running[key] = IN_PROGRESS.labels(method, path, APP)
+        return child
+
+    def finished(self, method: str, path: str, status: int, seconds: float) -> None:
+        key = (method, path, status)
+        pair = self._done.get(key)
+        if pair is None:
+            pair = self._done[key] = (
+                REQUESTS.labels(method, path, status, APP),
+                LATENCY.labels(method, path, status, APP),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
+        if status >= 500:
+            ERRORS.labels(method, path, status, APP).inc()
+
+
 class ObservabilityMiddleware:
     def __init__(self, app: Any) -> None:
         self.app = app
-        self._done: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._running: dict[tuple[str, str], Any] = {}
+        self._series = RouteSeries()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -59,8 +86,7 @@ class ObservabilityMiddleware:
             await send(message)
 
         method, path = scope["method"], scope.get("path_template") or scope["path"]
-        measured = path not in UNMEASURED
-        running = self._in_progress(method, path) if measured else None
+        running = self._series.in_progress(method, path) if path not in UNMEASURED else None
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         if running is not None:
@@ -71,25 +97,4 @@ class ObservabilityMiddleware:
             REQUEST_ID.reset(token)
             if running is not None:
                 running.dec()
-                count, latency = self._series(method, path, status)
-                count.inc()
-                latency.observe(time.perf_counter() - started)
-                if status >= 500:
-                    ERRORS.labels(method, path, status, APP).inc()
-
-    def _in_progress(self, method: str, path: str) -> Any:
-        key = (method, path)
-        child = self._running.get(key)
-        if child is None:
-            child = self._running[key] = IN_PROGRESS.labels(method, path, APP)
-        return child
-
-    def _series(self, method: str, path: str, status: int) -> tuple[Any, Any]:
-        key = (method, path, status)
-        pair = self._done.get(key)
-        if pair is None:
-            pair = self._done[key] = (
-                REQUESTS.labels(method, path, status, APP),
-                LATENCY.labels(method, path, status, APP),
-            )
-        return pair
+                self._series.finished(method, path, status, time.perf_counter() - started)
