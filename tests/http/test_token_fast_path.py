@@ -1,0 +1,168 @@
+"""``POST /oauth2/token`` is answered before Litestar routing (service.http.fastpath.TokenFastPath).
+
+Every other token-endpoint test goes through the fast path already (the test client wraps the
+whole app); these check that it answers exactly as the Litestar route does, keeps request ids
+and metrics, and leaves CORS requests and other methods to Litestar.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from service.app import create_app
+from service.clock import FrozenClock
+from service.config import Settings
+from service.http.fastpath import JWKSFastPath, TokenFastPath
+from service.runtime import Runtime
+
+PASSWORD = "correct horse battery"
+# Headers whose values differ per response, or that only the fast path adds to error answers
+# (Litestar's exception responses skip the controller's and the app's response headers).
+VARYING = {"x-request-id", "content-length", "date"}
+FAST_ONLY_ON_ERRORS = {"pragma", "x-content-type-options"}
+
+
+def litestar_route(app: Litestar) -> Any:
+    """The app without its fast paths: what Litestar itself answers."""
+    assert isinstance(app.asgi_handler, JWKSFastPath)
+    assert isinstance(app.asgi_handler.app, TokenFastPath)
+    routed = app.asgi_handler.app.app
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        scope["app"] = scope["litestar_app"] = app
+        scope.setdefault("state", {})
+        await routed(scope, receive, send)
+
+    return asgi
+
+
+@pytest.fixture
+async def both(app: Litestar) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    runtime: Runtime = app.state.runtime
+    await runtime.start()
+    base = "http://127.0.0.1:8000"
+    try:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as fast,  # type: ignore[arg-type]
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=litestar_route(app)), base_url=base
+            ) as routed,
+        ):
+            yield fast, routed
+    finally:
+        await runtime.stop()
+
+
+def _headers(response: httpx.Response) -> dict[str, str]:
+    return {name: value for name, value in response.headers.items() if name not in VARYING}
+
+
+FORM_TYPE = {"content-type": "application/x-www-form-urlencoded"}
+REFRESH = {"grant_type": "refresh_token"}
+BAD_REQUESTS: list[tuple[str, dict[str, Any]]] = [
+    ("no grant_type", {"data": {"refresh_token": "x"}}),
+    ("unsupported grant", {"data": {"grant_type": "password", "username": "a", "password": "b"}}),
+    ("unknown refresh token", {"data": {**REFRESH, "refresh_token": "idprt_" + "A" * 65}}),
+    ("malformed refresh token", {"data": {**REFRESH, "refresh_token": "nope"}}),
+    ("repeated parameter", {"content": b"grant_type=refresh_token&grant_type=refresh_token"}),
+    ("malformed form", {"content": b"%zz=%%", "headers": FORM_TYPE}),
+    ("plain text", {"content": b"grant_type=refresh_token", "headers": {"content-type": "text/plain"}}),
+    ("json of numbers", {"json": {"grant_type": 1}}),
+    ("not utf-8", {"content": b"grant_type=\xff\xfe", "headers": FORM_TYPE}),
+    ("bad basic credentials", {"data": REFRESH, "headers": {"authorization": "Basic !!"}}),
+    ("unknown client", {"data": REFRESH, "auth": ("nobody", "secret")}),
+    ("two client auth methods", {"data": {**REFRESH, "client_secret": "s"}, "auth": ("a", "b")}),
+    ("too large", {"data": {**REFRESH, "refresh_token": "x" * 70_000}}),
+]
+
+
+@pytest.mark.parametrize(("case", "request_args"), BAD_REQUESTS, ids=[case for case, _ in BAD_REQUESTS])
+async def test_errors_match_the_litestar_route(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], case: str, request_args: dict[str, Any]
+) -> None:
+    fast, routed = both
+    answers = [await client.post("/oauth2/token", **request_args) for client in (fast, routed)]
+    fast_answer, routed_answer = answers
+    assert 400 <= fast_answer.status_code < 500, (case, fast_answer.text)
+    assert (fast_answer.status_code, fast_answer.json()) == (routed_answer.status_code, routed_answer.json())
+    extra = set(_headers(fast_answer)) - set(_headers(routed_answer))
+    assert extra <= FAST_ONLY_ON_ERRORS, extra
+    assert {k: v for k, v in _headers(fast_answer).items() if k not in extra} == _headers(routed_answer)
+    assert fast_answer.headers["cache-control"] == "no-store"
+    assert int(fast_answer.headers["content-length"]) == len(fast_answer.content)
+
+
+async def test_a_refresh_matches_the_litestar_route(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    fast, routed = both
+    caplog.set_level(logging.INFO, logger="idp.audit")
+    signup = await fast.post("/v1/signup", json={"email": "ada@example.com", "password": PASSWORD})
+    token = signup.json()["tokens"]["refresh_token"]
+    before = (await fast.get("/metrics")).text
+    by_fast = await fast.post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": token},
+        headers={"X-Request-ID": "token-req-0001"},
+    )
+    assert by_fast.status_code == 200, by_fast.text
+    by_route = await routed.post(
+        "/oauth2/token",
+        json={"grant_type": "refresh_token", "refresh_token": by_fast.json()["refresh_token"]},
+    )
+    assert by_route.status_code == 200, by_route.text
+    assert _headers(by_fast) == _headers(by_route)
+    assert by_fast.json().keys() == by_route.json().keys()
+    assert by_fast.headers["x-request-id"] == "token-req-0001"
+    assert by_fast.headers["pragma"] == "no-cache"
+    assert any(
+        '"event":"refresh"' in record.getMessage() and '"request_id":"token-req-0001"' in record.getMessage()
+        for record in caplog.records
+    )
+    after = (await fast.get("/metrics")).text
+    sample = 'idp_http_requests_total{app_name="idp",method="POST",path="/oauth2/token",status_code="200"}'
+    # One series for the route, whichever way in answered: the fast path's and the route's.
+    assert _counter(after, sample) - _counter(before, sample) == 2
+
+
+async def test_other_methods_reach_the_litestar_route(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    fast, _ = both
+    answer = await fast.get("/oauth2/token")
+    assert (answer.status_code, answer.json()["error"]) == (405, "method_not_allowed")
+
+
+async def test_cors_requests_use_the_cors_middleware(
+    make_settings: Callable[..., Settings], backend_env: dict[str, str], clock: FrozenClock
+) -> None:
+    settings = make_settings(**backend_env, IDP_CORS_ORIGINS="https://app.example.com")
+    app = create_app(settings, clock=clock)
+    runtime: Runtime = app.state.runtime
+    await runtime.start()
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    form = {"grant_type": "refresh_token", "refresh_token": "nope"}
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+            allowed = await client.post(
+                "/oauth2/token", data=form, headers={"Origin": "https://app.example.com"}
+            )
+            plain = await client.post("/oauth2/token", data=form)
+    finally:
+        await runtime.stop()
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-origin" not in plain.headers
+    assert allowed.json() == plain.json()
+
+
+def _counter(metrics: str, sample: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
