@@ -82,9 +82,10 @@ class DirectLink:
     load a batch holds the Redis calls of many requests, so the write and read system calls
     and the wake-ups are shared; alone, a call costs one extra loop iteration.
 
-    A connection that fails (reset, end of stream, a call that waited ``timeout`` seconds) is
-    closed at once: the calls sent on it fail with :class:`StorageUnavailable` (their effect is
-    unknown, as with any lost reply), calls not yet sent go out on a new connection.
+    A connection that fails (reset, end of stream, a call unanswered for ``timeout`` seconds,
+    which one watchdog timer notices) is closed at once: the calls sent on it fail with
+    :class:`StorageUnavailable` (their effect is unknown, as with any lost reply), calls not
+    yet sent go out on a new connection.
     """
 
     def __init__(self, new_connection: Callable[[], AbstractConnection], *, timeout: float = 2.0) -> None:
@@ -93,6 +94,9 @@ class DirectLink:
         self._queued: list[tuple[bytes, asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._sent: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        """Calls written and not yet answered, oldest first, with the time they must be by."""
+        self._watchdog: asyncio.TimerHandle | None = None
         self._stalled = False
         self._closed = False
 
@@ -123,6 +127,9 @@ class DirectLink:
 
     async def close(self) -> None:
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -138,13 +145,7 @@ class DirectLink:
         self._wake.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_forever(), name="redis-link-writer")
-        try:
-            async with asyncio.timeout(self._timeout):
-                reply = await future
-        except TimeoutError as exc:
-            self._wake.set()  # the writer notices the stall and resets the connection
-            self._stalled = True
-            raise _unavailable(exc) from exc
+        reply = await future  # bounded by the watchdog, not a timer per call
         if isinstance(reply, BaseException):
             raise reply
         return reply
@@ -152,15 +153,17 @@ class DirectLink:
     async def _write_forever(self) -> None:
         """Connect when there is something to send, send what is queued, repeat."""
         connection: AbstractConnection | None = None
-        sent: collections.deque[asyncio.Future[Any]] = collections.deque()
         reader: asyncio.Task[None] | None = None
+        sent = self._sent
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
                 if self._stalled or (reader is not None and reader.done()):
-                    self._stalled = False
-                    connection, reader = await self._drop(connection, reader, sent)
+                    stalled, self._stalled = self._stalled, False
+                    error = StorageUnavailable(f"Redis: no answer in {self._timeout:g}s") if stalled else None
+                    connection, reader = await self._drop(connection, reader, error)
                 if not self._queued:
                     continue
                 if connection is None:
@@ -170,17 +173,35 @@ class DirectLink:
                         queued, self._queued = self._queued, []
                         self._fail([future for _, future in queued], exc)
                         continue
-                    reader = asyncio.create_task(self._read_forever(connection, sent))
+                    reader = asyncio.create_task(self._read_forever(connection))
                 batch, self._queued = self._queued, []
-                sent.extend(future for _, future in batch)
+                deadline = loop.time() + self._timeout
+                if self._watchdog is None:
+                    self._watchdog = loop.call_at(deadline, self._watch)
+                sent.extend((future, deadline) for _, future in batch)
                 try:
                     await connection.send_packed_command([packed for packed, _ in batch], check_health=False)
                 except (RedisError, OSError) as exc:
-                    connection, reader = await self._drop(connection, reader, sent, exc)
+                    connection, reader = await self._drop(connection, reader, _unavailable(exc))
         finally:
-            await self._drop(connection, reader, sent, StorageUnavailable("Redis: link closed"))
+            await self._drop(connection, reader, StorageUnavailable("Redis: link closed"))
 
-    async def _read_forever(self, connection: AbstractConnection, sent: collections.deque[Any]) -> None:
+    def _watch(self) -> None:
+        """The watchdog: a call sent more than ``timeout`` ago and still unanswered means the
+        connection is stuck; the writer drops it (failing what was sent on it)."""
+        self._watchdog = None
+        if not self._sent:
+            return
+        loop = asyncio.get_running_loop()
+        oldest = self._sent[0][1]
+        if oldest <= loop.time():
+            self._stalled = True
+            self._wake.set()
+        else:
+            self._watchdog = loop.call_at(oldest, self._watch)
+
+    async def _read_forever(self, connection: AbstractConnection) -> None:
+        sent = self._sent
         while True:
             try:
                 reply: Any = await connection.read_response()
@@ -190,8 +211,8 @@ class DirectLink:
                 self._wake.set()  # the writer drops this connection and fails what was sent
                 return
             if sent:
-                future = sent.popleft()
-                if not future.done():  # its caller may have timed out or been cancelled
+                future = sent.popleft()[0]
+                if not future.done():  # its caller may have been cancelled
                     future.set_result(reply)
 
     async def _connect(self) -> AbstractConnection:
@@ -209,8 +230,7 @@ class DirectLink:
         self,
         connection: AbstractConnection | None,
         reader: asyncio.Task[None] | None,
-        sent: collections.deque[asyncio.Future[Any]],
-        error: BaseException | None = None,
+        error: StorageUnavailable | None = None,
     ) -> tuple[None, None]:
         if reader is not None:
             reader.cancel()
@@ -219,9 +239,10 @@ class DirectLink:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.disconnect(nowait=True)
-        unavailable = error if isinstance(error, StorageUnavailable) else None
-        self._fail(list(sent), unavailable or StorageUnavailable("Redis: connection lost"))
-        sent.clear()
+        self._fail(
+            [future for future, _ in self._sent], error or StorageUnavailable("Redis: connection lost")
+        )
+        self._sent.clear()
         return None, None
 
     @staticmethod
