@@ -32,9 +32,16 @@ def request_id_from(incoming: bytes) -> str:
     return secrets.token_hex(8)
 
 
+_COUNTERS: dict[tuple[str, str], Any] = {}
+"""The counter child of each (event, outcome): both come from code, so the set is bounded."""
+
+
 def audit(event: str, outcome: str = "success", **fields: Any) -> None:
     """Log one event line (with the request id, when there is a request) and count it."""
-    AUTH_EVENTS.labels(event=event, outcome=outcome).inc()
+    counter = _COUNTERS.get((event, outcome))
+    if counter is None:
+        counter = _COUNTERS[event, outcome] = AUTH_EVENTS.labels(event=event, outcome=outcome)
+    counter.inc()
     record = {"event": event, "outcome": outcome}
     record.update({key: str(value) for key, value in fields.items() if value is not None})
     request_id = REQUEST_ID.get()
