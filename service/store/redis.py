@@ -4,7 +4,10 @@ Keys (``{…}`` is the Redis Cluster hash tag, so each script touches one slot):
 
 - ``<prefix>rf:{<family>}``       hash: the family, the hash of its current token and the
   account claims snapshot (``claims``: ``["<email>", ["<role>", …]]``)
-- ``<prefix>rf:{<family>}:used``  hash: used token hash → ``<rotated_at>|<sealed successor>``
+- ``<prefix>rf:{<family>}:used``  hash: used token hash → ``<rotated_at>`` (reuse detection)
+- ``<prefix>rf:{<family>}:s:<hash>`` string: the successor sealed under that used token, kept
+  for the grace window (+ ``SEALED_MARGIN``) only: a long session does not pile up ~1 KB per
+  refresh
 - ``<prefix>uf:{<user>}``         set: the user's family ids (an index; members may be stale)
 
 Both family keys expire at the family's absolute or idle expiry, whichever is first, so
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +27,11 @@ import msgspec
 from service.store.redis_link import LuaScript, RedisLink, connect_redis
 from service.store.sessions import AccountClaims, Family, NewFamily, RotateResult
 
-__all__ = ["RedisFamilyStore", "RedisReplayCache", "connect_redis"]
+__all__ = ["SEALED_MARGIN", "RedisFamilyStore", "RedisReplayCache", "connect_redis"]
+
+SEALED_MARGIN = 60.0
+"""Seconds a sealed successor outlives the grace window in Redis (clock skew between
+instances and Redis); the script's own time check decides grace."""
 
 _CREATE = LuaScript("""
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
@@ -46,9 +54,13 @@ redis.call('HSET', KEYS[1], 'claims', ARGV[1])
 return 1
 """)
 
+# KEYS: family, used, the presented token's sealed-successor key. ARGV: presented hash,
+# successor hash, sealed successor, now, grace, how long the sealed successor is kept (ms).
 # Returns {outcome, payload}; payload: sealed successor (grace) or the family fields (reuse).
+# A used entry is "<rotated_at>"; entries written before the sealed successor moved to its own
+# short-lived key are "<rotated_at>|<sealed>".
 _ROTATE = LuaScript("""
-local fam, used = KEYS[1], KEYS[2]
+local fam, used, held = KEYS[1], KEYS[2], KEYS[3]
 local presented, successor, sealed = ARGV[1], ARGV[2], ARGV[3]
 local now, grace = tonumber(ARGV[4]), tonumber(ARGV[5])
 local f = redis.call('HMGET', fam, 'cur', 'last', 'abs', 'idle')
@@ -59,7 +71,8 @@ if now >= abs or now >= last + idle then
   return {'invalid'}
 end
 if f[1] == presented then
-  redis.call('HSET', used, presented, ARGV[4] .. '|' .. sealed)
+  redis.call('HSET', used, presented, ARGV[4])
+  redis.call('SET', held, sealed, 'PX', ARGV[6])
   redis.call('HSET', fam, 'cur', successor, 'last', ARGV[4])
   local expire_ms = math.floor(math.min(abs, now + idle) * 1000)
   redis.call('PEXPIREAT', fam, expire_ms)
@@ -69,9 +82,11 @@ end
 local entry = redis.call('HGET', used, presented)
 if not entry then return {'invalid'} end
 local sep = string.find(entry, '|', 1, true)
-local rotated_at = tonumber(string.sub(entry, 1, sep - 1))
+local rotated_at = tonumber(sep and string.sub(entry, 1, sep - 1) or entry)
 if now - rotated_at <= grace then
-  return {'grace', string.sub(entry, sep + 1)}
+  local kept = sep and string.sub(entry, sep + 1) or redis.call('GET', held)
+  if not kept then return {'invalid'} end
+  return {'grace', kept}
 end
 local fields = redis.call('HGETALL', fam)
 redis.call('DEL', fam, used)
@@ -182,14 +197,17 @@ class RedisFamilyStore:
         now: float,
         grace: float,
     ) -> RotateResult:
-        args: list[bytes | str] = [
+        args: list[bytes | str | int] = [
             presented_hash,
             successor_hash,
             base64.b64encode(sealed_successor),
             repr(now),
             repr(grace),
         ]
-        reply = await self._link.run(_ROTATE, self._keys(family_id), args)
+        family_key, used_key = self._keys(family_id)
+        held_key = f"{family_key}:s:{presented_hash}"
+        args.append(math.ceil((grace + SEALED_MARGIN) * 1000))
+        reply = await self._link.run(_ROTATE, [family_key, used_key, held_key], args)
         outcome = reply[0].decode()
         if outcome == "grace":
             return RotateResult("grace", sealed=base64.b64decode(reply[1]))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 
 import pytest
 
+from service.store.redis import SEALED_MARGIN, RedisFamilyStore
 from service.store.sessions import AccountClaims, FamilyStore, NewFamily, RotateResult
+from service.store.sqlite_sessions import SqliteFamilyStore
 
 T0 = 1_800_000_000.0
 DAY = 86_400.0
@@ -194,3 +197,44 @@ async def test_update_claims_rewrites_every_live_family_of_the_user(families: Fa
     assert untouched is not None
     assert untouched.claims == AccountClaims("ada@example.com", ("reader",))
     assert await families.update_claims(uuid.uuid4(), claims) == 0
+
+
+async def test_sealed_successors_are_kept_only_through_the_grace_window(families: FamilyStore) -> None:
+    """Each refresh stores its successor sealed (~1 KB) for grace retries; a session refreshed
+    every few minutes for weeks must not keep them all, only the used hashes."""
+    new = family()
+    await families.create_family(new)
+    await rotate(families, new.id, "h0", "h1", T0)
+    await rotate(families, new.id, "h1", "h2", T0 + 60)
+    assert (await rotate(families, new.id, "h1", "x", T0 + 65)).sealed == b"h2"  # still in grace
+    if isinstance(families, RedisFamilyStore):
+        family_key, used_key = families._keys(new.id)
+        link = families._link
+        assert await link.command("HGET", used_key, "h0") == repr(T0).encode()  # no payload
+        for used in ("h0", "h1"):
+            ttl = await link.command("PTTL", f"{family_key}:s:{used}")
+            assert 0 < ttl <= (10 + SEALED_MARGIN) * 1000
+    else:
+        assert isinstance(families, SqliteFamilyStore)
+        sizes = await families._db.run(
+            lambda conn: dict(conn.execute("SELECT token_hash, length(sealed) FROM refresh_used").fetchall())
+        )
+        assert sizes == {"h0": 0, "h1": 2}
+    assert (await rotate(families, new.id, "h0", "x", T0 + 66)).outcome == "reuse"  # still detected
+
+
+@pytest.mark.parametrize("families", ["redis", "redis-cluster"], indirect=True)
+async def test_used_entries_written_with_the_successor_inline_still_answer_grace(
+    families: FamilyStore,
+) -> None:
+    """Redis families rotated before the sealed successor moved to its own key (a Redis storage
+    detail: SQLite always kept it in its own column)."""
+    assert isinstance(families, RedisFamilyStore)
+    new = family()
+    await families.create_family(new)
+    await rotate(families, new.id, "h0", "h1", T0)
+    sealed = base64.b64encode(b"old-format-pair").decode()
+    await families._link.command("HSET", families._keys(new.id)[1], "h0", f"{T0!r}|{sealed}")
+    result = await rotate(families, new.id, "h0", "x", T0 + 5)
+    assert (result.outcome, result.sealed) == ("grace", b"old-format-pair")
+    assert (await rotate(families, new.id, "h0", "x", T0 + 11)).outcome == "reuse"
