@@ -137,6 +137,13 @@ class AbuseGuard:
         await self._enforce(ip, self._rules.signup_ip, ip)
 
     async def before_token(self, ip: str, client_id: str | None) -> None:
-        await self._enforce(ip, self._rules.token_ip, ip)
-        if client_id:
-            await self._enforce(client_id, self._rules.token_client, ip)
+        """Per IP and, when the request names a client, per client: asked for at once."""
+        rules, now = self._rules, self._clock()
+        if not client_id:
+            self._refuse_unless_allowed(rules.token_ip, await self._limiter.hit(ip, rules.token_ip, now), ip)
+            return
+        by_ip, by_client = await asyncio.gather(
+            self._limiter.hit(ip, rules.token_ip, now), self._limiter.hit(client_id, rules.token_client, now)
+        )
+        self._refuse_unless_allowed(rules.token_ip, by_ip, ip)
+        self._refuse_unless_allowed(rules.token_client, by_client, ip)

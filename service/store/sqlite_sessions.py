@@ -140,9 +140,9 @@ class SqliteFamilyStore:
                 if used is None:
                     return RotateResult("invalid")
                 if now - used["rotated_at"] <= grace:
-                    if not used["sealed"]:  # emptied by a rotation on a clock ahead of ours
-                        return RotateResult("invalid")
-                    return RotateResult("grace", sealed=bytes(used["sealed"]))
+                    # Empty when a rotation on a clock ahead of ours thought the window over.
+                    sealed = bytes(used["sealed"])
+                    return RotateResult("grace", sealed=sealed) if sealed else RotateResult("invalid")
                 return RotateResult("reuse", family=_delete_family(conn, family_id))
 
         return await self._db.run(rotate)
