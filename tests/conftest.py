@@ -31,6 +31,7 @@ from service.store.sessions import FamilyStore
 from service.store.sqlite import SqliteDatabase
 from service.store.sqlite_sessions import SqliteFamilyStore, SqliteReplayCache
 from service.tokens.access import quiet_eddsa_deprecation
+from tests.support.own_redis import OwnRedis
 from tests.support.redis_cluster import run_redis_cluster
 from tests.support.server import CHEAP_ARGON2, GENEROUS_LIMITS
 
@@ -186,6 +187,15 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
             yield http
     finally:
         await runtime.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server of this test's own, to stop, stall or restart."""
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,17 +16,9 @@ from redis.exceptions import ResponseError
 
 from service.store.base import StorageUnavailable
 from service.store.redis_link import DirectLink, LuaScript
-from tests.http.test_redis_outage import OwnRedis
+from tests.support.own_redis import OwnRedis
 
 ECHO = LuaScript("return {KEYS[1], ARGV[1]}")
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -32,8 +32,8 @@ import httpx
 from service.store.redis import RedisFamilyStore, connect_redis
 from service.tokens.refresh import hash_secret, parse_token
 from tests.conftest import empty_postgres
-from tests.http.test_redis_outage import OwnRedis
 from tests.support.own_postgres import run_own_postgres
+from tests.support.own_redis import OwnRedis
 from tests.support.server import free_port, run_server
 from tests.support.token_issuer import TokenIssuer, run_token_issuer
 
