@@ -160,17 +160,19 @@ class TokenFastPath:
         running.inc()
         started = time.perf_counter()
         context = REQUEST_ID.set(request_id)
-        status = 500
+        status: int | None = 500
         try:
             status, body, extra = await self._answer(
                 receive, scope.get("client"), content_type, authorization, forwarded_for
             )
         except _Disconnected:
+            status = None  # nobody to answer: neither a success nor a server error
             return
         finally:
             REQUEST_ID.reset(context)
             running.dec()
-            self._series.finished("POST", TOKEN_PATH, status, time.perf_counter() - started)
+            if status is not None:
+                self._series.finished("POST", TOKEN_PATH, status, time.perf_counter() - started)
         headers = [
             *self._headers,
             (b"content-length", str(len(body)).encode()),

@@ -166,3 +166,29 @@ def _counter(metrics: str, sample: str) -> float:
         if line.startswith(sample + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+async def test_a_client_gone_before_its_body_gets_no_answer_and_no_5xx(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], app: Litestar
+) -> None:
+    fast, _ = both
+    before = (await fast.get("/metrics")).text
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/oauth2/token", "headers": [], "client": ("127.0.0.1", 1),
+        "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+    }  # fmt: skip
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    assert sent == []
+    after = (await fast.get("/metrics")).text
+    errors = (
+        'idp_http_requests_error_total{app_name="idp",method="POST",path="/oauth2/token",status_code="500"}'
+    )
+    assert _counter(after, errors) == _counter(before, errors)
