@@ -170,22 +170,27 @@ class Driver:
         moves on to the next instance; so does a connection cut before any answer (recorded
         in ``ledger.cut`` with its request id, to check afterwards that the instance never
         handled it), retried as a client would: every request here is safe to retry."""
+        # Two threads of this driver may fail over at once (the concurrent refresh pair): each
+        # call follows its own index, and the first to notice moves the driver on.
+        instance = self.instance
         while True:
             request_id = f"{self.name}-{uuid.uuid4().hex[:16]}"
             try:
                 return http.post(
-                    self.urls[self.instance] + path,
+                    self.urls[instance] + path,
                     headers={**(headers or {}), "X-Request-ID": request_id},
                     **kwargs,
                 )
             except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
-                if self.instance + 1 >= len(self.urls):
+                if instance + 1 >= len(self.urls):
                     raise
                 with self.ledger.lock:
-                    self.ledger.failovers += 1
+                    if self.instance == instance:
+                        self.ledger.failovers += 1
+                        self.instance = instance + 1
                     if not isinstance(exc, httpx.ConnectError):
                         self.ledger.cut.append(request_id)
-                self.instance += 1
+                instance += 1
 
     def hold(self, token: str, *, bound: bool) -> None:
         family = self.ledger.issued(token, bound=bound)
