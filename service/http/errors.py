@@ -27,7 +27,7 @@ from service.errors import (
 )
 from service.store.base import StorageUnavailable
 
-__all__ = ["EXCEPTION_HANDLERS", "ErrorBody", "error_response"]
+__all__ = ["EXCEPTION_HANDLERS", "ErrorBody", "error_body", "error_for", "error_response"]
 
 logger = logging.getLogger("idp.http")
 
@@ -45,10 +45,27 @@ class ErrorBody(msgspec.Struct, frozen=True):
     error_description: str
 
 
+def error_body(error: IdPError) -> bytes:
+    return msgspec.json.encode(ErrorBody(error.error, error.description))
+
+
+def error_for(exc: Exception, where: str) -> IdPError:
+    """What a client is told about ``exc``: our own errors as they are, a storage outage as 503,
+    anything else as a bare ``server_error``, logged by type only (``where``: method and path)."""
+    if isinstance(exc, IdPError):
+        return exc
+    if isinstance(exc, StorageUnavailable):
+        logger.warning("storage unavailable: %s", type(exc.__cause__).__name__)
+        return TemporarilyUnavailable()
+    logger.error("unhandled %s on %s", type(exc).__name__, where)
+    return ServerError()
+
+
 def error_response(error: IdPError) -> Response[bytes]:
     headers = {"Cache-Control": "no-store", **error.headers()}
-    body = msgspec.json.encode(ErrorBody(error.error, error.description))
-    return Response(body, status_code=error.status_code, media_type="application/json", headers=headers)
+    return Response(
+        error_body(error), status_code=error.status_code, media_type="application/json", headers=headers
+    )
 
 
 def _idp_error(_: Request[Any, Any, Any], exc: IdPError) -> Response[bytes]:
@@ -81,14 +98,12 @@ def _bad_json(_: Request[Any, Any, Any], exc: msgspec.MsgspecError) -> Response[
     return error_response(InvalidRequest(f"The request body is invalid: {exc}"))
 
 
-def _unavailable(_: Request[Any, Any, Any], exc: StorageUnavailable) -> Response[bytes]:
-    logger.warning("storage unavailable: %s", type(exc.__cause__).__name__)
-    return error_response(TemporarilyUnavailable())
+def _unavailable(request: Request[Any, Any, Any], exc: StorageUnavailable) -> Response[bytes]:
+    return error_response(error_for(exc, f"{request.method} {request.url.path}"))
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-    return error_response(ServerError())
+    return error_response(error_for(exc, f"{request.method} {request.url.path}"))
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {

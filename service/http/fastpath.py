@@ -27,7 +27,6 @@ keeps the request id (audit lines carry it) and the per-route HTTP metrics. Requ
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -35,18 +34,16 @@ import msgspec
 from prometheus_client import Counter
 
 from service.audit import REQUEST_ID, request_id_from
-from service.errors import IdPError, RequestTooLarge, ServerError, TemporarilyUnavailable
+from service.errors import RequestTooLarge
 from service.http.auth import parse_params
-from service.http.errors import ErrorBody
+from service.http.errors import error_body, error_for
 from service.http.oauth import token_grant
 from service.http.observe import RouteSeries
 from service.http.wellknown import JWKS_MEDIA_TYPE, JWKS_PATH, if_none_match_matches
 from service.runtime import Runtime
-from service.store.base import StorageUnavailable
 
 __all__ = ["JWKSFastPath", "TokenFastPath"]
 
-logger = logging.getLogger("idp.http")
 TOKEN_PATH = "/oauth2/token"
 
 JWKS_RESPONSES = Counter("idp_jwks_responses", "JWKS responses served before routing, by status.", ["status"])
@@ -200,16 +197,12 @@ class TokenFastPath:
                 runtime, params, authorization=authorization.decode("latin-1"), ip=ip
             )
             return 200, msgspec.json.encode(response), []
-        except IdPError as error:
-            return _error(error)
-        except StorageUnavailable as exc:
-            logger.warning("storage unavailable: %s", type(exc.__cause__).__name__)
-            return _error(TemporarilyUnavailable())
         except _Disconnected:
             raise
-        except Exception as exc:  # noqa: BLE001 - the last resort, as in service.http.errors
-            logger.error("unhandled %s on POST %s", type(exc).__name__, TOKEN_PATH)  # noqa: TRY400 (type only)
-            return _error(ServerError())
+        except Exception as exc:  # noqa: BLE001 - translated in the one place, service.http.errors
+            error = error_for(exc, f"POST {TOKEN_PATH}")
+            extra = [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
+            return error.status_code, error_body(error), extra
 
     async def _body(self, receive: Any) -> bytes:
         chunks: list[bytes] = []
@@ -225,9 +218,3 @@ class TokenFastPath:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _error(error: IdPError) -> tuple[int, bytes, Headers]:
-    body = msgspec.json.encode(ErrorBody(error.error, error.description))
-    extra = [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
-    return error.status_code, body, extra
