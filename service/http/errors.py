@@ -98,20 +98,16 @@ def _bad_json(_: Request[Any, Any, Any], exc: msgspec.MsgspecError) -> Response[
     return error_response(InvalidRequest(f"The request body is invalid: {exc}"))
 
 
-def _unavailable(request: Request[Any, Any, Any], exc: StorageUnavailable) -> Response[bytes]:
-    return error_response(error_for(exc, f"{request.method} {request.url.path}"))
-
-
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def _translated(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     return error_response(error_for(exc, f"{request.method} {request.url.path}"))
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     IdPError: _idp_error,
-    StorageUnavailable: _unavailable,
+    StorageUnavailable: _translated,
     ValidationException: _validation_error,
     HTTPException: _http_error,
     UnicodeDecodeError: _not_utf8,
     msgspec.MsgspecError: _bad_json,
-    Exception: _unexpected,
+    Exception: _translated,
 }
