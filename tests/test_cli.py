@@ -95,7 +95,8 @@ def test_migrate_applies_then_reports_up_to_date(idp: Run) -> None:
     first = idp("migrate")
     assert (first.returncode, first.stdout.strip()) == (
         0,
-        "applied: 0001_users, 0002_clients_and_sessions, 0003_identities, 0004_session_claims",
+        "applied: 0001_users, 0002_clients_and_sessions, 0003_identities, 0004_session_claims, "
+        "0005_sealed_successor_index",
     )
     assert idp("migrate").stdout.strip() == "database is up to date"
 

@@ -15,13 +15,20 @@ from service.errors import ClientExists
 from service.store.sessions import AccountClaims, Client, Family, NewFamily, RotateResult
 from service.store.sqlite import SqliteDatabase, transaction
 
-__all__ = ["SqliteClientStore", "SqliteFamilyStore", "SqliteReplayCache"]
+__all__ = ["EMPTY_OLD_SEALED", "SqliteClientStore", "SqliteFamilyStore", "SqliteReplayCache"]
 
 _FAMILY_COLUMNS = (
     "id, user_id, client_id, scope, origin, user_agent, created_at, last_used_at, "
     "absolute_expires_at, idle_ttl, claims"
 )
 _CLAIMS = msgspec.json.Decoder(AccountClaims)
+
+EMPTY_OLD_SEALED = (
+    "UPDATE refresh_used SET sealed = x'' WHERE family_id = ? AND rotated_at < ? AND length(sealed) > 0"
+)
+"""Sealed successors are asked for only within the grace window: a rotation empties the older
+ones, so a long session keeps ~100 bytes per refresh, not ~1 KB. The partial index
+``refresh_used_sealed`` (migration 0005) finds the few rows that still hold one."""
 
 
 def _family(row: sqlite3.Row | None) -> Family | None:
@@ -116,13 +123,7 @@ class SqliteFamilyStore:
                     _delete_family(conn, family_id)
                     return RotateResult("invalid")
                 if row["current_hash"] == presented_hash:
-                    # Sealed successors are asked for only within the grace window: older
-                    # ones are emptied, so a long session keeps ~100 bytes per refresh, not ~1 KB.
-                    conn.execute(
-                        "UPDATE refresh_used SET sealed = x'' "
-                        "WHERE family_id = ? AND rotated_at < ? AND length(sealed) > 0",
-                        (family_id, now - grace),
-                    )
+                    conn.execute(EMPTY_OLD_SEALED, (family_id, now - grace))
                     conn.execute(
                         "INSERT INTO refresh_used (token_hash, family_id, rotated_at, sealed) "
                         "VALUES (?, ?, ?, ?)",

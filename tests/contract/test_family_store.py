@@ -10,7 +10,7 @@ import pytest
 
 from service.store.redis import SEALED_MARGIN, RedisFamilyStore
 from service.store.sessions import AccountClaims, FamilyStore, NewFamily, RotateResult
-from service.store.sqlite_sessions import SqliteFamilyStore
+from service.store.sqlite_sessions import EMPTY_OLD_SEALED, SqliteFamilyStore
 
 T0 = 1_800_000_000.0
 DAY = 86_400.0
@@ -220,6 +220,14 @@ async def test_sealed_successors_are_kept_only_through_the_grace_window(families
             lambda conn: dict(conn.execute("SELECT token_hash, length(sealed) FROM refresh_used").fetchall())
         )
         assert sizes == {"h0": 0, "h1": 2}
+        plan = await families._db.run(
+            lambda conn: [
+                row["detail"] for row in conn.execute(f"EXPLAIN QUERY PLAN {EMPTY_OLD_SEALED}", (new.id, T0))
+            ]
+        )
+        assert any("refresh_used_sealed" in detail for detail in plan), (
+            plan
+        )  # not a walk over every used token of the family
     assert (await rotate(families, new.id, "h0", "x", T0 + 66)).outcome == "reuse"  # still detected
 
 
