@@ -20,10 +20,11 @@ import msgspec
 
 from service.audit import audit
 from service.clock import Clock
+from service.emails import email_key
 from service.errors import IdPError
 from service.ratelimit import Decision, RateLimiter, Rule
 
-__all__ = ["AbuseGuard", "LimitRules", "RateLimited", "client_ip"]
+__all__ = ["AbuseGuard", "LimitRules", "RateLimited", "account_key", "client_ip"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -81,9 +82,10 @@ def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
     return any(ip in network for network in trusted)
 
 
-def _account_key(email: str) -> str:
-    """Accounts are keyed by a hash of the address: no plain emails in Redis keys."""
-    return hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:32]
+def account_key(email: str) -> str:
+    """The limiter key of an account: a hash of its normalised address (no plain emails in Redis
+    keys), so every spelling that reaches the account spends the same budget."""
+    return hashlib.sha256(email_key(email).encode()).hexdigest()[:32]
 
 
 class AbuseGuard:
@@ -119,7 +121,7 @@ class AbuseGuard:
         The three decisions are asked for at once (one round trip to a shared limiter instead
         of three); so an attempt refused by the per-IP limit still counts against its IP +
         account pair, which only keeps an attacker who is over the limit there longer."""
-        account, rules, now = _account_key(email), self._rules, self._clock()
+        account, rules, now = account_key(email), self._rules, self._clock()
         by_ip, by_pair, budget = await asyncio.gather(
             self._limiter.hit(ip, rules.login_ip, now),
             self._limiter.hit(f"{ip}|{account}", rules.login_ip_account, now),
@@ -131,7 +133,7 @@ class AbuseGuard:
             await self._sleep(min(budget.retry_after, rules.login_max_delay))
 
     async def login_failed(self, email: str) -> None:
-        await self._limiter.hit(_account_key(email), self._rules.login_account_failures, self._clock())
+        await self._limiter.hit(account_key(email), self._rules.login_account_failures, self._clock())
 
     async def before_signup(self, ip: str) -> None:
         await self._enforce(ip, self._rules.signup_ip, ip)

@@ -1,7 +1,9 @@
-"""Email syntax checks and the normalised key used for uniqueness.
+"""Email syntax checks and the one normalised key every consumer uses.
 
-The address is stored as typed (trimmed); uniqueness and lookups use the normalised key:
-NFKC, case-folded local part, IDNA (punycode) lower-case domain.
+The address is stored as typed (trimmed); uniqueness, lookups, identity linking and every
+rate-limit or delay key use :func:`normalize_email`'s key: NFKC, case-folded local part, IDNA
+(punycode) lower-case domain without trailing dots. Two spellings share an account exactly when
+they share this key, so they also share its failure budget (:func:`email_key`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import unicodedata
 
 from service.errors import InvalidEmail
 
-__all__ = ["mask_email", "normalize_email"]
+__all__ = ["email_key", "mask_email", "normalize_email"]
 
 MAX_EMAIL_LENGTH = 254
 MAX_LOCAL_LENGTH = 64
@@ -41,6 +43,15 @@ def normalize_email(raw: str) -> tuple[str, str]:
     if labels[-1].isdigit():
         raise InvalidEmail
     return email, f"{local.casefold()}@{ascii_domain}"
+
+
+def email_key(raw: str) -> str:
+    """The account key of ``raw`` (its normalised form), for keys that must exist even for an
+    address no account can have: a malformed one keys on its NFKC case-folded text instead."""
+    try:
+        return normalize_email(raw)[1]
+    except InvalidEmail:
+        return "invalid:" + unicodedata.normalize("NFKC", raw.strip()).casefold()
 
 
 def mask_email(email: str) -> str:

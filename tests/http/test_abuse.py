@@ -118,6 +118,40 @@ async def test_distributed_guessing_slows_down_but_never_locks_the_owner_out(
     assert 0 < delays[-1] <= 5
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    ["victim@example.com.", "\uff56ictim@example.com", "victim@\uff45xample.com", "VICTIM@example.com"],
+    ids=["trailing-dot", "fullwidth-local", "fullwidth-domain", "case"],
+)
+async def test_the_delay_applies_to_every_spelling_of_the_account(
+    limited: tuple[httpx.AsyncClient, Runtime, list[float]], spelling: str
+) -> None:
+    """Once the exact address has spent the budget, a wrong password under another spelling
+    that reaches the same account is delayed like the original (it was not: issue 17)."""
+    client, _, delays = limited
+    signup = await client.post("/v1/signup", json={"email": "victim@example.com", "password": PASSWORD})
+    assert signup.status_code == 201
+    for i in range(4):
+        guess = await client.post(
+            "/v1/login",
+            json={"email": "victim@example.com", "password": f"guess {i}"},
+            headers=from_ip(f"192.0.2.{i}"),
+        )
+        assert guess.status_code == 401
+    assert delays == []
+    same_account = await client.post(
+        "/v1/login", json={"email": spelling, "password": PASSWORD}, headers=from_ip("192.0.2.100")
+    )
+    assert same_account.status_code == 200, "the spelling reaches the same account"
+    assert len(delays) == 1
+    wrong = await client.post(
+        "/v1/login", json={"email": spelling, "password": "another guess"}, headers=from_ip("192.0.2.101")
+    )
+    assert wrong.status_code == 401
+    assert len(delays) == 2
+    assert all(0 < delay <= 5 for delay in delays)
+
+
 async def test_unknown_accounts_are_delayed_like_real_ones(
     limited: tuple[httpx.AsyncClient, Runtime, list[float]],
 ) -> None:
