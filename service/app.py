@@ -36,7 +36,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await runtime.start()
+        await runtime.start(deliver_mail=settings.mail.worker)
         try:
             yield
         finally:

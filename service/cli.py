@@ -23,6 +23,7 @@ from service.audit import audit
 from service.config import SIGNING_ALGS, ConfigError, Settings, load_settings
 from service.errors import IdPError
 from service.keys.files import KeyFileError, generate_key, load_keys, prune_keys, rotate_keys
+from service.mail.commands import deliver, list_mail
 from service.runtime import Runtime, StartupError
 from service.store.base import StorageUnavailable
 
@@ -205,6 +206,22 @@ def cmd_clients_remove(settings: Settings, args: argparse.Namespace) -> None:
     _with_runtime(settings, remove)
 
 
+def cmd_mail_list(settings: Settings, args: argparse.Namespace) -> None:
+    async def show(runtime: Runtime) -> None:
+        print(await list_mail(runtime.outbox, failed=args.failed, as_json=args.json))
+
+    _with_runtime(settings, show)
+
+
+def cmd_mail_work(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(runtime: Runtime) -> None:
+        handled = await deliver(runtime.mail_worker, once=args.once)
+        if args.once:
+            print(f"handled {handled} message(s)")
+
+    _with_runtime(settings, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idp", description="Identity provider service.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,6 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
     remove = clients.add_parser("remove", help="delete a client")
     remove.add_argument("id")
     remove.set_defaults(handler=cmd_clients_remove)
+
+    mail = sub.add_parser("mail", help="the mail outbox").add_subparsers(dest="mail", required=True)
+    listing = mail.add_parser("list", help="newest outbox rows (recipients masked)")
+    listing.add_argument("--failed", action="store_true", help="only mail that was given up on (dead)")
+    listing.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    listing.set_defaults(handler=cmd_mail_list)
+    work = mail.add_parser("work", help="run the delivery worker alone (idp serve runs one too)")
+    work.add_argument("--once", action="store_true", help="send what is due now, then exit")
+    work.set_defaults(handler=cmd_mail_work)
     return parser
 
 

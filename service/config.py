@@ -22,6 +22,7 @@ from service.abuse import LimitRules
 from service.errors import ConfigError
 from service.exchange.policy import EMPTY as EMPTY_TRUST
 from service.exchange.policy import TrustConfig, load_trust_config
+from service.mail.settings import MailSettings, load_mail_settings
 from service.ratelimit import Rule, parse_rule
 
 __all__ = ["SIGNING_ALGS", "ConfigError", "Settings", "load_settings"]
@@ -78,6 +79,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     argon2_priority: Literal["idle", "normal"] = "idle"
     cors_origins: tuple[str, ...] = ()
     hsts_max_age: int = 0
+    mail: MailSettings = MailSettings()
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgresql"]:
@@ -290,4 +292,12 @@ def load_settings(
         argon2_priority=_parse(source, "IDP_ARGON2_PRIORITY", _choice(("idle", "normal")), "idle"),  # type: ignore[arg-type]
         cors_origins=_parse(source, "IDP_CORS_ORIGINS", _origins, ()),
         hsts_max_age=_parse(source, "IDP_HSTS_MAX_AGE", _non_negative_int, 0),
+        mail=load_mail_settings(source, issuer=issuer, data_dir=_data_dir(database_url)),
     )
+
+
+def _data_dir(database_url: str) -> Path:
+    """Where embedded-mode files live: next to the SQLite file (``./data`` by default)."""
+    if database_url.startswith("sqlite:///"):
+        return Path(database_url.removeprefix("sqlite:///")).parent
+    return Path("data")

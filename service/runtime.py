@@ -20,10 +20,13 @@ from service.exchange.grant import TokenExchange
 from service.exchange.remote_jwks import RemoteJWKS
 from service.keys.files import ensure_signing_key
 from service.keys.keyring import KeyRing
+from service.mail.transports import FileTransport, SmtpTransport, Transport
+from service.mail.worker import DeliveryWorker, RetryPolicy
 from service.passwords import PasswordService
 from service.sessions import SessionPolicy, Sessions
 from service.store.base import Database
 from service.store.factory import open_stores
+from service.store.mail import AccountTokenStore, MailOutbox
 from service.store.sessions import FamilyStore
 from service.tokens.access import AccessTokens
 
@@ -49,16 +52,21 @@ class Runtime:
     accounts: Accounts
     exchange: TokenExchange
     guard: AbuseGuard
+    outbox: MailOutbox
+    account_tokens: AccountTokenStore
+    mail_worker: DeliveryWorker
 
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
         self.clock = clock
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, *, with_keys: bool = True) -> None:
+    async def start(self, *, with_keys: bool = True, deliver_mail: bool = False) -> None:
+        """``deliver_mail``: also run the outbox delivery worker (``idp serve``, ``idp mail work``)."""
         settings = self.settings
         stores = await open_stores(settings)
         self.database, self.families = stores.database, stores.families
+        self.outbox, self.account_tokens = stores.outbox, stores.account_tokens
         self.clients = Clients(stores.clients, self.clock, settings.trust.client_secret_hashes)
         if settings.auto_migrate:
             applied = await self.database.migrate()
@@ -112,6 +120,17 @@ class Runtime:
             clock=self.clock,
         )
         self.guard = AbuseGuard(stores.limiter, settings.limits, self.clock, settings.trusted_proxies)
+        self.mail_worker = DeliveryWorker(
+            outbox=self.outbox,
+            transport=self._transport(),
+            sender=settings.mail.sender,
+            clock=self.clock,
+            policy=RetryPolicy(max_attempts=settings.mail.max_attempts, base_delay=settings.mail.retry_base),
+        )
+        if deliver_mail:
+            if settings.mail.smtp is None:
+                logger.info("no IDP_SMTP_URL: mail is written to %s/*.eml", settings.mail.folder)
+            self._tasks.append(asyncio.create_task(self.mail_worker.run_forever()))
         self.accounts = Accounts(
             users=self.database,
             passwords=self.passwords,
@@ -119,6 +138,12 @@ class Runtime:
             guard=self.guard,
             clock=self.clock,
         )
+
+    def _transport(self) -> Transport:
+        mail = self.settings.mail
+        if mail.smtp is not None:
+            return SmtpTransport(mail.smtp)
+        return FileTransport(mail.folder)
 
     def _load_keys(self) -> None:
         settings = self.settings

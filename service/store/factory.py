@@ -8,10 +8,13 @@ from service.config import Settings
 from service.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from service.store.base import Database
 from service.store.exchange import ReplayCache
+from service.store.mail import AccountTokenStore, MailOutbox
 from service.store.postgres import PostgresClientStore, PostgresDatabase
+from service.store.postgres_mail import PostgresAccountTokens, PostgresOutbox
 from service.store.redis import RedisFamilyStore, RedisReplayCache, connect_redis
 from service.store.sessions import ClientStore, FamilyStore
 from service.store.sqlite import SqliteDatabase
+from service.store.sqlite_mail import SqliteAccountTokens, SqliteOutbox
 from service.store.sqlite_sessions import SqliteClientStore, SqliteFamilyStore, SqliteReplayCache
 
 __all__ = ["Stores", "open_stores"]
@@ -23,6 +26,8 @@ class Stores(msgspec.Struct, frozen=True):
     clients: ClientStore
     replay: ReplayCache
     limiter: RateLimiter
+    outbox: MailOutbox
+    account_tokens: AccountTokenStore
 
 
 async def open_stores(settings: Settings) -> Stores:
@@ -30,12 +35,16 @@ async def open_stores(settings: Settings) -> Stores:
     configured, else in SQLite and in this process (the embedded mode is one instance)."""
     database: Database
     clients: ClientStore
+    outbox: MailOutbox
+    tokens: AccountTokenStore
     if settings.database_kind == "postgresql":
         postgres = await PostgresDatabase.open(settings.database_url, pool_size=settings.db_pool_size)
         database, clients = postgres, PostgresClientStore(postgres)
+        outbox, tokens = PostgresOutbox(postgres), PostgresAccountTokens(postgres)
     else:
         sqlite = await SqliteDatabase.open(settings.sqlite_path)
         database, clients = sqlite, SqliteClientStore(sqlite)
+        outbox, tokens = SqliteOutbox(sqlite), SqliteAccountTokens(sqlite)
     families: FamilyStore
     replay: ReplayCache
     if settings.redis_url is not None:
@@ -47,4 +56,4 @@ async def open_stores(settings: Settings) -> Stores:
         assert isinstance(database, SqliteDatabase)  # config forbids PostgreSQL without Redis
         families, replay = SqliteFamilyStore(database), SqliteReplayCache(database)
         limiter = MemoryRateLimiter()
-    return Stores(database, families, clients, replay, limiter)
+    return Stores(database, families, clients, replay, limiter, outbox, tokens)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -106,6 +107,15 @@ class PostgresDatabase:
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         try:
             return await self._pool.fetch(query, *args)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[asyncpg.Record]]:
+        """One connection in one transaction; outages become :class:`StorageUnavailable`."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield conn
         except _UNAVAILABLE as exc:
             raise StorageUnavailable(str(exc)) from exc
 

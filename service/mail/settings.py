@@ -1,0 +1,90 @@
+"""The mail section of the settings (``IDP_SMTP_URL``, ``IDP_MAIL_*``, ``IDP_PUBLIC_URL``…),
+read by :func:`service.config.load_settings` like every other section."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from email.utils import parseaddr
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import msgspec
+
+from service.errors import ConfigError
+from service.mail.transports import SmtpConfig, parse_smtp_url
+
+__all__ = ["MailSettings", "load_mail_settings"]
+
+T = TypeVar("T")
+
+
+class MailSettings(msgspec.Struct, frozen=True, kw_only=True):
+    smtp: SmtpConfig | None = None
+    """None: messages are written as files into ``folder``."""
+    sender: str = "no-reply@localhost"
+    folder: Path = Path("data/mail")
+    templates: Path | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    issuer_name: str = "idp"
+    max_attempts: int = 8
+    retry_base: float = 30.0
+    worker: bool = True
+    reset_ttl: int = 1800
+
+
+def _get(source: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
+    raw = source.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return convert(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name} is invalid: {exc}") from exc  # the value may hold a password
+
+
+def _sender(raw: str) -> str:
+    _, address = parseaddr(raw)
+    if "@" not in address or any(ch in raw for ch in "\r\n"):
+        raise ValueError("expected an address like 'Example <no-reply@example.com>'")
+    return raw
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError("expected an absolute http(s) URL without query or fragment")
+    return raw.rstrip("/")
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def load_mail_settings(source: Mapping[str, str], *, issuer: str, data_dir: Path) -> MailSettings:
+    """Links in mail are built from ``IDP_PUBLIC_URL`` (default: the issuer), never a request."""
+    public_url = _get(source, "IDP_PUBLIC_URL", _url, issuer)
+    host = urlsplit(public_url).hostname or "localhost"
+    return MailSettings(
+        smtp=_get(source, "IDP_SMTP_URL", parse_smtp_url, None),
+        sender=_get(source, "IDP_MAIL_FROM", _sender, f"no-reply@{host}"),
+        folder=_get(source, "IDP_MAIL_DIR", Path, data_dir / "mail"),
+        templates=_get(source, "IDP_MAIL_TEMPLATES", Path, None),
+        public_url=public_url,
+        issuer_name=_get(source, "IDP_ISSUER_NAME", str, host),
+        max_attempts=_get(source, "IDP_MAIL_MAX_ATTEMPTS", _positive, 8),
+        retry_base=float(_get(source, "IDP_MAIL_RETRY_BASE", _positive, 30)),
+        worker=_get(source, "IDP_MAIL_WORKER", _flag, True),
+        reset_ttl=_get(source, "IDP_RESET_TOKEN_TTL", _positive, 1800),
+    )
