@@ -114,3 +114,17 @@ def test_mounted_trust_config_is_valid(tmp_path: Path) -> None:
     assert issuer.audiences == [better_auth["BA_JWT_AUDIENCE"]]
     assert issuer.jwks_uri.startswith("http://better-auth:3000/")
     assert "web" in settings.trust.client_secret_hashes
+
+
+def test_mail_goes_to_mailpit() -> None:
+    """The IdP sends through Mailpit's SMTP port (1025) and waits for it; its UI is on 8025;
+    links in mail are built from the public URL the browser uses."""
+    services = compose()["services"]
+    mailpit, idp = services["mailpit"], services["idp"]
+    assert {"1025:1025", "8025:8025"} <= {port.split()[0] for port in mailpit["ports"]}
+    assert "healthcheck" in mailpit
+    assert idp["depends_on"]["mailpit"]["condition"] == "service_healthy"
+    settings = load_settings({k: str(v) for k, v in idp["environment"].items() if k != "IDP_CONFIG"})
+    assert settings.mail.smtp is not None
+    assert (settings.mail.smtp.host, settings.mail.smtp.port) == ("mailpit", 1025)
+    assert settings.mail.public_url == "http://localhost:8000"
