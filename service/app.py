@@ -17,6 +17,7 @@ from service.clock import Clock, system_clock
 from service.config import Settings, load_settings
 from service.http.accounts import AccountsController
 from service.http.auth import bearer_claims
+from service.http.bodies import BoundedRequest
 from service.http.errors import EXCEPTION_HANDLERS
 from service.http.fastpath import JWKSFastPath, TokenFastPath
 from service.http.health import HealthController, metrics
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         cors_config=cors,
         middleware=[ObservabilityMiddleware],
         request_max_body_size=settings.max_body_bytes,
+        request_class=BoundedRequest,
         openapi_config=OpenAPIConfig(title="idp", version="0.1.0", path="/schema"),
         logging_config=_logging_config(),
         debug=False,

@@ -6,6 +6,9 @@ client must be allowed for it, ``alg`` must be pinned for it, the key comes from
 ``exp``/``nbf``/``iat`` with a bounded leeway and a maximum age. Only then is the token
 remembered against replay (Better Auth tokens have no ``jti``: the hash of the whole token is
 the key) and mapped to a local account.
+
+Every refusal of the subject token (malformed, untrusted, badly signed, expired, replayed, or
+unacceptable by policy) is ``invalid_request``, as RFC 8693 §2.2.2 requires, not ``invalid_grant``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
 
+from service import bounded_json
 from service.audit import audit
 from service.clock import Clock
 from service.emails import normalize_email
 from service.errors import (
     InvalidEmail,
-    InvalidGrant,
     InvalidRequest,
     InvalidTarget,
     TemporarilyUnavailable,
@@ -53,11 +56,11 @@ MAX_SUBJECT_TOKEN_LENGTH = 16_384
 def _segment(token: str, index: int) -> dict[str, object]:
     part = token.split(".")[index]
     try:
-        value = msgspec.json.decode(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        value = bounded_json.decode(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
     except (ValueError, binascii.Error, msgspec.DecodeError) as exc:
-        raise InvalidGrant("The subject token is not a JWT.") from exc
+        raise InvalidRequest("The subject token is not a JWT.") from exc
     if not isinstance(value, dict):
-        raise InvalidGrant("The subject token is not a JWT.")
+        raise InvalidRequest("The subject token is not a JWT.")
     return value
 
 
@@ -106,7 +109,7 @@ class TokenExchange:
         try:
             user = await self._account(issuer, claims)
             if user.disabled:
-                raise InvalidGrant("The account is disabled.")
+                raise InvalidRequest("The account is disabled.")
             response = await self._sessions.start(
                 user, origin=f"token_exchange:{issuer.issuer}", client_id=client.id, scope=params.get("scope")
             )
@@ -120,22 +123,22 @@ class TokenExchange:
 
     async def _verify(self, token: str, client: Client) -> tuple[TrustedIssuer, dict[str, object], str]:
         if len(token) > MAX_SUBJECT_TOKEN_LENGTH or token.count(".") != 2:
-            raise InvalidGrant("The subject token is not a compact JWT.")
+            raise InvalidRequest("The subject token is not a compact JWT.")
         header, unverified = _segment(token, 0), _segment(token, 1)
         issuer = self._issuers.get(str(unverified.get("iss")))
         if issuer is None:
-            raise InvalidGrant("The subject token's issuer is not trusted.")
+            raise InvalidRequest("The subject token's issuer is not trusted.")
         if client.id not in issuer.clients:
             raise UnauthorizedClient("This client may not exchange tokens of this issuer.")
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in issuer.algorithms or not isinstance(kid, str) or not kid:
-            raise InvalidGrant("The subject token's algorithm or key id is not accepted.")
+            raise InvalidRequest("The subject token's algorithm or key id is not accepted.")
         try:
             key = await self._jwks[issuer.issuer].key(kid)
         except JWKSUnavailable as exc:
             raise TemporarilyUnavailable("The issuer's keys cannot be fetched right now.") from exc
         if key is None:
-            raise InvalidGrant("The subject token was signed with an unknown key.")
+            raise InvalidRequest("The subject token was signed with an unknown key.")
         now = int(self._clock())
         registry = JWTClaimsRegistry(
             now=now,
@@ -148,16 +151,16 @@ class TokenExchange:
         try:
             decoded = jwt.decode(token, key, algorithms=[str(alg)])
             registry.validate(decoded.claims)
-        except (JoseError, ValueError) as exc:
-            raise InvalidGrant("The subject token is invalid or expired.") from exc
+        except (JoseError, ValueError, RecursionError) as exc:
+            raise InvalidRequest("The subject token is invalid or expired.") from exc
         claims = decoded.claims
         iat, exp = claims["iat"], claims["exp"]
         if not isinstance(iat, int | float) or now - iat > issuer.max_token_age or iat > now + LEEWAY_SECONDS:
-            raise InvalidGrant("The subject token is too old.")
+            raise InvalidRequest("The subject token is too old.")
         fingerprint = hashlib.sha256(token.encode()).hexdigest()
         if not await self._replay.remember(fingerprint, expires_at=float(exp) + LEEWAY_SECONDS, now=now):
             audit("exchange", outcome="replay", client_id=client.id, issuer=issuer.issuer)
-            raise InvalidGrant("The subject token was already exchanged.")
+            raise InvalidRequest("The subject token was already exchanged.")
         return issuer, claims, fingerprint
 
     async def _account(self, issuer: TrustedIssuer, claims: dict[str, object]) -> User:
@@ -165,17 +168,17 @@ class TokenExchange:
         mapping = issuer.claims
         subject = _claim(claims, mapping.subject)
         if not isinstance(subject, str) or not subject:
-            raise InvalidGrant("The subject token has no subject.")
+            raise InvalidRequest("The subject token has no subject.")
         linked = await self._identities.user_for_identity(issuer.issuer, subject)
         if linked is not None:
             return linked
         raw_email = _claim(claims, mapping.email)
         if not isinstance(raw_email, str):
-            raise InvalidGrant("The subject token carries no email to provision an account with.")
+            raise InvalidRequest("The subject token carries no email to provision an account with.")
         try:
             typed, normalized = normalize_email(raw_email)
         except InvalidEmail as exc:
-            raise InvalidGrant("The subject token's email is not valid.") from exc
+            raise InvalidRequest("The subject token's email is not valid.") from exc
         verified = _claim(claims, mapping.email_verified) is True
         name = _claim(claims, mapping.name)
         if not verified:
@@ -183,7 +186,7 @@ class TokenExchange:
             digest = hashlib.sha256(f"{issuer.issuer}\0{subject}".encode()).hexdigest()[:32]
             normalized = f"unverified+{digest}@federated.invalid"
         elif not issuer.link_verified_email and await self._identities.get_user_by_email(normalized):
-            raise InvalidGrant("An account with this email exists and linking is disabled for this issuer.")
+            raise InvalidRequest("An account with this email exists and linking is disabled for this issuer.")
         user = await self._identities.provision(
             issuer.issuer,
             subject,

@@ -18,6 +18,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 from prometheus_client import Counter
 
+from service import bounded_json
 from service.clock import Clock
 
 __all__ = ["JWKSUnavailable", "RemoteJWKS"]
@@ -27,6 +28,9 @@ DEFAULT_TTL = 300.0
 MIN_TTL = 60.0
 MAX_TTL = 86_400.0
 MAX_JWKS_BYTES = 256 * 1024
+MAX_JWKS_DEPTH = 4
+"""A JWKS is an object of an array of key objects (``x5c`` is an array inside those)."""
+MAX_KEYS = 64
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
 
 JWKS_EVENTS = Counter("idp_remote_jwks", "Remote JWKS cache lookups and fetches.", ["issuer", "event"])
@@ -34,6 +38,16 @@ JWKS_EVENTS = Counter("idp_remote_jwks", "Remote JWKS cache lookups and fetches.
 
 class JWKSUnavailable(Exception):
     """The issuer's JWKS could not be fetched and no cached copy may be used."""
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """The body, refused once it grows past ``limit`` (never read whole first)."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise ValueError(f"JWKS larger than {limit} bytes")
+    return bytes(body)
 
 
 def _ttl(cache_control: str | None) -> float:
@@ -86,18 +100,20 @@ class RemoteJWKS:
     async def _download(self) -> None:
         JWKS_EVENTS.labels(self._issuer, "fetch").inc()
         try:
-            response = await self._http.get(self._url, headers={"Accept": "application/json"})
-            response.raise_for_status()
-            if len(response.content) > MAX_JWKS_BYTES:
-                raise JWKSUnavailable(f"JWKS of {self._issuer} is larger than {MAX_JWKS_BYTES} bytes")
-            document = response.json()
+            async with self._http.stream(
+                "GET", self._url, headers={"Accept": "application/json"}
+            ) as response:
+                response.raise_for_status()
+                body = await _read_at_most(response, MAX_JWKS_BYTES)
+            document = bounded_json.decode(body, max_depth=MAX_JWKS_DEPTH)
         except (httpx.HTTPError, ValueError) as exc:
             JWKS_EVENTS.labels(self._issuer, "fetch_failed").inc()
             if self._clock() >= self._expires_at:
                 self._keys = {}
             raise JWKSUnavailable(f"cannot fetch the JWKS of {self._issuer}: {type(exc).__name__}") from exc
         keys: dict[str, PublicKey] = {}
-        for entry in document.get("keys", []) if isinstance(document, dict) else []:
+        entries = document.get("keys", []) if isinstance(document, dict) else []
+        for entry in entries[:MAX_KEYS] if isinstance(entries, list) else []:
             if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
                 continue
             public = {

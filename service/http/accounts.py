@@ -14,6 +14,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from service import bounded_json
 from service.errors import UnsupportedMediaType
 from service.http.auth import request_ip
 from service.http.openapi import errors
@@ -182,7 +183,7 @@ class AccountsController(Controller):
         """End this session, or with ``{"all": true}`` every session of the account."""
         sessions = runtime.sessions
         body = await request.body()
-        options = msgspec.json.decode(body, type=LogoutRequest) if body else LogoutRequest()
+        options = bounded_json.decode(body, type=LogoutRequest) if body else LogoutRequest()
         user_id = UUID(claims.sub)
         if options.all or claims.sid is None:
             await sessions.end_all(user_id, "logout")

@@ -11,6 +11,7 @@ import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
 
+from service import bounded_json
 from service.abuse import AbuseGuard
 from service.clients import Clients
 from service.errors import InvalidClient, InvalidRequest, InvalidToken
@@ -73,7 +74,7 @@ def parse_params(content_type: str, body: bytes) -> dict[str, str]:
         return parse_form(body)
     if media_type == "application/json":
         try:
-            decoded = msgspec.json.decode(body, type=dict[str, str])
+            decoded = bounded_json.decode(body, type=dict[str, str])
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise InvalidRequest("The JSON body must be an object of string values.") from exc
         if len(decoded) > MAX_PARAMS:

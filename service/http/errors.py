@@ -51,9 +51,15 @@ def error_body(error: IdPError) -> bytes:
 
 def error_for(exc: Exception, where: str) -> IdPError:
     """What a client is told about ``exc``: our own errors as they are, a storage outage as 503,
-    anything else as a bare ``server_error``, logged by type only (``where``: method and path)."""
+    input that recursed too deep as ``invalid_request``, anything else as a bare
+    ``server_error``, logged by type only (``where``: method and path)."""
     if isinstance(exc, IdPError):
         return exc
+    if isinstance(exc, RecursionError):
+        # Only nested input recurses this deep, and every parser of ours bounds nesting first
+        # (service.bounded_json); should one be missed, the client gets its parser's 400.
+        logger.warning("input nested too deeply on %s", where)
+        return InvalidRequest("The request is nested too deeply.")
     if isinstance(exc, StorageUnavailable):
         logger.warning("storage unavailable: %s", type(exc.__cause__).__name__)
         return TemporarilyUnavailable()

@@ -18,6 +18,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwt import JWTClaimsRegistry
 
+from service import bounded_json
 from service.clock import Clock
 from service.errors import InvalidToken
 from service.keys.keyring import KeyRing, b64url
@@ -71,7 +72,7 @@ class IssuedAccessToken(msgspec.Struct, frozen=True):
 
 def _b64_json(segment: str) -> object:
     padded = segment + "=" * (-len(segment) % 4)
-    return msgspec.json.decode(base64.urlsafe_b64decode(padded.encode("ascii")))
+    return bounded_json.decode(base64.urlsafe_b64decode(padded.encode("ascii")))
 
 
 class AccessTokens:
@@ -142,5 +143,5 @@ class AccessTokens:
             decoded = jwt.decode(token, loaded.key, algorithms=[loaded.stored.alg])
             self._claims_registry.validate(decoded.claims)
             return msgspec.convert(decoded.claims, AccessClaims)
-        except (JoseError, ValueError, msgspec.ValidationError) as exc:
+        except (JoseError, ValueError, msgspec.ValidationError, RecursionError) as exc:
             raise InvalidToken from exc

@@ -489,7 +489,7 @@ def test_an_exchange_refused_by_an_outage_can_be_retried_with_the_same_token(
             replayed = http.post("/oauth2/token", data=form, headers=client_auth())
     assert (refused.status_code, refused.json()["error"]) == (503, "temporarily_unavailable")
     assert retried.status_code == 200, retried.text
-    assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_grant")
+    assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_request")
 
 
 def test_sigterm_under_load(

@@ -165,7 +165,7 @@ async def test_replay_is_refused(idp: httpx.AsyncClient, better_auth: BetterAuth
     _, subject_token = ba_user(better_auth)
     assert (await exchange(idp, subject_token)).status_code == 200
     replay = await exchange(idp, subject_token)
-    assert (replay.status_code, replay.json()["error"]) == (400, "invalid_grant")
+    assert (replay.status_code, replay.json()["error"]) == (400, "invalid_request")
 
 
 async def test_expired_and_too_old_tokens(
@@ -175,7 +175,7 @@ async def test_expired_and_too_old_tokens(
     _, subject_token = ba_user(better_auth)
     clock.advance(15 * 60 + 40)
     response = await exchange(idp, subject_token)
-    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
 
 
 async def test_maximum_token_age(
@@ -186,7 +186,7 @@ async def test_maximum_token_age(
     async with serve(idp_factory(better_auth.issuer, better_auth.jwks_url, max_token_age="60")) as idp:
         clock.advance(120)
         response = await exchange(idp, subject_token)
-        assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+        assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
 
 
 async def test_tampered_signature_and_payload(idp: httpx.AsyncClient, better_auth: BetterAuthServer) -> None:
@@ -196,7 +196,7 @@ async def test_tampered_signature_and_payload(idp: httpx.AsyncClient, better_aut
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
     for forged in (f"{head}.{payload}.{flipped}", f"{head}.{payload[:-4]}AAAA.{signature}"):
         response = await exchange(idp, forged)
-        assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+        assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
     assert (await exchange(idp, subject_token)).status_code == 200
 
 
@@ -237,7 +237,7 @@ async def test_wrong_audience(tmp_path: Path, idp_factory: Callable[..., Litesta
         _, subject_token = ba_user(other)
         async with serve(idp_factory(other.issuer, other.jwks_url)) as idp:
             response = await exchange(idp, subject_token)
-    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
 
 
 async def test_untrusted_issuer(idp_factory: Callable[..., Litestar], better_auth: BetterAuthServer) -> None:
@@ -245,7 +245,7 @@ async def test_untrusted_issuer(idp_factory: Callable[..., Litestar], better_aut
     _, subject_token = ba_user(better_auth)
     async with serve(idp_factory(better_auth.issuer + "/", better_auth.jwks_url)) as idp:
         response = await exchange(idp, subject_token)
-    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
 
 
 async def test_jwks_unreachable_fails_closed(
@@ -274,7 +274,7 @@ async def test_key_rotation_mid_run(idp: httpx.AsyncClient, better_auth: BetterA
     head = before.split(".")[0]
     bogus = f"{head}.{later.split('.')[1]}.{later.split('.')[2]}"
     for _ in range(5):
-        assert (await exchange(idp, bogus)).json()["error"] == "invalid_grant"
+        assert (await exchange(idp, bogus)).json()["error"] == "invalid_request"
     assert fetches._value.get() == start + 1, "unknown kids within the interval cause no fetch"
 
 
@@ -343,10 +343,10 @@ FORGERIES = ["alg-none", "hs256-with-public-key", "jku-injection", "embedded-jwk
 async def test_hostile_subject_tokens(
     idp: httpx.AsyncClient, better_auth: BetterAuthServer, case: str
 ) -> None:
-    """Each forgery is invalid_grant; none is followed to a URL it names."""
+    """Each forgery is invalid_request; none is followed to a URL it names."""
     _, subject_token = ba_user(better_auth)
     forged = forgeries(subject_token, better_auth.jwks())
     assert set(forged) == set(FORGERIES)
     response = await exchange(idp, forged[case])
-    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
     assert (await exchange(idp, subject_token)).status_code == 200, "the genuine token still works"
