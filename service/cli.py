@@ -179,12 +179,31 @@ def cmd_users_roles(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_clients_add(settings: Settings, args: argparse.Namespace) -> None:
     async def add(runtime: Runtime) -> None:
-        client, secret = await runtime.clients.register(args.name, args.id)
+        client, secret = await runtime.clients.register(
+            args.name,
+            args.id,
+            redirect_uris=args.redirect_uri,
+            post_logout_redirect_uris=args.post_logout_redirect_uri,
+            public=args.public,
+            grant_types=_split(args.grant) or None,
+            scopes=_split(args.scope),
+            first_party=args.first_party,
+            id_token_signed_response_alg=args.id_token_alg,
+        )
         print(f"client_id: {client.id}")
+        print(f"grant_types: {' '.join(client.grant_types)}")
+        if secret is None:
+            print("public client: no secret (it must use PKCE)", file=sys.stderr)
+            return
         print(f"client_secret: {secret}")
         print("Store the secret now: it is not shown again.", file=sys.stderr)
 
     _with_runtime(settings, add)
+
+
+def _split(values: Sequence[str]) -> list[str]:
+    """Repeated options whose values may also be comma- or space-separated lists."""
+    return [part for value in values for part in value.replace(",", " ").split()]
 
 
 def cmd_clients_list(settings: Settings, _: argparse.Namespace) -> None:
@@ -261,12 +280,27 @@ def build_parser() -> argparse.ArgumentParser:
     roles.add_argument("--set", help="comma-separated roles replacing the current ones")
     roles.set_defaults(handler=cmd_users_roles)
 
-    clients = sub.add_parser("clients", help="manage confidential OAuth clients").add_subparsers(
+    clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(
         dest="clients", required=True
     )
     add = clients.add_parser("add", help="register a client; prints its secret once")
     add.add_argument("name")
     add.add_argument("--id", help="client id (default: random)")
+    add.add_argument("--redirect-uri", action="append", default=[], help="exact redirect URI (repeatable)")
+    add.add_argument(
+        "--post-logout-redirect-uri", action="append", default=[], help="exact URI after logout (repeatable)"
+    )
+    add.add_argument("--public", action="store_true", help="no secret (SPA, mobile app); PKCE only")
+    add.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        help="authorization_code, refresh_token, client_credentials (default: the code flow "
+        "with redirect URIs, else client_credentials)",
+    )
+    add.add_argument("--scope", action="append", default=[], help="scopes beyond the OpenID Connect ones")
+    add.add_argument("--first-party", action="store_true", help="skip the consent screen")
+    add.add_argument("--id-token-alg", default="RS256", choices=SIGNING_ALGS, help="ID token algorithm")
     add.set_defaults(handler=cmd_clients_add)
     clients.add_parser("list", help="list clients").set_defaults(handler=cmd_clients_list)
     remove = clients.add_parser("remove", help="delete a client")

@@ -1,7 +1,9 @@
-"""Confidential OAuth clients: registration and authentication.
+"""OAuth clients: registrations (redirect URIs, grants, scopes, auth method) and authentication.
 
 Secrets are 256-bit random strings shown once at registration; only their SHA-256 is stored
 (a slow hash adds nothing for a secret with that much entropy) and compared in constant time.
+Public clients (``token_endpoint_auth_method = "none"``: SPAs, mobile apps) have no secret and
+must use PKCE; one that presents a secret anyway is refused.
 """
 
 from __future__ import annotations
@@ -10,16 +12,39 @@ import hashlib
 import hmac
 import re
 import secrets
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from service.clock import Clock
 from service.errors import ClientExists, InvalidClient, InvalidRequest, NotFound
-from service.store.sessions import Client, ClientStore
+from service.store.sessions import AuthMethod, Client, ClientStore
 from service.tokens.access import FIRST_PARTY_CLIENT
 
-__all__ = ["Clients", "hash_client_secret"]
+__all__ = [
+    "AUTH_METHODS",
+    "GRANT_TYPES",
+    "ID_TOKEN_ALGS",
+    "OIDC_SCOPES",
+    "Clients",
+    "check_registration",
+    "default_grant_types",
+    "hash_client_secret",
+]
 
 SECRET_PREFIX = "idpcs_"
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+AUTH_METHODS: tuple[AuthMethod, ...] = (
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+)
+ID_TOKEN_ALGS = ("RS256", "EdDSA", "ES256")
+OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,64}$")  # RFC 6749 §3.3 scope-token
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 # Compared against when the client id is unknown, so both paths cost the same.
 _DUMMY_HASH = hashlib.sha256(b"no such client").hexdigest()
 
@@ -28,39 +53,148 @@ def hash_client_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _check_redirect_uri(uri: str, field: str) -> None:
+    """Absolute, no fragment, no wildcard; https, http on loopback only (RFC 8252 §7.3), or a
+    private-use scheme with a dot in it (``com.example.app:/cb``, RFC 8252 §7.1)."""
+    parts = urlsplit(uri)
+    if len(uri) > 512 or "*" in uri or parts.fragment or "#" in uri or not parts.scheme:
+        raise InvalidRequest(f"{field}: {uri!r} must be an absolute URI without fragment or wildcard.")
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
+        return
+    if parts.scheme not in {"http", "https", "javascript", "data", "file"} and "." in parts.scheme:
+        return
+    raise InvalidRequest(f"{field}: {uri!r} must be https, http on a loopback host, or a private-use scheme.")
+
+
+def check_registration(client: Client) -> Client:
+    """Validate a registration (CLI, ``IDP_CONFIG``, admin API); raise :class:`InvalidRequest`."""
+    if not _CLIENT_ID.match(client.id):
+        raise InvalidRequest("Client ids are 1-64 characters of A-Z a-z 0-9 . _ ~ -")
+    if client.id == FIRST_PARTY_CLIENT:
+        raise InvalidRequest(f"{FIRST_PARTY_CLIENT!r} is reserved for the IdP's own sign-ins.")
+    try:
+        uuid.UUID(client.id)
+    except ValueError:
+        pass
+    else:  # a client's own tokens carry sub = client id: it must never look like an account id
+        raise InvalidRequest("A client id must not have the form of a UUID.")
+    _check_flows(client)
+    _check_credentials(client)
+    return client
+
+
+def _check_flows(client: Client) -> None:
+    for uri in client.redirect_uris:
+        _check_redirect_uri(uri, "redirect_uris")
+    for uri in client.post_logout_redirect_uris:
+        _check_redirect_uri(uri, "post_logout_redirect_uris")
+    if unknown := set(client.grant_types) - set(GRANT_TYPES):
+        raise InvalidRequest(f"grant_types: unsupported {sorted(unknown)}; use {', '.join(GRANT_TYPES)}.")
+    if "authorization_code" in client.grant_types and not client.redirect_uris:
+        raise InvalidRequest("The authorization_code grant needs at least one redirect URI.")
+    if "refresh_token" in client.grant_types and "authorization_code" not in client.grant_types:
+        raise InvalidRequest("refresh_token is granted only together with authorization_code.")
+    if client.public and "client_credentials" in client.grant_types:
+        raise InvalidRequest("A public client cannot use client_credentials (it has no credentials).")
+    if bad := [scope for scope in client.scopes if not _SCOPE_TOKEN.match(scope)]:
+        raise InvalidRequest(f"scopes: {bad[0]!r} is not a valid scope token.")
+
+
+def _check_credentials(client: Client) -> None:
+    if client.id_token_signed_response_alg not in ID_TOKEN_ALGS:
+        raise InvalidRequest(f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}.")
+    if client.token_endpoint_auth_method not in AUTH_METHODS:
+        raise InvalidRequest(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}.")
+    needs_secret = client.token_endpoint_auth_method in {"client_secret_basic", "client_secret_post"}
+    if needs_secret != (client.secret_hash is not None):
+        raise InvalidRequest("Only client_secret_basic and client_secret_post clients have a secret.")
+    if (client.token_endpoint_auth_method == "private_key_jwt") != (client.jwks is not None):
+        raise InvalidRequest("private_key_jwt clients, and only they, register their public keys (jwks).")
+
+
+def default_grant_types(*, public: bool, redirect_uris: Sequence[str]) -> tuple[str, ...]:
+    """The code flow (with refresh tokens when confidential) for a client with redirect URIs,
+    else ``client_credentials`` (a machine client)."""
+    if not redirect_uris:
+        return ("client_credentials",)
+    return ("authorization_code",) if public else ("authorization_code", "refresh_token")
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(value.strip() for value in values if value.strip()))
+
+
 class Clients:
     def __init__(
-        self, store: ClientStore, clock: Clock, declared: dict[str, tuple[str, str]] | None = None
+        self, store: ClientStore, clock: Clock, declared: Mapping[str, Client] | None = None
     ) -> None:
-        """``declared``: clients from ``IDP_CONFIG`` (id → (name, secret SHA-256)); they take
-        precedence over the database and cannot be changed through it."""
+        """``declared``: clients from ``IDP_CONFIG``; they take precedence over the database
+        and cannot be changed through it."""
         self._store = store
         self._clock = clock
-        self._declared = {
-            client_id: Client(id=client_id, name=name, secret_hash=digest, created_at=0.0)
-            for client_id, (name, digest) in (declared or {}).items()
-        }
+        self._declared = dict(declared or {})
 
-    async def register(self, name: str, client_id: str | None = None) -> tuple[Client, str]:
-        """Create a client; return it and its secret (the only time the secret is visible)."""
+    async def register(
+        self,
+        name: str,
+        client_id: str | None = None,
+        *,
+        redirect_uris: Sequence[str] = (),
+        post_logout_redirect_uris: Sequence[str] = (),
+        public: bool = False,
+        grant_types: Sequence[str] | None = None,
+        scopes: Sequence[str] = (),
+        first_party: bool = False,
+        id_token_signed_response_alg: str = "RS256",  # noqa: S107 (an algorithm name)
+    ) -> tuple[Client, str | None]:
+        """Create a client; return it and its secret (the only time the secret is visible;
+        None for a public client). Without ``grant_types``: the code flow (with refresh tokens
+        for confidential clients) when redirect URIs are given, else ``client_credentials``."""
         client_id = client_id or secrets.token_urlsafe(12)
-        if not _CLIENT_ID.match(client_id):
-            raise InvalidRequest("Client ids are 1-64 characters of A-Z a-z 0-9 . _ ~ -")
-        if client_id == FIRST_PARTY_CLIENT:
-            raise InvalidRequest(f"{FIRST_PARTY_CLIENT!r} is reserved for the IdP's own sign-ins.")
         if client_id in self._declared:
             raise ClientExists("This client id is declared in IDP_CONFIG.")
-        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-        client = Client(
-            id=client_id, name=name, secret_hash=hash_client_secret(secret), created_at=self._clock()
+        if grant_types is None:
+            grant_types = default_grant_types(public=public, redirect_uris=redirect_uris)
+        secret = None if public else SECRET_PREFIX + secrets.token_urlsafe(32)
+        client = check_registration(
+            Client(
+                id=client_id,
+                name=name.strip() or client_id,
+                secret_hash=None if secret is None else hash_client_secret(secret),
+                created_at=self._clock(),
+                redirect_uris=_unique(redirect_uris),
+                post_logout_redirect_uris=_unique(post_logout_redirect_uris),
+                grant_types=_unique(grant_types),
+                scopes=_unique(scopes),
+                first_party=first_party,
+                id_token_signed_response_alg=id_token_signed_response_alg,
+                token_endpoint_auth_method="none" if public else "client_secret_basic",
+            )
         )
         await self._store.create_client(client)
         return client, secret
 
+    async def get(self, client_id: str) -> Client | None:
+        """A registration by id (declared clients first); None when unknown."""
+        if not _CLIENT_ID.match(client_id):
+            return None
+        return self._declared.get(client_id) or await self._store.get_client(client_id)
+
     async def authenticate(self, client_id: str, secret: str) -> Client:
-        client = self._declared.get(client_id) or await self._store.get_client(client_id)
-        expected = client.secret_hash if client else _DUMMY_HASH
+        """client_secret_basic / client_secret_post. A public client sending a secret, or a
+        client registered for another method, is ``invalid_client``."""
+        client = await self.get(client_id)
+        expected = client.secret_hash if client and client.secret_hash else _DUMMY_HASH
         if not hmac.compare_digest(expected, hash_client_secret(secret)) or client is None:
+            raise InvalidClient
+        return client
+
+    async def identify_public(self, client_id: str) -> Client:
+        """A public client presenting only its id (it has nothing to authenticate with)."""
+        client = await self.get(client_id)
+        if client is None or not client.public:
             raise InvalidClient
         return client
 

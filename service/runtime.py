@@ -67,7 +67,7 @@ class Runtime:
         stores = await open_stores(settings)
         self.database, self.families = stores.database, stores.families
         self.outbox, self.account_tokens = stores.outbox, stores.account_tokens
-        self.clients = Clients(stores.clients, self.clock, settings.trust.client_secret_hashes)
+        self.clients = Clients(stores.clients, self.clock, settings.trust.clients)
         if settings.auto_migrate:
             applied = await self.database.migrate()
             if applied:

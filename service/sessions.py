@@ -223,8 +223,11 @@ class Sessions:
         return await self._families.update_claims(user.id, _claims_of(user))
 
     async def authenticate(self, claims: AccessClaims) -> AccessClaims:
-        """Reject an access token whose session has ended (``sid`` revoked or expired)."""
-        if claims.sid is not None and await self._families.get_family(claims.sid, self._clock()) is None:
+        """Reject an access token whose session has ended (``sid`` revoked or expired), and a
+        token without a session: a client's own token (client_credentials) is not a user's."""
+        if claims.sid is None:
+            raise InvalidToken("This access token does not belong to a user's session.")
+        if await self._families.get_family(claims.sid, self._clock()) is None:
             raise InvalidToken("The session of this access token has ended.")
         return claims
 

@@ -132,6 +132,31 @@ def test_clients_add_list_remove(idp: Run, tmp_path: Path) -> None:
     assert idp("clients", "remove", "billing").returncode == 1
 
 
+def test_clients_add_registers_a_public_code_flow_client(idp: Run) -> None:
+    """--redirect-uri and --public make a PKCE-only code-flow client with no secret."""
+    added = idp(
+        "clients",
+        "add",
+        "SPA",
+        "--id",
+        "spa",
+        "--public",
+        "--redirect-uri",
+        "http://127.0.0.1:5173/callback",
+        "--post-logout-redirect-uri",
+        "http://127.0.0.1:5173/",
+        "--scope",
+        "api:read,api:write",
+    )
+    assert added.returncode == 0, added.stderr
+    lines = dict(line.split(": ", 1) for line in added.stdout.strip().splitlines())
+    assert lines == {"client_id": "spa", "grant_types": "authorization_code"}
+    assert "no secret" in added.stderr
+    refused = idp("clients", "add", "Bad", "--redirect-uri", "http://evil.example/cb")
+    assert refused.returncode == 1
+    assert "loopback" in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("cpus", "workers", "threads"), [(2, 1, 2), (2, 2, 1), (8, 3, 2), (2, 4, 1), (None, 1, 2)]
 )

@@ -113,7 +113,7 @@ def test_mounted_trust_config_is_valid(tmp_path: Path) -> None:
     assert issuer.issuer == better_auth["BA_BASE_URL"]
     assert issuer.audiences == [better_auth["BA_JWT_AUDIENCE"]]
     assert issuer.jwks_uri.startswith("http://better-auth:3000/")
-    assert "web" in settings.trust.client_secret_hashes
+    assert "web" in settings.trust.clients
 
 
 def test_mail_goes_to_mailpit() -> None:

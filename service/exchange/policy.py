@@ -21,6 +21,14 @@
     name = "Next.js frontend"
     secret_sha256 = "…"                              # hex SHA-256 of the secret, or:
     secret_env = "WEB_CLIENT_SECRET"                 # the secret in an environment variable
+    # public = true                                  # instead of a secret: an SPA or mobile app
+    redirect_uris = ["https://app.example.com/api/auth/oauth2/callback/idp"]
+    post_logout_redirect_uris = ["https://app.example.com/"]
+    grant_types = ["authorization_code", "refresh_token"]   # default: as `idp clients add`
+    scopes = ["api:read"]                            # beyond openid profile email offline_access
+    first_party = true                               # skip the consent screen
+    id_token_signed_response_alg = "RS256"
+    token_endpoint_auth_method = "client_secret_basic"      # or client_secret_post
 """
 
 from __future__ import annotations
@@ -29,12 +37,14 @@ import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 
-from service.errors import ConfigError
+from service.clients import check_registration, default_grant_types
+from service.errors import ConfigError, InvalidRequest
+from service.store.sessions import Client
 
 __all__ = ["ClaimMapping", "DeclaredClient", "TrustConfig", "TrustedIssuer", "load_trust_config"]
 
@@ -66,6 +76,14 @@ class DeclaredClient(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str = ""
     secret_sha256: str | None = None
     secret_env: str | None = None
+    public: bool = False
+    redirect_uris: list[str] = msgspec.field(default_factory=list)
+    post_logout_redirect_uris: list[str] = msgspec.field(default_factory=list)
+    grant_types: list[str] | None = None
+    scopes: list[str] = msgspec.field(default_factory=list)
+    first_party: bool = False
+    id_token_signed_response_alg: str = "RS256"
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] | None = None
 
 
 class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -75,11 +93,11 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class TrustConfig(msgspec.Struct, frozen=True):
     issuers: dict[str, TrustedIssuer]
-    client_secret_hashes: dict[str, tuple[str, str]]
-    """client id → (name, SHA-256 hex of its secret)."""
+    clients: dict[str, Client]
+    """client id → its registration (the secret only as a SHA-256 hex digest)."""
 
 
-EMPTY = TrustConfig(issuers={}, client_secret_hashes={})
+EMPTY = TrustConfig(issuers={}, clients={})
 
 
 def _check_url(value: str, where: str) -> None:
@@ -109,21 +127,57 @@ def load_trust_config(path: Path | None, env: Mapping[str, str] | None = None) -
         if unknown:
             raise ConfigError(f"IDP_CONFIG: {where}.algorithms has unsupported {sorted(unknown)}")
         issuers[entry.issuer] = entry
-    clients: dict[str, tuple[str, str]] = {}
-    for index, client in enumerate(parsed.clients):
+    clients: dict[str, Client] = {}
+    for index, declared in enumerate(parsed.clients):
         where = f"clients[{index}]"
-        if (client.secret_sha256 is None) == (client.secret_env is None):
-            raise ConfigError(f"IDP_CONFIG: {where} needs exactly one of secret_sha256 and secret_env")
-        if client.secret_env is not None:
-            secret = environment.get(client.secret_env)
-            if not secret:
-                raise ConfigError(
-                    f"IDP_CONFIG: {where}.secret_env names {client.secret_env}, which is not set"
-                )
-            digest = hashlib.sha256(secret.encode()).hexdigest()
-        else:
-            digest = (client.secret_sha256 or "").lower()
-            if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-                raise ConfigError(f"IDP_CONFIG: {where}.secret_sha256 must be 64 hex characters")
-        clients[client.id] = (client.name or client.id, digest)
-    return TrustConfig(issuers=issuers, client_secret_hashes=clients)
+        if declared.id in clients:
+            raise ConfigError(f"IDP_CONFIG: {where}.id {declared.id!r} is listed twice")
+        clients[declared.id] = _registration(declared, where, environment)
+    return TrustConfig(issuers=issuers, clients=clients)
+
+
+def _secret_hash(client: DeclaredClient, where: str, environment: Mapping[str, str]) -> str | None:
+    if client.public:
+        if client.secret_sha256 is not None or client.secret_env is not None:
+            raise ConfigError(f"IDP_CONFIG: {where} is public: it has no secret_sha256 or secret_env")
+        return None
+    if (client.secret_sha256 is None) == (client.secret_env is None):
+        raise ConfigError(f"IDP_CONFIG: {where} needs exactly one of secret_sha256 and secret_env")
+    if client.secret_env is not None:
+        secret = environment.get(client.secret_env)
+        if not secret:
+            raise ConfigError(f"IDP_CONFIG: {where}.secret_env names {client.secret_env}, which is not set")
+        return hashlib.sha256(secret.encode()).hexdigest()
+    digest = (client.secret_sha256 or "").lower()
+    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise ConfigError(f"IDP_CONFIG: {where}.secret_sha256 must be 64 hex characters")
+    return digest
+
+
+def _registration(client: DeclaredClient, where: str, environment: Mapping[str, str]) -> Client:
+    secret_hash = _secret_hash(client, where, environment)
+    if client.public and client.token_endpoint_auth_method is not None:
+        raise ConfigError(f"IDP_CONFIG: {where} is public: it has no token_endpoint_auth_method")
+    grant_types = client.grant_types
+    if grant_types is None:
+        grant_types = list(default_grant_types(public=client.public, redirect_uris=client.redirect_uris))
+    try:
+        return check_registration(
+            Client(
+                id=client.id,
+                name=client.name or client.id,
+                secret_hash=secret_hash,
+                created_at=0.0,
+                redirect_uris=tuple(client.redirect_uris),
+                post_logout_redirect_uris=tuple(client.post_logout_redirect_uris),
+                grant_types=tuple(grant_types),
+                scopes=tuple(client.scopes),
+                first_party=client.first_party,
+                id_token_signed_response_alg=client.id_token_signed_response_alg,
+                token_endpoint_auth_method="none"
+                if client.public
+                else client.token_endpoint_auth_method or "client_secret_basic",
+            )
+        )
+    except InvalidRequest as exc:
+        raise ConfigError(f"IDP_CONFIG: {where}: {exc.description}") from exc

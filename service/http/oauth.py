@@ -16,14 +16,16 @@ from service.errors import IdPError, InvalidClient, InvalidRequest, UnsupportedG
 from service.exchange.grant import GRANT_TYPE
 from service.http.auth import authenticate_client, basic_client_id, read_params, request_ip
 from service.http.openapi import errors, json_body
+from service.oidc.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
+from service.oidc.client_credentials import client_credentials
 from service.runtime import Runtime
 from service.sessions import TokenResponse
-from service.tokens.access import FIRST_PARTY_CLIENT
+from service.tokens.access import FIRST_PARTY_CLIENT, AccessClaims
 from service.tokens.refresh import PREFIX as REFRESH_PREFIX
 
 __all__ = ["GRANT_TYPES", "OAuthController", "token_grant"]
 
-GRANT_TYPES = ["refresh_token", GRANT_TYPE]
+GRANT_TYPES = ["refresh_token", CLIENT_CREDENTIALS, GRANT_TYPE]
 
 
 def _required(params: dict[str, str], name: str) -> str:
@@ -70,6 +72,8 @@ async def _grant(
         if client is None:
             raise InvalidClient("Token exchange requires client authentication.")
         return await runtime.exchange.exchange(params, client)
+    if grant_type == CLIENT_CREDENTIALS:
+        return client_credentials(client, params.get("scope"), runtime.access_tokens)
     raise UnsupportedGrantType(f"The grant type {grant_type[:64]!r} is not supported.")
 
 
@@ -103,7 +107,7 @@ class OAuthController(Controller):
         request: Request[Any, Any, Any],
         runtime: NamedDependency[Runtime],
     ) -> TokenResponse:
-        """Token endpoint. Grants: ``refresh_token`` and RFC 8693 token exchange.
+        """Token endpoint. Grants: ``refresh_token``, ``client_credentials``, RFC 8693 token exchange.
 
         Most requests are answered before routing by the same code
         (:class:`service.http.fastpath.TokenFastPath`); this route serves the others (CORS)."""
@@ -170,7 +174,10 @@ class OAuthController(Controller):
                 sid=family.id,
             )
         try:
-            claims = await sessions.authenticate(runtime.access_tokens.verify(token))
+            claims = runtime.access_tokens.verify(token)
+            if claims.sid is None:
+                return await _introspect_client_token(runtime, claims)
+            claims = await sessions.authenticate(claims)
             user = await runtime.accounts.profile(claims)
         except IdPError:
             return INACTIVE
@@ -188,3 +195,21 @@ class OAuthController(Controller):
             jti=claims.jti,
             sid=claims.sid,
         )
+
+
+async def _introspect_client_token(runtime: Runtime, claims: AccessClaims) -> Introspection:
+    """A client's own token (client_credentials): active while its client is registered."""
+    if claims.sub != claims.client_id or await runtime.clients.get(claims.client_id) is None:
+        return INACTIVE
+    return Introspection(
+        active=True,
+        token_type="access_token",
+        scope=claims.scope,
+        client_id=claims.client_id,
+        sub=claims.sub,
+        aud=claims.aud,
+        iss=claims.iss,
+        exp=claims.exp,
+        iat=claims.iat,
+        jti=claims.jti,
+    )

@@ -225,6 +225,12 @@ class PostgresDatabase:
         )
 
 
+_CLIENT_COLUMNS = (
+    "id, name, secret_hash, created_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, "
+    "first_party, id_token_signed_response_alg, token_endpoint_auth_method, jwks"
+)
+
+
 def _client(row: asyncpg.Record | None) -> Client | None:
     if row is None:
         return None
@@ -233,6 +239,14 @@ def _client(row: asyncpg.Record | None) -> Client | None:
         name=row["name"],
         secret_hash=row["secret_hash"],
         created_at=row["created_at"].timestamp(),
+        redirect_uris=tuple(row["redirect_uris"]),
+        post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
+        grant_types=tuple(row["grant_types"]),
+        scopes=tuple(row["scopes"]),
+        first_party=row["first_party"],
+        id_token_signed_response_alg=row["id_token_signed_response_alg"],
+        token_endpoint_auth_method=row["token_endpoint_auth_method"],
+        jwks=row["jwks"],
     )
 
 
@@ -245,24 +259,31 @@ class PostgresClientStore:
     async def create_client(self, client: Client) -> None:
         try:
             await self._db.fetchrow(
-                "INSERT INTO clients (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+                f"INSERT INTO clients ({_CLIENT_COLUMNS}) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 client.id,
                 client.name,
                 client.secret_hash,
                 _ts(client.created_at),
+                list(client.redirect_uris),
+                list(client.post_logout_redirect_uris),
+                list(client.grant_types),
+                list(client.scopes),
+                client.first_party,
+                client.id_token_signed_response_alg,
+                client.token_endpoint_auth_method,
+                client.jwks,
             )
         except asyncpg.UniqueViolationError as exc:
             raise ClientExists from exc
 
     async def get_client(self, client_id: str) -> Client | None:
         return _client(
-            await self._db.fetchrow(
-                "SELECT id, name, secret_hash, created_at FROM clients WHERE id = $1", client_id
-            )
+            await self._db.fetchrow(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE id = $1", client_id)
         )
 
     async def list_clients(self) -> list[Client]:
-        rows = await self._db.fetch("SELECT id, name, secret_hash, created_at FROM clients ORDER BY id")
+        rows = await self._db.fetch(f"SELECT {_CLIENT_COLUMNS} FROM clients ORDER BY id")
         return [client for row in rows if (client := _client(row)) is not None]
 
     async def delete_client(self, client_id: str) -> bool:

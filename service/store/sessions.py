@@ -23,7 +23,16 @@ from uuid import UUID
 
 import msgspec
 
-__all__ = ["AccountClaims", "Client", "ClientStore", "Family", "FamilyStore", "NewFamily", "RotateResult"]
+__all__ = [
+    "AccountClaims",
+    "AuthMethod",
+    "Client",
+    "ClientStore",
+    "Family",
+    "FamilyStore",
+    "NewFamily",
+    "RotateResult",
+]
 
 
 class AccountClaims(msgspec.Struct, frozen=True, array_like=True):
@@ -121,11 +130,32 @@ class FamilyStore(Protocol):
     async def close(self) -> None: ...
 
 
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
 class Client(msgspec.Struct, frozen=True, kw_only=True):
+    """An OAuth client registration (field names as in OIDC Dynamic Client Registration)."""
+
     id: str
     name: str
-    secret_hash: str
+    secret_hash: str | None
+    """SHA-256 hex of the secret; None for public clients and ``private_key_jwt`` clients."""
     created_at: float
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    grant_types: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    """Scopes beyond the OpenID Connect ones (``openid profile email offline_access``)."""
+    first_party: bool = False
+    """Ours: the consent screen is skipped."""
+    id_token_signed_response_alg: str = "RS256"
+    token_endpoint_auth_method: AuthMethod = "client_secret_basic"
+    jwks: str | None = None
+    """The client's public keys (a JWKS document) for ``private_key_jwt``."""
+
+    @property
+    def public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
 
 
 @runtime_checkable

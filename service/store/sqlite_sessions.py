@@ -6,6 +6,7 @@ the rotation rules run as one transaction, like the Redis Lua script.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from uuid import UUID
 
@@ -205,11 +206,28 @@ class SqliteFamilyStore:
         """The database owns the connection; nothing to close here."""
 
 
+_CLIENT_COLUMNS = (
+    "id, name, secret_hash, created_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, "
+    "first_party, id_token_signed_response_alg, token_endpoint_auth_method, jwks"
+)
+
+
 def _client(row: sqlite3.Row | None) -> Client | None:
     if row is None:
         return None
     return Client(
-        id=row["id"], name=row["name"], secret_hash=row["secret_hash"], created_at=row["created_at"]
+        id=row["id"],
+        name=row["name"],
+        secret_hash=row["secret_hash"],
+        created_at=row["created_at"],
+        redirect_uris=tuple(json.loads(row["redirect_uris"])),
+        post_logout_redirect_uris=tuple(json.loads(row["post_logout_redirect_uris"])),
+        grant_types=tuple(json.loads(row["grant_types"])),
+        scopes=tuple(json.loads(row["scopes"])),
+        first_party=bool(row["first_party"]),
+        id_token_signed_response_alg=row["id_token_signed_response_alg"],
+        token_endpoint_auth_method=row["token_endpoint_auth_method"],
+        jwks=row["jwks"],
     )
 
 
@@ -220,11 +238,26 @@ class SqliteClientStore:
         self._db = db
 
     async def create_client(self, client: Client) -> None:
+        values = (
+            client.id,
+            client.name,
+            client.secret_hash,
+            client.created_at,
+            json.dumps(list(client.redirect_uris)),
+            json.dumps(list(client.post_logout_redirect_uris)),
+            json.dumps(list(client.grant_types)),
+            json.dumps(list(client.scopes)),
+            int(client.first_party),
+            client.id_token_signed_response_alg,
+            client.token_endpoint_auth_method,
+            client.jwks,
+        )
+
         def insert(conn: sqlite3.Connection) -> bool:
             try:
                 conn.execute(
-                    "INSERT INTO clients (id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)",
-                    (client.id, client.name, client.secret_hash, client.created_at),
+                    f"INSERT INTO clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    values,
                 )
             except sqlite3.IntegrityError:
                 return False
@@ -236,17 +269,13 @@ class SqliteClientStore:
     async def get_client(self, client_id: str) -> Client | None:
         return await self._db.run(
             lambda conn: _client(
-                conn.execute(
-                    "SELECT id, name, secret_hash, created_at FROM clients WHERE id = ?", (client_id,)
-                ).fetchone()
+                conn.execute(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE id = ?", (client_id,)).fetchone()
             )
         )
 
     async def list_clients(self) -> list[Client]:
         rows = await self._db.run(
-            lambda conn: conn.execute(
-                "SELECT id, name, secret_hash, created_at FROM clients ORDER BY id"
-            ).fetchall()
+            lambda conn: conn.execute(f"SELECT {_CLIENT_COLUMNS} FROM clients ORDER BY id").fetchall()
         )
         return [client for row in rows if (client := _client(row)) is not None]
 

@@ -21,6 +21,7 @@ async def setup(app: Litestar, client: httpx.AsyncClient) -> tuple[Runtime, str,
     """A user, a confidential client 'api' and a session bound to that client."""
     runtime: Runtime = app.state.runtime
     _, secret = await runtime.clients.register("Billing API", "api")
+    assert secret is not None
     response = await client.post("/v1/signup", json={"email": "ada@example.com", "password": PASSWORD})
     user = await runtime.accounts.get_by_email("ada@example.com")
     bound = await runtime.sessions.start(user, origin="test", client_id="api", scope="read write")
@@ -32,6 +33,7 @@ async def test_client_bound_refresh_needs_that_client(app: Litestar, client: htt
     """Without credentials: 401 invalid_client; another client: invalid_grant; basic and post work."""
     runtime, secret, tokens = await setup(app, client)
     _, other_secret = await runtime.clients.register("Other", "other")
+    assert other_secret is not None
     form = {"grant_type": "refresh_token", "refresh_token": tokens["bound"].refresh_token}
     anonymous = await client.post("/oauth2/token", data=form)
     assert (anonymous.status_code, anonymous.json()["error"]) == (401, "invalid_client")

@@ -43,5 +43,6 @@ async def test_introspection_reports_inactive(app: Litestar, client: httpx.Async
     token = (await forged(app, client))[case]
     runtime: Runtime = app.state.runtime
     _, secret = await runtime.clients.register("rs", "rs")
+    assert secret is not None
     response = await client.post("/oauth2/introspect", data={"token": token or "x"}, auth=("rs", secret))
     assert (response.status_code, response.json()) == (200, {"active": False})

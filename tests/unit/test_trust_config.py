@@ -34,7 +34,12 @@ def test_valid_file_with_defaults(tmp_path: Path) -> None:
     issuer = trust.issuers["https://app.example.com"]
     assert (issuer.algorithms, issuer.max_token_age, issuer.link_verified_email) == (["EdDSA"], 900, False)
     assert (issuer.claims.subject, issuer.claims.email_verified) == ("sub", "emailVerified")
-    assert trust.client_secret_hashes == {"web": ("web", hashlib.sha256(b"s3cret-value").hexdigest())}
+    web = trust.clients["web"]
+    assert (web.name, web.secret_hash) == ("web", hashlib.sha256(b"s3cret-value").hexdigest())
+    assert (web.grant_types, web.token_endpoint_auth_method) == (
+        ("client_credentials",),
+        "client_secret_basic",
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,3 +76,55 @@ def test_missing_file(tmp_path: Path) -> None:
     """A path that does not exist names the variable."""
     with pytest.raises(ConfigError, match="IDP_CONFIG"):
         load_settings({"IDP_CONFIG": str(tmp_path / "nope.toml")})
+
+
+REGISTRATIONS = """
+[[clients]]
+id = "web"
+name = "Web"
+secret_env = "WEB_SECRET"
+redirect_uris = ["https://app.example.com/cb"]
+post_logout_redirect_uris = ["https://app.example.com/"]
+scopes = ["api:read"]
+first_party = true
+id_token_signed_response_alg = "EdDSA"
+token_endpoint_auth_method = "client_secret_post"
+
+[[clients]]
+id = "spa"
+public = true
+redirect_uris = ["http://127.0.0.1:5173/cb"]
+"""
+
+
+def test_client_registrations_in_the_file(tmp_path: Path) -> None:
+    """Every registration field is read; grants default as for `idp clients add`."""
+    clients = load_settings(write(tmp_path, REGISTRATIONS)).trust.clients
+    web, spa = clients["web"], clients["spa"]
+    assert web.redirect_uris == ("https://app.example.com/cb",)
+    assert web.post_logout_redirect_uris == ("https://app.example.com/",)
+    assert (web.grant_types, web.scopes) == (("authorization_code", "refresh_token"), ("api:read",))
+    assert (web.first_party, web.id_token_signed_response_alg) == (True, "EdDSA")
+    assert web.token_endpoint_auth_method == "client_secret_post"
+    assert (spa.public, spa.secret_hash, spa.grant_types) == (True, None, ("authorization_code",))
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "message"),
+    [
+        ("public = true", 'public = true\nsecret_sha256 = "' + "a" * 64 + '"', "no secret"),
+        (
+            'redirect_uris = ["http://127.0.0.1:5173/cb"]',
+            'redirect_uris = ["http://evil.example/cb"]',
+            "clients[1]: redirect_uris",
+        ),
+        ('scopes = ["api:read"]', 'grant_types = ["password"]', "clients[0]: grant_types"),
+        ('id = "spa"', 'id = "web"', "listed twice"),
+    ],
+    ids=["public-with-secret", "plain-http-redirect", "unknown-grant", "duplicate"],
+)
+def test_bad_client_registrations_are_refused(tmp_path: Path, replace: str, by: str, message: str) -> None:
+    """A bad registration stops start-up, naming IDP_CONFIG and the client entry."""
+    with pytest.raises(ConfigError, match="IDP_CONFIG") as error:
+        load_settings(write(tmp_path, REGISTRATIONS.replace(replace, by)))
+    assert message in str(error.value)
