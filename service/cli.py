@@ -283,6 +283,24 @@ def build_parser() -> argparse.ArgumentParser:
     clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(
         dest="clients", required=True
     )
+    _add_client_parser(clients)
+    clients.add_parser("list", help="list clients").set_defaults(handler=cmd_clients_list)
+    remove = clients.add_parser("remove", help="delete a client")
+    remove.add_argument("id")
+    remove.set_defaults(handler=cmd_clients_remove)
+
+    mail = sub.add_parser("mail", help="the mail outbox").add_subparsers(dest="mail", required=True)
+    listing = mail.add_parser("list", help="newest outbox rows (recipients masked)")
+    listing.add_argument("--failed", action="store_true", help="only mail that was given up on (dead)")
+    listing.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    listing.set_defaults(handler=cmd_mail_list)
+    work = mail.add_parser("work", help="run the delivery worker alone (idp serve runs one too)")
+    work.add_argument("--once", action="store_true", help="send what is due now, then exit")
+    work.set_defaults(handler=cmd_mail_work)
+    return parser
+
+
+def _add_client_parser(clients: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add = clients.add_parser("add", help="register a client; prints its secret once")
     add.add_argument("name")
     add.add_argument("--id", help="client id (default: random)")
@@ -302,20 +320,6 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--first-party", action="store_true", help="skip the consent screen")
     add.add_argument("--id-token-alg", default="RS256", choices=SIGNING_ALGS, help="ID token algorithm")
     add.set_defaults(handler=cmd_clients_add)
-    clients.add_parser("list", help="list clients").set_defaults(handler=cmd_clients_list)
-    remove = clients.add_parser("remove", help="delete a client")
-    remove.add_argument("id")
-    remove.set_defaults(handler=cmd_clients_remove)
-
-    mail = sub.add_parser("mail", help="the mail outbox").add_subparsers(dest="mail", required=True)
-    listing = mail.add_parser("list", help="newest outbox rows (recipients masked)")
-    listing.add_argument("--failed", action="store_true", help="only mail that was given up on (dead)")
-    listing.add_argument("--json", action="store_true", help="a JSON array instead of a table")
-    listing.set_defaults(handler=cmd_mail_list)
-    work = mail.add_parser("work", help="run the delivery worker alone (idp serve runs one too)")
-    work.add_argument("--once", action="store_true", help="send what is due now, then exit")
-    work.set_defaults(handler=cmd_mail_work)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.cli import argon2_threads_per_worker
+from service.store.migrations import load_migrations
 from tests.support.server import CHEAP_ARGON2
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -93,11 +94,9 @@ def test_rotate_refuses_a_delay_shorter_than_the_jwks_cache(idp: Run) -> None:
 def test_migrate_applies_then_reports_up_to_date(idp: Run) -> None:
     """``idp migrate`` applies once and is idempotent."""
     first = idp("migrate")
-    assert (first.returncode, first.stdout.strip()) == (
-        0,
-        "applied: 0001_users, 0002_clients_and_sessions, 0003_identities, 0004_session_claims, "
-        "0005_sealed_successor_index",
-    )
+    every = ", ".join(version for version, _ in load_migrations("sqlite"))
+    assert (first.returncode, first.stdout.strip()) == (0, f"applied: {every}")
+    assert every.startswith("0001_users, 0002_clients_and_sessions, 0003_identities")
     assert idp("migrate").stdout.strip() == "database is up to date"
 
 
