@@ -1,4 +1,4 @@
-"""``idp``: serve, migrate, keys and users administration.
+"""``idp``: serve, migrate, keys (service/cli_keys.py), users, clients and mail administration.
 
 Exit codes: 0 success, 1 the operation was refused (e.g. unknown account), 2 bad usage or
 configuration.
@@ -7,54 +7,25 @@ configuration.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import os
 import sys
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 import uvicorn
 
-from service.audit import audit
+from service.cli_keys import add_keys_commands
+from service.cli_support import EXIT_REFUSED, EXIT_USAGE, CliError, iso, print_json, when, with_runtime
 from service.config import SIGNING_ALGS, ConfigError, Settings, load_settings
 from service.errors import IdPError
-from service.keys.files import KeyFileError, generate_key, load_keys, prune_keys, rotate_keys
+from service.keys.files import KeyFileError
 from service.mail.commands import deliver, list_mail
 from service.runtime import Runtime, StartupError
 from service.store.base import StorageUnavailable
 
 __all__ = ["main"]
-
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_REFUSED) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _with_runtime(
-    settings: Settings, action: Callable[[Runtime], Awaitable[None]], *, with_keys: bool = False
-) -> None:
-    async def run() -> None:
-        runtime = Runtime(settings)
-        try:
-            await runtime.start(with_keys=with_keys)
-            await action(runtime)
-        finally:
-            await runtime.stop()
-
-    asyncio.run(run())
 
 
 def argon2_threads_per_worker(cpus: int | None, workers: int) -> int:
@@ -65,18 +36,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     async def preflight(runtime: Runtime) -> None:
         """Migrate and load keys once, with clear errors, before any worker starts."""
 
-    _with_runtime(settings, preflight, with_keys=True)
+    with_runtime(settings, preflight, with_keys=True)
     # Workers build their own settings from the environment; pass the flags on to them.
-    os.environ["IDP_HOST"] = args.host
-    os.environ["IDP_PORT"] = str(args.port)
+    os.environ["IDP_HOST"] = settings.host
+    os.environ["IDP_PORT"] = str(settings.port)
     # Each worker sizes its own argon2 pool; by default they share the machine's cores rather
     # than each taking all of them (oversubscribed memory-hard hashing is slower in total).
     os.environ.setdefault("IDP_ARGON2_THREADS", str(argon2_threads_per_worker(os.cpu_count(), args.workers)))
     uvicorn.run(
         "service.app:create_app_from_env",
         factory=True,
-        host=args.host,
-        port=args.port,
+        host=settings.host,
+        port=settings.port,
         workers=args.workers,
         access_log=False,
         proxy_headers=False,
@@ -91,53 +62,18 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
         applied = await runtime.database.migrate()
         print("applied: " + ", ".join(applied) if applied else "database is up to date")
 
-    _with_runtime(msgspec.structs.replace(settings, auto_migrate=False), migrate)
-
-
-def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> None:
-    key = generate_key(settings.keys_dir, args.alg or settings.signing_alg, time.time())
-    audit("key_generated", kid=key.kid, alg=key.alg)
-    print(f"generated {key.alg} key {key.kid} (signing now)")
-
-
-def cmd_keys_list(settings: Settings, _: argparse.Namespace) -> None:
-    now = time.time()
-    keys = load_keys(settings.keys_dir)
-    if not keys:
-        print(f"no keys in {settings.keys_dir}")
-        return
-    print(f"{'kid':<45} {'alg':<6} {'state':<8} {'activates':<21} retires")
-    for key in keys:
-        print(
-            f"{key.kid:<45} {key.alg:<6} {key.state(now):<8} "
-            f"{_when(key.activates_at):<21} {_when(key.retires_at)}"
-        )
-
-
-def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
-    delay = settings.key_rotation_delay if args.delay is None else args.delay
-    if delay < settings.minimum_rotation_delay and not args.force:
-        raise CliError(
-            f"--delay {delay} is shorter than IDP_JWKS_MAX_AGE + IDP_KEYS_RELOAD_INTERVAL "
-            f"({settings.minimum_rotation_delay}): verifiers with a cached JWKS would reject "
-            "the new key's tokens (use --force)",
-            EXIT_USAGE,
-        )
-    key = rotate_keys(settings.keys_dir, args.alg or settings.signing_alg, time.time(), delay)
-    audit("key_rotation", kid=key.kid, alg=key.alg, activates_at=_when(key.activates_at))
-    print(f"published {key.alg} key {key.kid}; it signs from {_when(key.activates_at)}")
-
-
-def cmd_keys_prune(settings: Settings, _: argparse.Namespace) -> None:
-    removed = prune_keys(settings.keys_dir, time.time(), settings.access_token_ttl)
-    for key in removed:
-        audit("key_pruned", kid=key.kid)
-    print("removed: " + ", ".join(k.kid for k in removed) if removed else "nothing to prune")
+    with_runtime(msgspec.structs.replace(settings, auto_migrate=False), migrate)
 
 
 def _read_password(confirm: bool) -> str:
     if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError(
+                "no password given: write it as the first line of stdin, or run in a terminal to be asked",
+                EXIT_USAGE,
+            )
+        return password
     password = getpass.getpass("Password: ")
     if confirm and getpass.getpass("Repeat password: ") != password:
         raise CliError("passwords do not match")
@@ -151,7 +87,7 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> None:
         user = await runtime.accounts.create_user(args.email, password, args.name, args.role)
         print(f"created user {user.id}")
 
-    _with_runtime(settings, create)
+    with_runtime(settings, create)
 
 
 def _set_disabled(disabled: bool) -> Callable[[Settings, argparse.Namespace], None]:
@@ -160,7 +96,7 @@ def _set_disabled(disabled: bool) -> Callable[[Settings, argparse.Namespace], No
             user = await runtime.accounts.set_disabled(args.email, disabled)
             print(f"user {user.id} {'disabled' if disabled else 'enabled'}")
 
-        _with_runtime(settings, update)
+        with_runtime(settings, update)
 
     return command
 
@@ -174,7 +110,7 @@ def cmd_users_roles(settings: Settings, args: argparse.Namespace) -> None:
             user = await runtime.accounts.set_roles(args.email, roles)
         print(",".join(user.roles) or "(no roles)")
 
-    _with_runtime(settings, update)
+    with_runtime(settings, update)
 
 
 def cmd_clients_add(settings: Settings, args: argparse.Namespace) -> None:
@@ -198,7 +134,7 @@ def cmd_clients_add(settings: Settings, args: argparse.Namespace) -> None:
         print(f"client_secret: {secret}")
         print("Store the secret now: it is not shown again.", file=sys.stderr)
 
-    _with_runtime(settings, add)
+    with_runtime(settings, add)
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -206,15 +142,25 @@ def _split(values: Sequence[str]) -> list[str]:
     return [part for value in values for part in value.replace(",", " ").split()]
 
 
-def cmd_clients_list(settings: Settings, _: argparse.Namespace) -> None:
+def cmd_clients_list(settings: Settings, args: argparse.Namespace) -> None:
     async def show(runtime: Runtime) -> None:
         clients = await runtime.clients.list()
+        if args.json:
+            print_json(
+                [
+                    {"id": client.id, "name": client.name, "created_at": iso(client.created_at)}
+                    for client in clients
+                ]
+            )
+            return
         if not clients:
             print("no clients")
+            return
+        print("client_id\tname\tcreated")
         for client in clients:
-            print(f"{client.id}\t{client.name}\t{_when(client.created_at)}")
+            print(f"{client.id}\t{client.name}\t{when(client.created_at)}")
 
-    _with_runtime(settings, show)
+    with_runtime(settings, show)
 
 
 def cmd_clients_remove(settings: Settings, args: argparse.Namespace) -> None:
@@ -222,14 +168,14 @@ def cmd_clients_remove(settings: Settings, args: argparse.Namespace) -> None:
         await runtime.clients.remove(args.id)
         print(f"removed client {args.id}")
 
-    _with_runtime(settings, remove)
+    with_runtime(settings, remove)
 
 
 def cmd_mail_list(settings: Settings, args: argparse.Namespace) -> None:
     async def show(runtime: Runtime) -> None:
         print(await list_mail(runtime.outbox, failed=args.failed, as_json=args.json))
 
-    _with_runtime(settings, show)
+    with_runtime(settings, show)
 
 
 def cmd_mail_work(settings: Settings, args: argparse.Namespace) -> None:
@@ -238,7 +184,17 @@ def cmd_mail_work(settings: Settings, args: argparse.Namespace) -> None:
         if args.once:
             print(f"handled {handled} message(s)")
 
-    _with_runtime(settings, work)
+    with_runtime(settings, work)
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port (1-65535)")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,24 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP service (migrates first)")
-    serve.add_argument("--host", default=os.environ.get("IDP_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("IDP_PORT", "8000")))
+    # No defaults here: IDP_HOST and IDP_PORT are read, and validated, with the other settings.
+    serve.add_argument("--host", help="listen address (default IDP_HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="listen port (default IDP_PORT, else 8000)")
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(handler=cmd_serve)
 
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(handler=cmd_migrate)
 
-    keys = sub.add_parser("keys", help="manage signing keys").add_subparsers(dest="keys", required=True)
-    generate = keys.add_parser("generate", help="add a key that signs at once")
-    generate.add_argument("--alg", choices=SIGNING_ALGS)
-    generate.set_defaults(handler=cmd_keys_generate)
-    keys.add_parser("list", help="list keys and their states").set_defaults(handler=cmd_keys_list)
-    rotate = keys.add_parser("rotate", help="publish a new key that signs after a delay")
-    rotate.add_argument("--alg", choices=SIGNING_ALGS)
-    rotate.add_argument("--delay", type=int, help="seconds until it signs (default IDP_KEY_ROTATION_DELAY)")
-    rotate.add_argument("--force", action="store_true", help="allow a delay below IDP_JWKS_MAX_AGE")
-    rotate.set_defaults(handler=cmd_keys_rotate)
-    keys.add_parser("prune", help="remove keys no valid token needs").set_defaults(handler=cmd_keys_prune)
+    add_keys_commands(sub)
 
     users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="users", required=True)
     create = users.add_parser("create", help="create an account; password from stdin or a prompt")
@@ -284,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="clients", required=True
     )
     _add_client_parser(clients)
-    clients.add_parser("list", help="list clients").set_defaults(handler=cmd_clients_list)
+    clients_list = clients.add_parser("list", help="list clients")
+    clients_list.add_argument("--json", action="store_true", help="a JSON array, one object per client")
+    clients_list.set_defaults(handler=cmd_clients_list)
     remove = clients.add_parser("remove", help="delete a client")
     remove.add_argument("id")
     remove.set_defaults(handler=cmd_clients_remove)
@@ -326,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(os.environ, overrides=_flag_overrides(args))
+        settings = load_settings(_environment(args), overrides=_flag_overrides(args))
         args.handler(settings, args)
     except ConfigError as exc:
         print(f"idp: configuration error: {exc}", file=sys.stderr)
@@ -346,7 +295,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+LISTEN_VARIABLES = ("IDP_HOST", "IDP_PORT")
+
+
+def _environment(args: argparse.Namespace) -> Mapping[str, str]:
+    """Only ``serve`` listens: the other commands do not read IDP_HOST or IDP_PORT, so a value
+    meant for (or injected into) the server's environment cannot stop a migration. Kubernetes,
+    for one, sets ``IDP_PORT=tcp://…`` in every pod of a namespace with a service named ``idp``."""
+    if args.command == "serve":
+        return os.environ
+    return {name: value for name, value in os.environ.items() if name not in LISTEN_VARIABLES}
+
+
 def _flag_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """``serve --host/--port`` win over the environment and are validated like it."""
     if args.command != "serve":
         return {}
-    return {"IDP_HOST": args.host, "IDP_PORT": str(args.port)}
+    flags = {"IDP_HOST": args.host, "IDP_PORT": None if args.port is None else str(args.port)}
+    return {name: value for name, value in flags.items() if value is not None}

@@ -6,10 +6,12 @@ tests build settings from plain dictionaries; every validation error names the v
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import math
 import os
+import re
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -162,6 +164,19 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _host(raw: str) -> str:
+    """An IP address or a DNS host name (RFC 1123 labels), as a listen address."""
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(raw))
+    labels = raw.removesuffix(".").split(".")
+    if len(raw) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError("expected an IP address or a host name")
+    return raw
+
+
 def _non_negative_int(raw: str) -> int:
     value = int(raw)
     if value < 0:
@@ -214,12 +229,14 @@ def load_settings(
     # No copy: the environment is only read, and tests can observe which variables are read.
     source: Mapping[str, str] = ChainMap(dict(overrides or {}), base)  # type: ignore[arg-type]
     environment = _parse(source, "IDP_ENV", _choice(("development", "production")), "development")
-    host = _parse(source, "IDP_HOST", str, "127.0.0.1")
+    host = _parse(source, "IDP_HOST", _host, "127.0.0.1")
     port = _parse(source, "IDP_PORT", _positive_int, 8000)
     if port > 65535:
         raise ConfigError(f"IDP_PORT={port} is invalid: must be at most 65535")
     explicit_issuer = source.get("IDP_ISSUER", "").strip()
     default_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+    if ":" in default_host:
+        default_host = f"[{default_host}]"
     issuer = _parse(source, "IDP_ISSUER", _http_url, f"http://{default_host}:{port}")
     if environment == "production":
         if not explicit_issuer:

@@ -81,3 +81,24 @@ def test_production_accepts_https_issuer() -> None:
     """Production with an https issuer is valid."""
     settings = load_settings({"IDP_ENV": "production", "IDP_ISSUER": "https://id.example.com/"})
     assert (settings.env, settings.issuer) == ("production", "https://id.example.com")
+
+
+@pytest.mark.parametrize(
+    ("host", "issuer"),
+    [
+        ("localhost", "http://localhost:8000"),
+        ("id.internal.example", "http://id.internal.example:8000"),
+        ("0.0.0.0", "http://127.0.0.1:8000"),
+        ("::1", "http://[::1]:8000"),
+    ],
+)
+def test_listen_host_is_validated_and_shapes_the_default_issuer(host: str, issuer: str) -> None:
+    """IDP_HOST is an IP address or a host name; the default issuer is a valid URL for it."""
+    assert load_settings({"IDP_HOST": host}).issuer == issuer
+
+
+@pytest.mark.parametrize("host", ["not a host", "-bad.example", "a..b", "x" * 64])
+def test_a_bad_listen_host_names_the_variable(host: str) -> None:
+    """A listen address that is neither an IP address nor a host name is refused by name."""
+    with pytest.raises(ConfigError, match=r"^IDP_HOST="):
+        load_settings({"IDP_HOST": host})
