@@ -1,6 +1,6 @@
 """Accounts: signup, login, profile and the admin operations behind the CLI.
 
-Login spends one argon2 verification whatever happens (unknown email → decoy hash; disabled
+Login spends the same argon2 work whatever happens (unknown email → decoy hash; disabled
 account → real hash), and every failure is the same :class:`InvalidCredentials`, so status,
 body and timing do not reveal whether an email is registered.
 """
@@ -15,7 +15,7 @@ from service.audit import audit
 from service.clock import Clock
 from service.emails import normalize_email
 from service.errors import EmailTaken, InvalidCredentials, InvalidEmail, InvalidGrant, InvalidToken, NotFound
-from service.passwords import PasswordService, check_password_policy
+from service.passwords import Match, PasswordService, check_password_policy
 from service.sessions import Sessions, TokenResponse
 from service.store.base import NewUser, StorageUnavailable, User, UserStore
 from service.tokens.access import AccessClaims
@@ -79,14 +79,15 @@ class Accounts:
     ) -> tuple[User, TokenResponse]:
         await self._guard.before_login(ip, email)
         user = await self._find_by_email(email)
-        failure = await self._login_failure(user, password)
+        match = await self._verify(user, password)
+        failure = self._failure(user, match)
         if failure is not None:
             audit("login", outcome=failure, user_id=user.id if user else None, ip=ip)
             await self._guard.login_failed(email)
             raise InvalidCredentials
         assert user is not None
         assert user.password_hash is not None
-        if self._passwords.needs_rehash(user.password_hash):
+        if match is Match.LEGACY or self._passwords.needs_rehash(user.password_hash):
             new_hash = await self._passwords.hash(password)
             await self._users.set_password_hash(user.id, new_hash, self._clock())
         try:
@@ -97,19 +98,27 @@ class Accounts:
         audit("login", user_id=user.id, ip=ip)
         return user, tokens
 
-    async def _login_failure(self, user: User | None, password: str) -> str | None:
-        """Why a login fails (None if it succeeds), after exactly one argon2 verification."""
+    async def _verify(self, user: User | None, password: str) -> Match:
+        """The same argon2 work whether or not the account exists (a decoy hash otherwise)."""
         if user is None or user.password_hash is None:
             await self._passwords.verify_decoy(password)
+            return Match.NONE
+        return await self._passwords.verify(user.password_hash, password)
+
+    @staticmethod
+    def _failure(user: User | None, match: Match) -> str | None:
+        """Why a login fails (None if it succeeds)."""
+        if user is None or user.password_hash is None:
             return "unknown_account"
-        if not await self._passwords.verify(user.password_hash, password):
+        if match is Match.NONE:
             return "wrong_password"
         return "account_disabled" if user.disabled else None
 
     async def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
         """Verify the current password, store the new one, end every other session."""
         user = await self.profile(claims)
-        if user.password_hash is None or not await self._passwords.verify(user.password_hash, current):
+        stored = user.password_hash
+        if stored is None or await self._passwords.verify(stored, current) is Match.NONE:
             audit("password_change", outcome="wrong_password", user_id=user.id)
             raise InvalidCredentials("The current password is incorrect.")
         new_hash = await self._passwords.hash(check_password_policy(new))

@@ -108,6 +108,18 @@ class PasswordTooLong(IdPError):
     default_description = "The password must be at most 128 characters long."
 
 
+class PasswordBlank(IdPError):
+    error = "password_blank"
+    status_code = 422
+    default_description = "The password must not be only whitespace."
+
+
+class PasswordInvalidCharacters(IdPError):
+    error = "password_invalid_characters"
+    status_code = 422
+    default_description = "The password must not contain control or unassigned characters."
+
+
 class PasswordTooCommon(IdPError):
     error = "password_too_common"
     status_code = 422

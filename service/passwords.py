@@ -4,12 +4,18 @@ Hashing and verification run in a bounded thread pool: argon2-cffi releases the 
 C code, so ``threads`` verifications run truly in parallel while the event loop keeps serving
 other requests (JWKS, token checks). Unknown emails are verified against a decoy hash made with
 the same parameters so that they cost the same time as a wrong password.
+
+Passwords are hashed in NFC (RFC 8265's OpaqueString form: the same characters typed on two
+systems hash alike, but compatibility forms such as fullwidth letters or ligatures stay distinct).
+Hashes made before issue 17 are of the NFKC form: a password whose two forms differ is checked
+against NFC, then NFKC, and a match on the legacy form is rehashed on login (see README).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import gzip
 import os
 import secrets
@@ -24,11 +30,19 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from prometheus_client import Counter, Gauge
 
-from service.errors import PasswordTooCommon, PasswordTooLong, PasswordTooShort, TemporarilyUnavailable
+from service.errors import (
+    PasswordBlank,
+    PasswordInvalidCharacters,
+    PasswordTooCommon,
+    PasswordTooLong,
+    PasswordTooShort,
+    TemporarilyUnavailable,
+)
 
 __all__ = [
     "MAX_PASSWORD_CHARS",
     "MIN_PASSWORD_CHARS",
+    "Match",
     "PasswordService",
     "check_password_policy",
     "normalize_password",
@@ -48,23 +62,45 @@ def _common_passwords() -> frozenset[str]:
     return frozenset(gzip.decompress(data).decode().split())
 
 
+class Match(enum.Enum):
+    NONE = "none"
+    CURRENT = "current"
+    LEGACY = "legacy"
+    """The hash is of the password's NFKC form (made before issue 17): rehash it."""
+
+
 def normalize_password(password: str) -> str:
-    """NFKC, so the same password typed on two keyboards hashes the same (NIST 800-63B)."""
+    """NFC, so the same password typed on two systems hashes the same (RFC 8265 §4.2)."""
+    return unicodedata.normalize("NFC", password)
+
+
+def _legacy_form(password: str) -> str:
+    """The form hashes were made of before issue 17 (NFKC)."""
     return unicodedata.normalize("NFKC", password)
+
+
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Cn", "Co"})
+"""Control characters, lone surrogates, unassigned and private-use code points (NIST SP 800-63B
+§3.1.1.2 lets a verifier refuse them; they are mostly paste accidents or encoding damage)."""
 
 
 def check_password_policy(password: str) -> str:
     """Return the normalised password or raise the specific policy error.
 
-    Length counts Unicode characters after NFKC; no composition rules; the 20k most common
-    passwords are refused.
+    Length counts Unicode characters after NFC; no composition rules; the 20k most common
+    passwords are refused (compared case-insensitively in NFKC, so a fullwidth ``password``
+    is common too); a password of only whitespace, or with a control character, is refused.
     """
     normalized = normalize_password(password)
     if len(normalized) < MIN_PASSWORD_CHARS:
         raise PasswordTooShort
     if len(normalized) > MAX_PASSWORD_CHARS:
         raise PasswordTooLong
-    if normalized.lower() in _common_passwords():
+    if any(unicodedata.category(char) in _REFUSED_CATEGORIES for char in normalized):
+        raise PasswordInvalidCharacters
+    if not normalized.strip():
+        raise PasswordBlank
+    if _legacy_form(normalized).lower() in _common_passwords():
         raise PasswordTooCommon
     return normalized
 
@@ -122,15 +158,23 @@ class PasswordService:
             ARGON2_QUEUE.dec()
 
     async def hash(self, password: str) -> str:
-        """Hash the NFKC form of a password (policy is checked by the caller)."""
+        """Hash the NFC form of a password (policy is checked by the caller)."""
         return await self._offload(self._hasher.hash, normalize_password(password))
 
-    async def verify(self, password_hash: str, password: str) -> bool:
-        """True when ``password`` matches; never raises for a mismatch or a foreign hash."""
-        return await self._offload(self._verify_sync, password_hash, normalize_password(password))
+    async def verify(self, password_hash: str, password: str) -> Match:
+        """Whether ``password`` matches, in its NFC form or (for hashes made before issue 17)
+        its NFKC form; never raises for a mismatch or a foreign hash. A password whose two forms
+        differ costs two verifications when it does not match, for a real account or the decoy."""
+        current = normalize_password(password)
+        if await self._offload(self._verify_sync, password_hash, current):
+            return Match.CURRENT
+        legacy = _legacy_form(password)
+        if legacy != current and await self._offload(self._verify_sync, password_hash, legacy):
+            return Match.LEGACY
+        return Match.NONE
 
     async def verify_decoy(self, password: str) -> None:
-        """Spend the time a real verification would, for an account that does not exist."""
+        """Spend the time a wrong password would, for an account that does not exist."""
         if self._decoy_hash is None:
             self._decoy_hash = await self.hash(secrets.token_urlsafe(24))
         await self.verify(self._decoy_hash, password)

@@ -69,8 +69,10 @@ async def test_concurrent_signups_give_one_201_and_the_rest_409(client: Client) 
         ({"email": "a@example.com", "password": "short"}, "password_too_short"),
         ({"email": "a@example.com", "password": "x" * 129}, "password_too_long"),
         ({"email": "a@example.com", "password": "password123"}, "password_too_common"),
+        ({"email": "a@example.com", "password": " " * 20}, "password_blank"),
+        ({"email": "a@example.com", "password": "correct\x00horse"}, "password_invalid_characters"),
     ],
-    ids=["email", "short", "long", "common"],
+    ids=["email", "short", "long", "common", "20-spaces", "nul"],
 )
 async def test_signup_validation_errors_are_422_with_specific_codes(
     client: Client, body: dict[str, str], code: str
@@ -154,3 +156,29 @@ async def test_rehash_on_login_when_parameters_changed(client: Client, app: Lite
     assert stored.password_hash.startswith("$argon2id$v=19$m=64,t=1,p=1$")
     relogin = await client.post("/v1/login", json={"email": "old@example.com", "password": PASSWORD})
     assert relogin.status_code == 200
+
+
+async def test_a_hash_of_the_old_nfkc_form_is_rehashed_in_nfc_on_login(client: Client, app: Litestar) -> None:
+    """Upgrade path: an account whose hash was made of the NFKC form (before issue 17) still signs
+    in with its password, and that login stores an NFC hash (the NFKC spelling then no longer
+    matches: compatibility forms are distinct from now on)."""
+    runtime: Runtime = app.state.runtime
+    typed = "\ufb01sh and chips forever"  # starts with the ligature "fi"
+    user = await runtime.accounts.create_user("legacy@example.com", typed)
+    legacy_hash = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Type.ID).hash(
+        "fish and chips forever"
+    )
+    await runtime.database.set_password_hash(user.id, legacy_hash, 0)
+    login = await client.post("/v1/login", json={"email": "legacy@example.com", "password": typed})
+    assert login.status_code == 200
+    stored = await runtime.database.get_user(user.id)
+    assert stored is not None
+    assert stored.password_hash is not None
+    assert stored.password_hash != legacy_hash
+    assert PasswordHasher().verify(stored.password_hash, typed)
+    again = await client.post("/v1/login", json={"email": "legacy@example.com", "password": typed})
+    assert again.status_code == 200
+    folded = await client.post(
+        "/v1/login", json={"email": "legacy@example.com", "password": "fish and chips forever"}
+    )
+    assert folded.status_code == 401

@@ -7,15 +7,18 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from argon2 import PasswordHasher, Type
 
 from service.errors import (
     IdPError,
+    PasswordBlank,
+    PasswordInvalidCharacters,
     PasswordTooCommon,
     PasswordTooLong,
     PasswordTooShort,
     TemporarilyUnavailable,
 )
-from service.passwords import PasswordService, check_password_policy
+from service.passwords import Match, PasswordService, check_password_policy
 
 
 @pytest.fixture
@@ -35,38 +38,97 @@ def passwords() -> Iterator[PasswordService]:
         ("PASSWORD", PasswordTooCommon),
         ("12345678", PasswordTooCommon),
         ("qwertyuiop", PasswordTooCommon),
+        ("\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44", PasswordTooCommon),
+        (" " * 20, PasswordBlank),
+        ("\u3000\u00a0\u2003\u2028      ", PasswordBlank),
+        ("correct\x00horse", PasswordInvalidCharacters),
+        ("correct horse\x7f", PasswordInvalidCharacters),
+        ("correct\nhorse battery", PasswordInvalidCharacters),
+        ("correct horse \ud800", PasswordInvalidCharacters),
+        ("correct horse \ue000", PasswordInvalidCharacters),
+        ("correct horse \U000e0000", PasswordInvalidCharacters),
     ],
-    ids=["5-chars", "7-chars", "129-chars", "common", "common-upper", "digits", "keyboard"],
-)
+    ids=[
+        "5-chars", "7-chars", "129-chars", "common", "common-upper", "digits", "keyboard",
+        "common-fullwidth", "20-spaces", "unicode-whitespace", "nul", "del", "newline",
+        "lone-surrogate", "private-use", "unassigned",
+    ],
+)  # fmt: skip
 def test_policy_refusals(password: str, error: type[IdPError]) -> None:
-    """Too short, too long and common passwords get their own error code."""
+    """Too short, too long, common, blank and control-character passwords get their own code."""
     with pytest.raises(error):
         check_password_policy(password)
 
 
 @pytest.mark.parametrize(
     "password",
-    ["correct horse battery", "x" * 128, "ünïcødé-pässwörd", "aaaaaaaa1Z"],
-    ids=["passphrase", "128-chars", "unicode", "no-rules"],
+    [
+        "correct horse battery",
+        "x" * 128,
+        "ünïcødé-pässwörd",
+        "aaaaaaaa1Z",
+        "  spaced  out  ",
+        "👩\u200d💻 at work",
+    ],
+    ids=["passphrase", "128-chars", "unicode", "no-rules", "inner-and-outer-spaces", "zwj-emoji"],
 )
 def test_policy_accepts(password: str) -> None:
     """No composition rules: any 8-128 character uncommon password passes."""
     assert check_password_policy(password) == password
 
 
-def test_length_counts_characters_after_nfkc() -> None:
-    """Eight emoji are eight characters, however many bytes; NFKC folds compatibility forms."""
+def test_length_counts_characters_after_nfc() -> None:
+    """Eight emoji are eight characters, however many bytes; NFC composes combining marks and
+    keeps compatibility forms (a ligature stays a ligature)."""
     assert check_password_policy("🔑" * 8) == "🔑" * 8
-    assert check_password_policy("ﬁﬁﬁﬁﬁﬁﬁﬁ") == "fi" * 8
+    assert check_password_policy("e\u0301" * 8) == "\u00e9" * 8
+    assert check_password_policy("ﬁﬁﬁﬁﬁﬁﬁﬁ") == "ﬁ" * 8
 
 
 async def test_hash_and_verify(passwords: PasswordService) -> None:
-    """argon2id hashes verify with the right password only, and the NFKC form matches."""
-    hashed = await passwords.hash("ﬁsh and chips")
+    """argon2id hashes verify with the right password only; canonically equal spellings (NFC)
+    match, compatibility forms do not."""
+    hashed = await passwords.hash("caf\u00e9 and chips")
     assert hashed.startswith("$argon2id$v=19$m=64,t=1,p=1$")
-    assert await passwords.verify(hashed, "fish and chips")
-    assert not await passwords.verify(hashed, "fish and chips!")
-    assert not await passwords.verify("not-a-hash", "fish and chips")
+    assert await passwords.verify(hashed, "caf\u00e9 and chips") is Match.CURRENT
+    assert await passwords.verify(hashed, "cafe\u0301 and chips") is Match.CURRENT
+    assert await passwords.verify(hashed, "caf\u00e9 and chips!") is Match.NONE
+    assert await passwords.verify("not-a-hash", "caf\u00e9 and chips") is Match.NONE
+    ligature = await passwords.hash("ﬁsh and chips")
+    assert await passwords.verify(ligature, "fish and chips") is Match.NONE
+
+
+async def test_hashes_of_the_old_nfkc_form_still_verify_and_ask_for_a_rehash(
+    passwords: PasswordService,
+) -> None:
+    """A hash made before issue 17 (of the NFKC form) matches as LEGACY; a password whose two
+    forms are equal never needs the fallback."""
+    legacy = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=Type.ID).hash("fish and chips")
+    assert await passwords.verify(legacy, "ﬁsh and chips") is Match.LEGACY
+    assert await passwords.verify(legacy, "fish and chips") is Match.CURRENT
+    assert await passwords.verify(legacy, "ﬁsh and chips!") is Match.NONE
+
+
+async def test_the_fallback_costs_the_same_for_the_decoy(passwords: PasswordService) -> None:
+    """A wrong compatibility-form password costs two verifications for a real account and for
+    the decoy alike (unknown emails stay indistinguishable by timing); one when the forms agree."""
+    calls: list[str] = []
+    real_verify = passwords._verify_sync
+
+    def counting(password_hash: str, password: str) -> bool:
+        calls.append(password)
+        return real_verify(password_hash, password)
+
+    passwords._verify_sync = counting  # type: ignore[method-assign]
+    real = await passwords.hash("something else entirely")
+    for password in ("ﬁsh and chips", "fish and chips"):
+        calls.clear()
+        await passwords.verify(real, password)
+        on_account = len(calls)
+        calls.clear()
+        await passwords.verify_decoy(password)
+        assert len(calls) == on_account
+    assert on_account == 1
 
 
 async def test_needs_rehash_when_parameters_change(passwords: PasswordService) -> None:
