@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from service.audit import audit
 from service.cli_support import EXIT_USAGE, CliError, iso, print_json, when
 from service.config import SIGNING_ALGS, Settings
-from service.keys.files import generate_key, load_keys, prune_keys, rotate_keys
+from service.keys.files import KeyInService, add_signing_key, load_keys, prune_keys, rotate_keys
 
 __all__ = ["add_keys_commands"]
 
 
 def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> None:
-    key = generate_key(settings.keys_dir, args.alg or settings.signing_alg, time.time())
-    audit("key_generated", kid=key.kid, alg=key.alg)
+    try:
+        key = add_signing_key(
+            settings.keys_dir, args.alg or settings.signing_alg, time.time(), force=args.force
+        )
+    except KeyInService as exc:
+        raise CliError(
+            f"a key already signs or is staged to: {exc}. Use `idp keys rotate`: the new key is "
+            "published at once and signs once verifiers' cached JWKS have seen it. "
+            "--force replaces every key now (a compromised key)"
+        ) from exc
+    audit("key_generated", kid=key.kid, alg=key.alg, forced=args.force)
     print(f"generated {key.alg} key {key.kid} (signing now)")
+    if args.force:
+        print(
+            "idp: the previous keys retired now; verifiers whose cached JWKS lacks the new key "
+            "reject its tokens until they fetch it again",
+            file=sys.stderr,
+        )
 
 
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> None:
@@ -71,8 +87,9 @@ def cmd_keys_prune(settings: Settings, _: argparse.Namespace) -> None:
 
 def add_keys_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = sub.add_parser("keys", help="manage signing keys").add_subparsers(dest="keys", required=True)
-    generate = keys.add_parser("generate", help="add a key that signs at once")
+    generate = keys.add_parser("generate", help="the first key, which signs at once (later: rotate)")
     generate.add_argument("--alg", choices=SIGNING_ALGS)
+    generate.add_argument("--force", action="store_true", help="retire every other key now (compromise)")
     generate.set_defaults(handler=cmd_keys_generate)
     keys_list = keys.add_parser("list", help="list keys and their states")
     keys_list.add_argument("--json", action="store_true", help="a JSON array, one object per key")

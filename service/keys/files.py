@@ -4,6 +4,9 @@ A key's life: *published* from the moment its file exists; *signing* from ``acti
 until ``retires_at``; *pruned* (file removed) once every token it signed has expired.
 ``rotate`` publishes a new key at once but lets it sign only after a delay of at least the
 JWKS max-age, so every verifier's cache has seen it before the first token it signs arrives.
+A key that signs at once (``add_signing_key``) is only for a folder where no key signs or is
+staged to, or, forced, to replace them all at once (a compromised key). Every change keeps one
+invariant: at most one key signs at any instant.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 __all__ = [
     "KeyFileError",
+    "KeyInService",
     "StoredKey",
+    "add_signing_key",
     "ensure_signing_key",
     "generate_key",
     "load_keys",
@@ -40,6 +45,14 @@ class KeyFileError(Exception):
     """A key file is unreadable or malformed."""
 
 
+class KeyInService(Exception):
+    """A key signs, or is staged to: a key signing at once would bypass the rotation delay."""
+
+    def __init__(self, keys: list[StoredKey]) -> None:
+        super().__init__(", ".join(f"{key.kid} ({key.alg})" for key in keys))
+        self.keys = keys
+
+
 class StoredKey(msgspec.Struct, frozen=True, kw_only=True):
     kid: str
     alg: Alg
@@ -52,11 +65,15 @@ class StoredKey(msgspec.Struct, frozen=True, kw_only=True):
         return self.activates_at <= now and (self.retires_at is None or now < self.retires_at)
 
     def state(self, now: float) -> str:
+        if self.retires_at is not None and now >= self.retires_at:
+            return "retired"  # a staged key replaced before it activated retires unused
         if now < self.activates_at:
             return "pending"
-        if self.retires_at is not None and now >= self.retires_at:
-            return "retired"
         return "signing"
+
+    def in_service(self, now: float) -> bool:
+        """Signing now or staged to: the keys a new signing key takes over from."""
+        return self.retires_at is None or now < self.retires_at
 
 
 def make_key(alg: Alg) -> AnyKey:
@@ -143,6 +160,25 @@ def ensure_signing_key(directory: Path, alg: Alg, now: float) -> StoredKey | Non
         return generate_key(directory, alg, now)
 
 
+def add_signing_key(directory: Path, alg: Alg, now: float, *, force: bool = False) -> StoredKey:
+    """A new key that signs at once: refused (:class:`KeyInService`) while a key signs or is
+    staged, since verifiers with a cached JWKS would reject its tokens; ``force`` retires those
+    keys now instead (they stay published for the tokens they signed)."""
+    with _folder_lock(directory):
+        in_service = [key for key in load_keys(directory) if key.in_service(now)]
+        if in_service and not force:
+            raise KeyInService(in_service)
+        new = generate_key(directory, alg, now)
+        _retire(directory, in_service, now)
+        return new
+
+
+def _retire(directory: Path, keys: list[StoredKey], at: float) -> None:
+    for key in keys:
+        if key.retires_at is None or key.retires_at > at:
+            write_key(directory, msgspec.structs.replace(key, retires_at=at))
+
+
 def rotate_keys(directory: Path, alg: Alg, now: float, delay: float) -> StoredKey:
     """Publish a new key now; it takes over signing at ``now + delay``.
 
@@ -150,10 +186,9 @@ def rotate_keys(directory: Path, alg: Alg, now: float, delay: float) -> StoredKe
     key signs at any instant and the hand-over needs no coordination between instances.
     """
     with _folder_lock(directory):
+        in_service = [key for key in load_keys(directory) if key.in_service(now)]
         new = generate_key(directory, alg, now, activates_at=now + delay)
-        for key in load_keys(directory):
-            if key.kid != new.kid and (key.retires_at is None or key.retires_at > new.activates_at):
-                write_key(directory, msgspec.structs.replace(key, retires_at=new.activates_at))
+        _retire(directory, in_service, new.activates_at)
         return new
 
 

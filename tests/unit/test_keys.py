@@ -14,6 +14,8 @@ from service.clock import FrozenClock
 from service.keys.files import (
     PRUNE_MARGIN_SECONDS,
     Alg,
+    KeyInService,
+    add_signing_key,
     ensure_signing_key,
     generate_key,
     load_keys,
@@ -69,6 +71,50 @@ def test_rotation_timeline(tmp_path: Path) -> None:
     assert ring.verification_key(old.kid) is not None
     states = {key.kid: key.state(clock()) for key in ring.keys}
     assert states == {old.kid: "retired", new.kid: "signing"}
+
+
+def signing_counts(directory: Path, start: float, seconds: int) -> set[int]:
+    """How many keys the folder says sign, at every second of a window (as files stand now)."""
+    keys = load_keys(directory)
+    return {sum(key.is_signing(start + step) for key in keys) for step in range(seconds)}
+
+
+def test_add_signing_key_never_makes_two_keys_sign(tmp_path: Path) -> None:
+    """The invariant behind ``keys list``: after any sequence of generate (refused while a key
+    signs or is staged, whatever its algorithm), rotate and forced generate, at most one key
+    signs at every instant from then on, and a refused call writes nothing."""
+    first = add_signing_key(tmp_path, "EdDSA", T0)
+    assert signing_counts(tmp_path, T0, 1000) == {1}
+    for alg in ALGS:
+        with pytest.raises(KeyInService) as refused:
+            add_signing_key(tmp_path, alg, T0 + 10)
+        assert [key.kid for key in refused.value.keys] == [first.kid]
+    assert len(load_keys(tmp_path)) == 1
+    staged = rotate_keys(tmp_path, "EdDSA", T0 + 20, delay=300)
+    with pytest.raises(KeyInService) as refused:
+        add_signing_key(tmp_path, "RS256", T0 + 30)
+    assert {key.kid for key in refused.value.keys} == {first.kid, staged.kid}
+    assert signing_counts(tmp_path, T0 + 30, 1000) == {1}
+    forced = add_signing_key(tmp_path, "ES256", T0 + 40, force=True)
+    assert signing_counts(tmp_path, T0 + 40, 1000) == {1}
+    states = {key.kid: key.state(T0 + 400) for key in load_keys(tmp_path)}
+    assert states == {first.kid: "retired", staged.kid: "retired", forced.kid: "signing"}
+    ring = KeyRing(tmp_path, FrozenClock(T0 + 400))
+    ring.refresh()
+    assert ring.signing_key().stored.kid == forced.kid
+
+
+def test_add_signing_key_after_every_key_retired(tmp_path: Path) -> None:
+    """Retired keys do not block: nothing signs, so the new key has nothing to wait for."""
+    old = add_signing_key(tmp_path, "EdDSA", T0)
+    replacement = add_signing_key(tmp_path, "EdDSA", T0 + 5, force=True)
+    (tmp_path / f"{replacement.kid}.json").unlink()
+    assert [key.state(T0 + 10) for key in load_keys(tmp_path)] == ["retired"]
+    added = add_signing_key(tmp_path, "EdDSA", T0 + 10)
+    assert {key.kid: key.state(T0 + 10) for key in load_keys(tmp_path)} == {
+        old.kid: "retired",
+        added.kid: "signing",
+    }
 
 
 def test_prune_waits_for_every_token_of_the_old_key_to_expire(tmp_path: Path) -> None:
