@@ -21,8 +21,10 @@ from service.http.bodies import BoundedRequest
 from service.http.errors import EXCEPTION_HANDLERS
 from service.http.fastpath import JWKSFastPath, TokenFastPath
 from service.http.health import HealthController, metrics
+from service.http.lifecycle import LifecycleController
 from service.http.oauth import GRANT_TYPES, OAuthController
 from service.http.observe import ObservabilityMiddleware
+from service.http.pages import AccountPages
 from service.http.wellknown import WellKnownController, discovery_document
 from service.runtime import Runtime
 from service.tokens.access import quiet_eddsa_deprecation
@@ -59,7 +61,15 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         else None
     )
     app = Litestar(
-        route_handlers=[AccountsController, OAuthController, WellKnownController, HealthController, metrics],
+        route_handlers=[
+            AccountsController,
+            LifecycleController,
+            AccountPages,
+            OAuthController,
+            WellKnownController,
+            HealthController,
+            metrics,
+        ],
         lifespan=[lifespan],
         # One dependency per handler (plus ``claims``, which depends on it): Litestar resolves
         # independent dependencies concurrently in an anyio task group, a cost on every request.

@@ -19,6 +19,7 @@ __all__ = [
     "InvalidCredentials",
     "InvalidEmail",
     "InvalidGrant",
+    "InvalidLinkToken",
     "InvalidRequest",
     "InvalidScope",
     "InvalidTarget",
@@ -165,6 +166,15 @@ class InvalidGrant(IdPError):
     error = "invalid_grant"
     status_code = 400
     default_description = "The grant is invalid, expired or revoked."
+
+
+class InvalidLinkToken(IdPError):
+    """A mailed link (password reset, verification, email change) that is unknown, expired,
+    already used, or made void by a later password or email change."""
+
+    error = "invalid_link"
+    status_code = 400
+    default_description = "This link is invalid, has expired or was already used."
 
 
 class InvalidClient(IdPError):

@@ -20,6 +20,9 @@ from service.exchange.grant import TokenExchange
 from service.exchange.remote_jwks import RemoteJWKS
 from service.keys.files import ensure_signing_key
 from service.keys.keyring import KeyRing
+from service.lifecycle.links import Background
+from service.lifecycle.recovery import PasswordRecovery
+from service.mail.templates import MailRenderer
 from service.mail.transports import FileTransport, SmtpTransport, Transport
 from service.mail.worker import DeliveryWorker, RetryPolicy
 from service.passwords import PasswordService
@@ -55,11 +58,13 @@ class Runtime:
     outbox: MailOutbox
     account_tokens: AccountTokenStore
     mail_worker: DeliveryWorker
+    recovery: PasswordRecovery
 
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
         self.clock = clock
         self._tasks: list[asyncio.Task[None]] = []
+        self.background = Background()
 
     async def start(self, *, with_keys: bool = True, deliver_mail: bool = False) -> None:
         """``deliver_mail``: also run the outbox delivery worker (``idp serve``, ``idp mail work``)."""
@@ -131,6 +136,18 @@ class Runtime:
             if settings.mail.smtp is None:
                 logger.info("no IDP_SMTP_URL: mail is written to %s/*.eml", settings.mail.folder)
             self._tasks.append(asyncio.create_task(self.mail_worker.run_forever()))
+        self.recovery = PasswordRecovery(
+            users=self.database,
+            tokens=self.account_tokens,
+            passwords=self.passwords,
+            sessions=self.sessions,
+            renderer=MailRenderer(settings.mail),
+            limiter=stores.limiter,
+            settings=settings.mail,
+            clock=self.clock,
+            background=self.background,
+            mail_queued=self.mail_worker.wake,
+        )
         self.accounts = Accounts(
             users=self.database,
             passwords=self.passwords,
@@ -173,6 +190,7 @@ class Runtime:
                 logger.exception("key reload failed; keeping the previous keys")
 
     async def stop(self) -> None:
+        await self.background.settle()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

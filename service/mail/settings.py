@@ -13,10 +13,13 @@ import msgspec
 
 from service.errors import ConfigError
 from service.mail.transports import SmtpConfig, parse_smtp_url
+from service.ratelimit import Rule, parse_rule
 
 __all__ = ["MailSettings", "load_mail_settings"]
 
 T = TypeVar("T")
+REQUEST_IP = Rule("mail-request-ip", 20, 3600)
+MAIL_ACCOUNT = Rule("mail-account", 3, 3600)
 
 
 class MailSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +34,10 @@ class MailSettings(msgspec.Struct, frozen=True, kw_only=True):
     retry_base: float = 30.0
     worker: bool = True
     reset_ttl: int = 1800
+    request_ip: Rule = REQUEST_IP
+    """Requests that send a link (reset, resend verification) per IP; beyond: 429."""
+    mail_account: Rule = MAIL_ACCOUNT
+    """Link mails per account; beyond, requests still answer 202 but send nothing."""
 
 
 def _get(source: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
@@ -72,6 +79,10 @@ def _flag(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _rule(name: str) -> Callable[[str], Rule]:
+    return lambda raw: parse_rule(name, raw)
+
+
 def load_mail_settings(source: Mapping[str, str], *, issuer: str, data_dir: Path) -> MailSettings:
     """Links in mail are built from ``IDP_PUBLIC_URL`` (default: the issuer), never a request."""
     public_url = _get(source, "IDP_PUBLIC_URL", _url, issuer)
@@ -87,4 +98,6 @@ def load_mail_settings(source: Mapping[str, str], *, issuer: str, data_dir: Path
         retry_base=float(_get(source, "IDP_MAIL_RETRY_BASE", _positive, 30)),
         worker=_get(source, "IDP_MAIL_WORKER", _flag, True),
         reset_ttl=_get(source, "IDP_RESET_TOKEN_TTL", _positive, 1800),
+        request_ip=_get(source, "IDP_RATELIMIT_MAIL_REQUEST_IP", _rule("mail-request-ip"), REQUEST_IP),
+        mail_account=_get(source, "IDP_RATELIMIT_MAIL_ACCOUNT", _rule("mail-account"), MAIL_ACCOUNT),
     )

@@ -202,6 +202,7 @@ class PostgresDatabase:
 
     async def set_password_hash(self, user_id: UUID, password_hash: str, now: float) -> None:
         await self.fetchrow(
+            "WITH voided AS (DELETE FROM account_tokens WHERE user_id = $1) "
             "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
             user_id,
             password_hash,

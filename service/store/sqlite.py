@@ -205,12 +205,15 @@ class SqliteDatabase:
         return provisioned
 
     async def set_password_hash(self, user_id: UUID, password_hash: str, now: float) -> None:
-        await self.run(
-            lambda conn: conn.execute(
-                "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
-                (password_hash, now, str(user_id)),
-            )
-        )
+        def update(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                conn.execute(
+                    "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+                    (password_hash, now, str(user_id)),
+                )
+                conn.execute("DELETE FROM account_tokens WHERE user_id = ?", (str(user_id),))
+
+        await self.run(update)
 
     async def set_disabled(self, user_id: UUID, disabled: bool, now: float) -> User | None:
         return await self._update(user_id, "disabled", int(disabled), now)

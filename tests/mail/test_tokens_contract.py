@@ -114,3 +114,11 @@ async def test_verification_of_a_former_address_does_nothing(mail: MailStores) -
     await mail.tokens.issue_token(token(user.id, "v2", "verify"), [])
     verified = await mail.tokens.redeem_token("v2", "verify", START, MarkVerified("ada@example.com"), [])
     assert verified is not None
+
+
+async def test_a_password_change_elsewhere_voids_every_link(mail: MailStores) -> None:
+    """set_password_hash (password change, rehash) deletes the account's tokens in the same write."""
+    user = await a_user(mail.database)
+    await mail.tokens.issue_token(token(user.id), [])
+    await mail.database.set_password_hash(user.id, "changed", START + 1)
+    assert await mail.tokens.find_token("h1", "reset", START + 2) is None

@@ -1,0 +1,72 @@
+"""``POST /v1/password/reset`` and ``POST /v1/password/reset/confirm``: password reset by mail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.datastructures import CacheControlHeader
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+
+from service.http.accounts import require_json
+from service.http.auth import request_ip
+from service.http.openapi import errors
+from service.runtime import Runtime
+
+__all__ = ["RESET_ACCEPTED", "LifecycleController"]
+
+Email = Annotated[str, msgspec.Meta(max_length=320)]
+Password = Annotated[str, msgspec.Meta(max_length=4096)]
+LinkToken = Annotated[str, msgspec.Meta(max_length=512)]
+
+
+class ResetRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    email: Email
+
+
+class ResetConfirm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    token: LinkToken
+    new_password: Password
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    status: str
+    message: str
+
+
+RESET_ACCEPTED = Accepted(
+    status="accepted",
+    message="If an account uses this address, a link to reset its password is on its way.",
+)
+
+
+class LifecycleController(Controller):
+    path = "/v1"
+    cache_control = CacheControlHeader(no_store=True)
+    tags = ["account lifecycle"]  # noqa: RUF012
+
+    @post(
+        "/password/reset",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[require_json],
+        responses=errors(400, 413, 415, 429),
+    )
+    async def request_reset(
+        self, request: Request[Any, Any, Any], data: JSONBody[ResetRequest], runtime: NamedDependency[Runtime]
+    ) -> Accepted:
+        """Mail a reset link if an account uses the address. The answer is the same either way."""
+        await runtime.recovery.request(data.email, request_ip(request, runtime.guard))
+        return RESET_ACCEPTED
+
+    @post(
+        "/password/reset/confirm",
+        status_code=HTTP_204_NO_CONTENT,
+        guards=[require_json],
+        responses=errors(400, 413, 415, 422),
+    )
+    async def confirm_reset(self, data: JSONBody[ResetConfirm], runtime: NamedDependency[Runtime]) -> None:
+        """Set a new password with the mailed token; every session of the account ends."""
+        await runtime.recovery.confirm(data.token, data.new_password)
