@@ -47,14 +47,15 @@ class MailView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """As the other ``--json`` listings (``service.cli_support.iso``): ISO 8601 with its offset."""
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
 
 async def list_mail(outbox: MailOutbox, *, failed: bool, as_json: bool, limit: int = 100) -> str:
     """The newest rows (dead ones only with ``failed``), as a table or a JSON array."""
     views = [MailView.of(row) for row in await outbox.list_mail("dead" if failed else None, limit)]
     if as_json:
-        return msgspec.json.encode(views).decode()
+        return msgspec.json.format(msgspec.json.encode(views).decode())
     if not views:
         return "no dead mail" if failed else "no mail"
     lines = [f"{'id':<36}  {'kind':<16} {'state':<7} {'tries':>5}  {'created':<20}  recipient  error"]

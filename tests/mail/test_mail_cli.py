@@ -50,7 +50,7 @@ async def test_work_once_delivers_to_files_and_list_shows_it(tmp_path: Path) -> 
     [row] = json.loads(listed.stdout)
     expected = (str(queued.id), "sent", "g***@example.com", 1)
     assert (row["id"], row["state"], row["recipient"], row["attempts"]) == expected
-    assert row["created_at"] == "1970-01-01T00:16:40Z"
+    assert row["created_at"] == "1970-01-01T00:16:40+00:00"
     failed = idp(tmp_path, "mail", "list", "--failed")
     assert (failed.returncode, failed.stdout.strip()) == (0, "no dead mail")
     table = idp(tmp_path, "mail", "list")
