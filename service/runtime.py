@@ -18,7 +18,7 @@ from service.clock import Clock, system_clock
 from service.config import Settings
 from service.exchange.grant import TokenExchange
 from service.exchange.remote_jwks import RemoteJWKS
-from service.keys.files import ensure_signing_key
+from service.keys.files import ensure_alg_key, ensure_signing_key
 from service.keys.keyring import KeyRing
 from service.lifecycle.links import Background
 from service.lifecycle.recovery import PasswordRecovery
@@ -85,7 +85,7 @@ class Runtime:
             max_queue=settings.argon2_max_queue,
             idle_priority=settings.argon2_priority == "idle",
         )
-        self.keyring = KeyRing(settings.keys_dir, self.clock)
+        self.keyring = KeyRing(settings.keys_dir, self.clock, settings.signing_alg)
         if with_keys:
             self._load_keys()
             if settings.keys_reload_interval > 0:
@@ -173,11 +173,20 @@ class Runtime:
                     created.alg,
                     created.kid,
                 )
+            rs256 = ensure_alg_key(settings.keys_dir, "RS256", self.clock())
+            if rs256 is not None:
+                logger.warning("generated RS256 key %s for ID tokens (development only)", rs256.kid)
         self.keyring.refresh()
         if not self.keyring.keys:
             raise StartupError(
                 f"no signing keys in {settings.keys_dir} (IDP_KEYS_DIR); "
                 "run `idp keys generate` before starting in production"
+            )
+        if "RS256" not in {key.alg for key in self.keyring.keys}:
+            logger.warning(
+                "no RS256 key in %s: OpenID Connect clients need one for ID tokens; "
+                "run `idp keys rotate --alg RS256` (published now, signing after the delay)",
+                settings.keys_dir,
             )
 
     async def _reload_keys_forever(self) -> None:

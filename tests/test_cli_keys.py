@@ -1,5 +1,5 @@
 """``idp keys generate`` never bypasses the staged rotation: at any instant ``keys list`` shows
-at most one key that signs, and a key replacing another signs only after the JWKS cache window
+at most one key of each algorithm that signs, and a key replacing another signs only after the JWKS cache window
 (unless ``--force``, the emergency replacement)."""
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ def states(workdir: Path) -> list[str]:
 
 
 def test_generate_refuses_when_a_key_already_signs(tmp_path: Path) -> None:
-    """A second ``generate`` (of any algorithm) is refused and points to ``rotate``; the folder
+    """A second ``generate`` of the algorithm is refused and points to ``rotate``; the folder
     keeps its one signing key."""
     assert run_idp(tmp_path, "keys", "generate").returncode == 0
-    for extra in ([], ["--alg", "ES256"]):
+    for extra in ([], ["--alg", "EdDSA"]):
         refused = run_idp(tmp_path, "keys", "generate", *extra)
         assert refused.returncode == 1, refused.stderr
         assert ("idp keys rotate" in refused.stderr, "--force" in refused.stderr) == (True, True)
@@ -46,14 +46,14 @@ def test_forced_generate_replaces_every_key_at_once(tmp_path: Path) -> None:
     retire now and stay published for the tokens they signed. Still one signing key."""
     assert run_idp(tmp_path, "keys", "generate").returncode == 0
     assert run_idp(tmp_path, "keys", "rotate").returncode == 0
-    forced = run_idp(tmp_path, "keys", "generate", "--force", "--alg", "ES256")
+    forced = run_idp(tmp_path, "keys", "generate", "--force", "--alg", "EdDSA")
     assert forced.returncode == 0, forced.stderr
     assert "verifiers" in forced.stderr, "the forced replacement warns about cached JWKS"
     keys = listing(tmp_path)
     assert sorted((key["alg"], key["state"]) for key in keys) == [
-        ("ES256", "signing"),
         ("EdDSA", "retired"),
         ("EdDSA", "retired"),
+        ("EdDSA", "signing"),
     ]
     assert len(list((tmp_path / "keys").glob("*.json"))) == 3
 

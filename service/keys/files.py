@@ -4,9 +4,11 @@ A key's life: *published* from the moment its file exists; *signing* from ``acti
 until ``retires_at``; *pruned* (file removed) once every token it signed has expired.
 ``rotate`` publishes a new key at once but lets it sign only after a delay of at least the
 JWKS max-age, so every verifier's cache has seen it before the first token it signs arrives.
-A key that signs at once (``add_signing_key``) is only for a folder where no key signs or is
-staged to, or, forced, to replace them all at once (a compromised key). Every change keeps one
-invariant: at most one key signs at any instant.
+A key that signs at once (``add_signing_key``) is only for a folder where no key of its
+algorithm signs or is staged to, or, forced, to replace them all at once (a compromised key).
+Keys form one line per algorithm (access tokens use ``IDP_SIGNING_ALG``'s, ID tokens the
+client's, RS256 by default). Every change keeps one invariant: at most one key of each
+algorithm signs at any instant.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "KeyInService",
     "StoredKey",
     "add_signing_key",
+    "ensure_alg_key",
     "ensure_signing_key",
     "generate_key",
     "load_keys",
@@ -160,17 +163,30 @@ def ensure_signing_key(directory: Path, alg: Alg, now: float) -> StoredKey | Non
         return generate_key(directory, alg, now)
 
 
-def add_signing_key(directory: Path, alg: Alg, now: float, *, force: bool = False) -> StoredKey:
-    """A new key that signs at once: refused (:class:`KeyInService`) while a key signs or is
-    staged, since verifiers with a cached JWKS would reject its tokens; ``force`` retires those
-    keys now instead (they stay published for the tokens they signed)."""
+def ensure_alg_key(directory: Path, alg: Alg, now: float) -> StoredKey | None:
+    """Generate a key of ``alg`` if the folder has none (development: the RS256 key that OpenID
+    Connect requires for ID tokens, beside the default EdDSA one); None if one existed."""
     with _folder_lock(directory):
-        in_service = [key for key in load_keys(directory) if key.in_service(now)]
+        if any(key.alg == alg for key in load_keys(directory)):
+            return None
+        return generate_key(directory, alg, now)
+
+
+def add_signing_key(directory: Path, alg: Alg, now: float, *, force: bool = False) -> StoredKey:
+    """A new key that signs at once: refused (:class:`KeyInService`) while a key of ``alg``
+    signs or is staged, since verifiers with a cached JWKS would reject its tokens; ``force``
+    retires those keys now instead (they stay published for the tokens they signed)."""
+    with _folder_lock(directory):
+        in_service = _in_service(directory, alg, now)
         if in_service and not force:
             raise KeyInService(in_service)
         new = generate_key(directory, alg, now)
         _retire(directory, in_service, now)
         return new
+
+
+def _in_service(directory: Path, alg: Alg, now: float) -> list[StoredKey]:
+    return [key for key in load_keys(directory) if key.alg == alg and key.in_service(now)]
 
 
 def _retire(directory: Path, keys: list[StoredKey], at: float) -> None:
@@ -180,13 +196,15 @@ def _retire(directory: Path, keys: list[StoredKey], at: float) -> None:
 
 
 def rotate_keys(directory: Path, alg: Alg, now: float, delay: float) -> StoredKey:
-    """Publish a new key now; it takes over signing at ``now + delay``.
+    """Publish a new key now; it takes over signing for its algorithm at ``now + delay``.
 
-    Every key still signing (or due to) retires when the new one activates, so exactly one
-    key signs at any instant and the hand-over needs no coordination between instances.
+    Every key of the same algorithm still signing (or due to) retires when the new one
+    activates, so exactly one key per algorithm signs at any instant and the hand-over needs no
+    coordination between instances. Keys of other algorithms are untouched; rotating to an
+    algorithm with no key yet starts its line (published now, signing after the delay).
     """
     with _folder_lock(directory):
-        in_service = [key for key in load_keys(directory) if key.in_service(now)]
+        in_service = _in_service(directory, alg, now)
         new = generate_key(directory, alg, now, activates_at=now + delay)
         _retire(directory, in_service, new.activates_at)
         return new

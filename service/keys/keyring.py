@@ -40,6 +40,8 @@ class LoadedKey(msgspec.Struct, frozen=True):
     header: dict[str, str]
     header_segment: bytes
     """The JWS protected header, base64url-encoded once: ``{"alg", "kid", "typ": "at+jwt"}``."""
+    jwt_header_segment: bytes
+    """The same with ``"typ": "JWT"``, for ID tokens (OIDC Core §2)."""
     sign: Callable[[bytes], bytes]
     """The JWS signature (RFC 7518 §3) of a signing input with this key, by ``cryptography``."""
 
@@ -70,9 +72,11 @@ def _signer(key: OKPKey | RSAKey | ECKey, alg: str) -> Callable[[bytes], bytes] 
 
 
 class KeyRing:
-    def __init__(self, directory: Path, clock: Clock) -> None:
+    def __init__(self, directory: Path, clock: Clock, default_alg: str | None = None) -> None:
+        """``default_alg``: the algorithm access tokens prefer (``IDP_SIGNING_ALG``)."""
         self._directory = directory
         self._clock = clock
+        self._default_alg = default_alg
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
         self._keys: list[LoadedKey] = []
         self._by_kid: dict[str, LoadedKey] = {}
@@ -109,7 +113,10 @@ class KeyRing:
                 )
                 continue
             header = {"alg": stored.alg, "kid": stored.kid, "typ": "at+jwt"}
-            loaded.append(LoadedKey(stored, key, header, b64url(msgspec.json.encode(header)), signer))
+            jwt_header = b64url(msgspec.json.encode({**header, "typ": "JWT"}))
+            loaded.append(
+                LoadedKey(stored, key, header, b64url(msgspec.json.encode(header)), jwt_header, signer)
+            )
         self._keys = loaded
         self._by_kid = {item.stored.kid: item for item in loaded}
         self._fingerprint = fingerprint
@@ -130,13 +137,23 @@ class KeyRing:
             published.append(public)
         return msgspec.json.encode({"keys": published})
 
-    def signing_key(self) -> LoadedKey:
-        """The key that signs now: the most recently activated one still in its window."""
+    def signing_key(self, alg: str | None = None) -> LoadedKey:
+        """The key that signs now: the most recently activated one still in its window, of
+        ``alg`` exactly when given (ID tokens); else of the default algorithm, or any."""
         now = self._clock()
-        for item in reversed(self._keys):
-            if item.stored.is_signing(now):
+        signing = [item for item in reversed(self._keys) if item.stored.is_signing(now)]
+        wanted = alg or self._default_alg
+        for item in signing:
+            if item.stored.alg == wanted:
                 return item
-        raise NoSigningKey("no key in the keys folder may sign now")
+        if alg is None and signing:
+            return signing[0]
+        raise NoSigningKey(f"no {alg or ''} key in the keys folder may sign now".replace("  ", " "))
+
+    def signing_algs(self) -> list[str]:
+        """The algorithms that have a key signing now (what ID tokens can be signed with)."""
+        now = self._clock()
+        return sorted({item.stored.alg for item in self._keys if item.stored.is_signing(now)})
 
     def verification_key(self, kid: str) -> LoadedKey | None:
         """A published key by id; ``kid`` is only ever a dictionary lookup."""

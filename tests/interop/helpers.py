@@ -97,16 +97,19 @@ def unverified_header(token: str) -> dict[str, Any]:
 
 
 def jwks_max_age(server: RunningServer, alg: str) -> int:
-    """Fetch the JWKS once, check every key has ``alg``'s shape; return its Cache-Control max-age."""
+    """Fetch the JWKS once, check it has ``alg`` keys (beside at most the RS256 ID-token key),
+    every key of its algorithm's shape; return its Cache-Control max-age."""
     response = httpx.get(f"{server.url}/.well-known/jwks.json", timeout=HTTP_TIMEOUT)
     assert response.status_code == 200, response.text
-    keys = response.json()["keys"]
-    assert keys, "the JWKS publishes no key"
-    for key in keys:
-        assert key["alg"] == alg
+    published = response.json()["keys"]
+    keys = [key for key in published if key["alg"] == alg]
+    assert keys, f"the JWKS publishes no {alg} key"
+    assert {key["alg"] for key in published} <= {alg, "RS256"}, "only the ID-token RS256 key may be beside it"
+    for key in published:
         assert key["use"] == "sig"
         assert isinstance(key["kid"], str)
-        assert KEY_SHAPES[alg].items() <= key.items(), f"{alg} key has the wrong shape: {key}"
+        shape = KEY_SHAPES[key["alg"]]
+        assert shape.items() <= key.items(), f"{key['alg']} key has the wrong shape: {key}"
         assert not {"d", "p", "q", "dp", "dq", "qi"} & key.keys(), "private key material published"
     match = re.search(r"max-age=(\d+)", response.headers.get("cache-control", ""))
     assert match, f"JWKS has no Cache-Control max-age: {response.headers.get('cache-control')!r}"

@@ -16,6 +16,7 @@ from service.keys.files import (
     Alg,
     KeyInService,
     add_signing_key,
+    ensure_alg_key,
     ensure_signing_key,
     generate_key,
     load_keys,
@@ -74,34 +75,39 @@ def test_rotation_timeline(tmp_path: Path) -> None:
 
 
 def signing_counts(directory: Path, start: float, seconds: int) -> set[int]:
-    """How many keys the folder says sign, at every second of a window (as files stand now)."""
+    """How many keys of one algorithm the folder says sign at once, at most, at every second
+    of a window (as files stand now)."""
     keys = load_keys(directory)
-    return {sum(key.is_signing(start + step) for key in keys) for step in range(seconds)}
+    return {
+        max(sum(key.is_signing(start + step) for key in keys if key.alg == alg) for alg in ALGS)
+        for step in range(seconds)
+    }
 
 
-def test_add_signing_key_never_makes_two_keys_sign(tmp_path: Path) -> None:
+def test_add_signing_key_never_makes_two_keys_of_one_algorithm_sign(tmp_path: Path) -> None:
     """The invariant behind ``keys list``: after any sequence of generate (refused while a key
-    signs or is staged, whatever its algorithm), rotate and forced generate, at most one key
-    signs at every instant from then on, and a refused call writes nothing."""
+    of its algorithm signs or is staged), rotate and forced generate, at most one key of each
+    algorithm signs at every instant from then on, and a refused call writes nothing. Another
+    algorithm is a line of its own (the RS256 ID-token key beside EdDSA)."""
     first = add_signing_key(tmp_path, "EdDSA", T0)
     assert signing_counts(tmp_path, T0, 1000) == {1}
-    for alg in ALGS:
-        with pytest.raises(KeyInService) as refused:
-            add_signing_key(tmp_path, alg, T0 + 10)
-        assert [key.kid for key in refused.value.keys] == [first.kid]
+    with pytest.raises(KeyInService) as refused:
+        add_signing_key(tmp_path, "EdDSA", T0 + 10)
+    assert [key.kid for key in refused.value.keys] == [first.kid]
     assert len(load_keys(tmp_path)) == 1
     staged = rotate_keys(tmp_path, "EdDSA", T0 + 20, delay=300)
     with pytest.raises(KeyInService) as refused:
-        add_signing_key(tmp_path, "RS256", T0 + 30)
+        add_signing_key(tmp_path, "EdDSA", T0 + 30)
     assert {key.kid for key in refused.value.keys} == {first.kid, staged.kid}
+    rsa = add_signing_key(tmp_path, "RS256", T0 + 30)
     assert signing_counts(tmp_path, T0 + 30, 1000) == {1}
-    forced = add_signing_key(tmp_path, "ES256", T0 + 40, force=True)
+    forced = add_signing_key(tmp_path, "EdDSA", T0 + 40, force=True)
     assert signing_counts(tmp_path, T0 + 40, 1000) == {1}
     states = {key.kid: key.state(T0 + 400) for key in load_keys(tmp_path)}
-    assert states == {first.kid: "retired", staged.kid: "retired", forced.kid: "signing"}
-    ring = KeyRing(tmp_path, FrozenClock(T0 + 400))
+    assert states == {first.kid: "retired", staged.kid: "retired", forced.kid: "signing", rsa.kid: "signing"}
+    ring = KeyRing(tmp_path, FrozenClock(T0 + 400), default_alg="EdDSA")
     ring.refresh()
-    assert ring.signing_key().stored.kid == forced.kid
+    assert (ring.signing_key().stored.kid, ring.signing_key("RS256").stored.kid) == (forced.kid, rsa.kid)
 
 
 def test_add_signing_key_after_every_key_retired(tmp_path: Path) -> None:
@@ -175,3 +181,27 @@ def test_a_key_file_without_its_private_key_is_ignored_loudly(
     assert [key["kid"] for key in msgspec.json.decode(ring.jwks_body)["keys"]] == [real.kid]
     assert ring.signing_key().stored.kid == real.kid
     assert f"key {broken.kid} is not a private {alg} key" in caplog.text
+
+
+def test_rs256_line_beside_the_default_rotates_on_its_own(tmp_path: Path) -> None:
+    """An RS256 key published beside EdDSA: access tokens keep EdDSA, ID tokens ask for RS256;
+    rotating RS256 retires only RS256, and its successor is published before it signs."""
+    clock = FrozenClock(T0)
+    eddsa = generate_key(tmp_path, "EdDSA", T0)
+    assert ensure_alg_key(tmp_path, "RS256", T0) is not None
+    assert ensure_alg_key(tmp_path, "RS256", T0) is None
+    ring = KeyRing(tmp_path, clock, default_alg="EdDSA")
+    ring.refresh()
+    first_rsa = ring.signing_key("RS256").stored
+    assert (ring.signing_key().stored.kid, first_rsa.alg) == (eddsa.kid, "RS256")
+    assert ring.signing_algs() == ["EdDSA", "RS256"]
+    new = rotate_keys(tmp_path, "RS256", clock(), delay=300)
+    ring.refresh()
+    assert new.kid in {key["kid"] for key in msgspec.json.decode(ring.jwks_body)["keys"]}
+    assert ring.signing_key("RS256").stored.kid == first_rsa.kid
+    clock.advance(300)
+    assert ring.signing_key("RS256").stored.kid == new.kid
+    assert ring.signing_key().stored.kid == eddsa.kid
+    assert {key.kid: key.state(clock()) for key in ring.keys}[eddsa.kid] == "signing"
+    with pytest.raises(NoSigningKey):
+        ring.signing_key("ES256")
