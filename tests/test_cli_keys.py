@@ -1,6 +1,6 @@
 """``idp keys generate`` never bypasses the staged rotation: at any instant ``keys list`` shows
-at most one key of each algorithm that signs, and a key replacing another signs only after the JWKS cache window
-(unless ``--force``, the emergency replacement)."""
+at most one key of each algorithm that signs, and a key replacing another signs only after the
+JWKS cache window (unless ``--force``, the emergency replacement)."""
 
 from __future__ import annotations
 
