@@ -3,6 +3,10 @@ it sets is one the service reads, and the start-up order is expressed with healt
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import sys
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -128,3 +132,54 @@ def test_mail_goes_to_mailpit() -> None:
     assert settings.mail.smtp is not None
     assert (settings.mail.smtp.host, settings.mail.smtp.port) == ("mailpit", 1025)
     assert settings.mail.public_url == "http://localhost:8000"
+
+
+API_DIR = ROOT / "examples" / "fastapi-api"
+
+
+def locked_versions(lock: Path) -> dict[str, str]:
+    packages = tomllib.loads(lock.read_text())["package"]
+    return {package["name"]: package["version"] for package in packages if "version" in package}
+
+
+def test_api_service_is_built_not_installed_at_start() -> None:
+    """The FastAPI example runs from an image built out of its own folder: no package is
+    fetched when the container starts (no network needed, no version drift)."""
+    api = compose()["services"]["api"]
+    build = api["build"]
+    context = build if isinstance(build, str) else build["context"]
+    assert (ROOT / context).resolve() == API_DIR
+    assert "image" not in api, "a stock image would need its packages installed at start"
+    assert "command" not in api, "the image's own CMD starts the API"
+    dockerfile = (API_DIR / "Dockerfile").read_text()
+    assert "pip install" not in dockerfile
+    assert "COPY pyproject.toml uv.lock ./" in dockerfile
+    assert "uv sync --locked --no-dev" in dockerfile, "installs exactly the lock, or fails the build"
+
+
+def test_api_image_installs_the_versions_the_tests_run() -> None:
+    """The example's lock pins its direct dependencies exactly and resolves every package to the
+    version of the repository's own lock, under which the example's tests pass."""
+    project = tomllib.loads((API_DIR / "pyproject.toml").read_text())["project"]
+    pins = dict(requirement.split("==", 1) for requirement in project["dependencies"])
+    assert all(version[0].isdigit() for version in pins.values()), "direct dependencies are exact"
+    example, tested = locked_versions(API_DIR / "uv.lock"), locked_versions(ROOT / "uv.lock")
+    assert {name: example[name] for name in pins} == pins, "uv.lock is up to date with pyproject.toml"
+    shared = {name: version for name, version in example.items() if name != project["name"]}
+    assert shared == {name: tested[name] for name in shared}
+
+
+def test_api_image_has_every_module_the_example_imports() -> None:
+    """Each third-party module that app.py and idp_auth.py import comes from a locked package."""
+    imported: set[str] = set()
+    for source in ("app.py", "idp_auth.py"):
+        for node in ast.walk(ast.parse((API_DIR / source).read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"idp_auth"}
+    distributions = importlib.metadata.packages_distributions()
+    needed = {distributions[module][0].lower() for module in third_party} | {"uvicorn"}
+    assert needed <= set(locked_versions(API_DIR / "uv.lock")), needed
+    assert {"fastapi", "joserfc", "httpx"} <= needed, "the import scan found the example's imports"
