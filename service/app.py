@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import CacheControlHeader, ResponseHeader
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
@@ -24,7 +24,9 @@ from service.http.health import HealthController, metrics
 from service.http.lifecycle import LifecycleController
 from service.http.oauth import GRANT_TYPES, OAuthController
 from service.http.observe import ObservabilityMiddleware
+from service.http.openapi import render_plugins
 from service.http.pages import AccountPages
+from service.http.security_headers import DOCS_PATH, SecurityHeaders, json_headers
 from service.http.wellknown import WellKnownController, discovery_document
 from service.runtime import Runtime
 from service.tokens.access import quiet_eddsa_deprecation
@@ -45,10 +47,6 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         finally:
             await runtime.stop()
 
-    response_headers = [ResponseHeader(name="X-Content-Type-Options", value="nosniff")]
-    if settings.hsts_max_age:
-        hsts = f"max-age={settings.hsts_max_age}; includeSubDomains"
-        response_headers.append(ResponseHeader(name="Strict-Transport-Security", value=hsts))
     cors = (
         CORSConfig(
             allow_origins=list(settings.cors_origins),
@@ -78,12 +76,13 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
             "claims": Provide(bearer_claims),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        response_headers=response_headers,
         cors_config=cors,
         middleware=[ObservabilityMiddleware],
         request_max_body_size=settings.max_body_bytes,
         request_class=BoundedRequest,
-        openapi_config=OpenAPIConfig(title="idp", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="idp", version="0.1.0", path=DOCS_PATH, render_plugins=render_plugins()
+        ),
         logging_config=_logging_config(),
         debug=False,
     )
@@ -91,11 +90,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     jwks_cache_control = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
     app.state.jwks_cache_control = jwks_cache_control
     app.state.discovery = discovery
-    common_headers = [
-        (header.name.lower().encode(), str(header.value).encode()) for header in response_headers
-    ]
+    common_headers = json_headers(settings.hsts_max_age)
     token_path = TokenFastPath(
-        app.asgi_handler,
+        SecurityHeaders(app.asgi_handler, hsts_max_age=settings.hsts_max_age),
         runtime,
         common_headers=common_headers,
         defer_on_origin=cors is not None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import ipaddress
 import math
 import os
@@ -81,6 +82,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     argon2_priority: Literal["idle", "normal"] = "idle"
     cors_origins: tuple[str, ...] = ()
     hsts_max_age: int = 0
+    metrics_token_sha256: str | None = None
+    """SHA-256 (hex) of ``IDP_METRICS_TOKEN``: the token itself is not kept, so no repr shows it.
+    Unset: ``/metrics`` answers only direct loopback requests."""
     mail: MailSettings = MailSettings()
 
     @property
@@ -309,8 +313,24 @@ def load_settings(
         argon2_priority=_parse(source, "IDP_ARGON2_PRIORITY", _choice(("idle", "normal")), "idle"),  # type: ignore[arg-type]
         cors_origins=_parse(source, "IDP_CORS_ORIGINS", _origins, ()),
         hsts_max_age=_parse(source, "IDP_HSTS_MAX_AGE", _non_negative_int, 0),
+        metrics_token_sha256=_metrics_token_sha256(source),
         mail=load_mail_settings(source, issuer=issuer, data_dir=_data_dir(database_url)),
     )
+
+
+MIN_METRICS_TOKEN_CHARS = 32
+
+
+def _metrics_token_sha256(source: Mapping[str, str]) -> str | None:
+    """``IDP_METRICS_TOKEN``, checked and hashed; the message never echoes the secret."""
+    token = source.get("IDP_METRICS_TOKEN", "").strip()
+    if not token:
+        return None
+    if len(token) < MIN_METRICS_TOKEN_CHARS:
+        raise ConfigError(
+            f"IDP_METRICS_TOKEN is too short: use at least {MIN_METRICS_TOKEN_CHARS} characters"
+        )
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _data_dir(database_url: str) -> Path:

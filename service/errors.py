@@ -85,6 +85,12 @@ class NotFound(IdPError):
     default_description = "The requested resource does not exist."
 
 
+class Forbidden(IdPError):
+    error = "forbidden"
+    status_code = 403
+    default_description = "This endpoint is not served to this client."
+
+
 class MethodNotAllowed(IdPError):
     error = "method_not_allowed"
     status_code = 405

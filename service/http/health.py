@@ -1,13 +1,25 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and ``/metrics``.
+
+``/metrics`` is not public: with ``IDP_METRICS_TOKEN`` set it needs ``Authorization: Bearer
+<token>``; unset, it answers only requests made directly from loopback (no ``X-Forwarded-For``
+or ``Forwarded`` header, so a reverse proxy on the same host does not expose it).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
+from typing import Any
+
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service.errors import Forbidden, InvalidToken
+from service.http.openapi import errors
 from service.keys.keyring import NoSigningKey
 from service.runtime import Runtime
 from service.store.base import Database, StorageUnavailable
@@ -60,7 +72,37 @@ class HealthController(Controller):
     media_type=CONTENT_TYPE_LATEST,
     tags=["health"],
     cache_control=CacheControlHeader(no_store=True),
+    responses=errors(401, 403),
 )
-async def metrics() -> Response[bytes]:
-    """Prometheus metrics of this process."""
+async def metrics(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[bytes]:
+    """Prometheus metrics of this process (a Bearer ``IDP_METRICS_TOKEN``, or loopback only)."""
+    admit_metrics_scrape(
+        runtime.settings.metrics_token_sha256,
+        request.client.host if request.client else None,
+        request.headers.get("authorization", ""),
+        forwarded="x-forwarded-for" in request.headers or "forwarded" in request.headers,
+    )
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def admit_metrics_scrape(
+    token_sha256: str | None, peer: str | None, authorization: str, *, forwarded: bool
+) -> None:
+    """Raise unless this request may read the metrics (see the module docstring)."""
+    if token_sha256 is not None:
+        scheme, _, presented = authorization.partition(" ")
+        digest = hashlib.sha256(presented.strip().encode()).hexdigest()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(digest, token_sha256):
+            raise InvalidToken("The metrics token is missing or wrong.")
+        return
+    if forwarded or not _is_loopback(peer):
+        raise Forbidden(
+            "Metrics are served to loopback only; set IDP_METRICS_TOKEN to scrape from elsewhere."
+        )
+
+
+def _is_loopback(peer: str | None) -> bool:
+    try:
+        return peer is not None and ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False

@@ -1,20 +1,27 @@
 """What the OpenAPI document says about responses that handlers do not return directly: every
-error has the one ``{"error", "error_description"}`` body, and byte responses get their schema."""
+error has the one ``{"error", "error_description"}`` body, and byte responses get their schema.
+And the docs page at ``/schema``: Redoc from one pinned CDN file, with no inline script (its
+CSP, in :mod:`service.http.security_headers`, names that exact file)."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import msgspec
+from litestar import Request
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 
 from service.http.errors import ErrorBody
+from service.http.security_headers import REDOC_JS
 
-__all__ = ["JWKSDocument", "Metadata", "errors", "json_body"]
+__all__ = ["DocsPage", "JWKSDocument", "Metadata", "errors", "json_body", "render_plugins"]
 
 _DESCRIPTIONS = {
     400: "Malformed request or invalid grant (RFC 6749 §5.2)",
     401: "Authentication failed (invalid_token, invalid_client, invalid_credentials)",
+    403: "Forbidden",
     404: "Not found",
     409: "Conflict",
     413: "Body over the size limit",
@@ -44,3 +51,32 @@ def errors(*codes: int) -> dict[int, ResponseSpec]:
 
 def json_body(status: int, container: Any, media_type: str = "application/json") -> dict[int, ResponseSpec]:
     return {status: ResponseSpec(data_container=container, media_type=media_type, generate_examples=False)}
+
+
+class DocsPage(OpenAPIRenderPlugin):
+    """Redoc reading ``openapi.json`` from us: the ``<redoc spec-url>`` element needs no inline
+    script, no web fonts and no favicon from elsewhere (Litestar's own page has all three)."""
+
+    def __init__(self) -> None:
+        super().__init__(path=["/", "/redoc"])
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        spec_url = (
+            html.escape(f"{request.app.openapi_config.path}/openapi.json")
+            if request.app.openapi_config
+            else ""
+        )
+        title = html.escape(str(openapi_schema.get("info", {}).get("title", "API")))
+        return (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{title}</title></head><body>"
+            f'<redoc spec-url="{spec_url}"></redoc>'
+            f'<script src="{REDOC_JS}" crossorigin="anonymous"></script>'
+            "</body></html>"
+        ).encode()
+
+
+def render_plugins() -> list[OpenAPIRenderPlugin]:
+    """``/schema`` (and ``/schema/redoc``): the docs page; ``/schema/openapi.json``: the document."""
+    return [DocsPage(), JsonRenderPlugin()]

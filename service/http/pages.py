@@ -20,15 +20,9 @@ from service.runtime import Runtime
 __all__ = ["AccountPages"]
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-}
+PAGE_HEADERS = {"Cache-Control": "no-store"}
+"""The CSP (no script, posts to this origin only), no-referrer and DENY come from the one policy
+for HTML responses, :func:`service.http.security_headers.html_headers`."""
 MAX_FORM_FIELD = 4096
 
 _environment = Environment(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -72,6 +74,16 @@ def _identity_user(conn: sqlite3.Connection, issuer: str, subject: str) -> User 
     return _user(row)
 
 
+def _owner_only(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it (SQLite gives its ``-wal`` and
+    ``-shm`` files the database's mode), and tighten files an earlier version left 0644."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(0o600)
+
+
 class SqliteDatabase:
     """:class:`service.store.base.Database` on a local SQLite file."""
 
@@ -88,6 +100,7 @@ class SqliteDatabase:
 
     def _connect(self, _: sqlite3.Connection | None = None) -> None:
         self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _owner_only(self._path)
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 5000")
