@@ -15,6 +15,8 @@ from service.audit import audit
 from service.clock import Clock
 from service.emails import normalize_email
 from service.errors import EmailTaken, InvalidCredentials, InvalidEmail, InvalidGrant, InvalidToken, NotFound
+from service.mfa.errors import MfaRequired
+from service.mfa.service import Mfa
 from service.passwords import Match, PasswordService, check_password_policy
 from service.sessions import Sessions, TokenResponse
 from service.store.base import NewUser, StorageUnavailable, User, UserStore
@@ -32,12 +34,14 @@ class Accounts:
         sessions: Sessions,
         guard: AbuseGuard,
         clock: Clock,
+        mfa: Mfa | None = None,
     ) -> None:
         self._users = users
         self._passwords = passwords
         self._sessions = sessions
         self._guard = guard
         self._clock = clock
+        self._mfa = mfa
 
     async def create_user(
         self, email: str, password: str, name: str | None = None, roles: Sequence[str] = ()
@@ -66,7 +70,7 @@ class Accounts:
         await self._guard.before_signup(ip)
         user = await self.create_user(email, password, name)
         try:
-            tokens = await self._sessions.start(user, origin="signup", user_agent=user_agent)
+            tokens = await self._sessions.start(user, origin="signup", user_agent=user_agent, amr=("pwd",))
         except StorageUnavailable:
             # Nothing half-written: without a session the caller retries, and must not meet 409.
             await self._users.delete_user(user.id)
@@ -90,8 +94,14 @@ class Accounts:
         if match is Match.LEGACY or self._passwords.needs_rehash(user.password_hash):
             new_hash = await self._passwords.hash(password)
             await self._users.set_password_hash(user.id, new_hash, self._clock())
+        if self._mfa is not None:
+            try:
+                await self._mfa.gate(user, ("pwd",))
+            except MfaRequired as required:
+                audit("login", outcome=required.error, user_id=user.id, ip=ip)
+                raise
         try:
-            tokens = await self._sessions.start(user, origin="password", user_agent=user_agent)
+            tokens = await self._sessions.start(user, origin="password", user_agent=user_agent, amr=("pwd",))
         except InvalidGrant:  # disabled while this login was under way
             audit("login", outcome="account_disabled", user_id=user.id, ip=ip)
             raise InvalidCredentials from None

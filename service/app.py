@@ -22,6 +22,7 @@ from service.http.errors import EXCEPTION_HANDLERS
 from service.http.fastpath import JWKSFastPath, TokenFastPath
 from service.http.health import HealthController, metrics
 from service.http.lifecycle import LifecycleController
+from service.http.mfa import MfaController
 from service.http.oauth import GRANT_TYPES, OAuthController
 from service.http.observe import ObservabilityMiddleware
 from service.http.openapi import render_plugins
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
             AccountsController,
             LifecycleController,
             AccountPages,
+            MfaController,
             OAuthController,
             WellKnownController,
             HealthController,

@@ -26,6 +26,7 @@ from service.errors import ConfigError
 from service.exchange.policy import EMPTY as EMPTY_TRUST
 from service.exchange.policy import TrustConfig, load_trust_config
 from service.mail.settings import MailSettings, load_mail_settings
+from service.mfa.settings import MfaSettings, load_mfa_settings
 from service.ratelimit import Rule, parse_rule
 
 __all__ = ["SIGNING_ALGS", "ConfigError", "Settings", "load_settings"]
@@ -86,6 +87,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """SHA-256 (hex) of ``IDP_METRICS_TOKEN``: the token itself is not kept, so no repr shows it.
     Unset: ``/metrics`` answers only direct loopback requests."""
     mail: MailSettings = MailSettings()
+    mfa: MfaSettings = MfaSettings()
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgresql"]:
@@ -279,6 +281,7 @@ def load_settings(
             f"IDP_REFRESH_IDLE_TTL={idle_ttl} is invalid: must not exceed IDP_REFRESH_ABSOLUTE_TTL"
         )
     config_path = _parse(source, "IDP_CONFIG", Path, None)
+    mail = load_mail_settings(source, issuer=issuer, data_dir=_data_dir(database_url))
     return Settings(
         env=environment,  # type: ignore[arg-type]
         host=host,
@@ -314,7 +317,8 @@ def load_settings(
         cors_origins=_parse(source, "IDP_CORS_ORIGINS", _origins, ()),
         hsts_max_age=_parse(source, "IDP_HSTS_MAX_AGE", _non_negative_int, 0),
         metrics_token_sha256=_metrics_token_sha256(source),
-        mail=load_mail_settings(source, issuer=issuer, data_dir=_data_dir(database_url)),
+        mail=mail,
+        mfa=load_mfa_settings(source, public_url=mail.public_url, name=mail.issuer_name),
     )
 
 

@@ -56,6 +56,11 @@ class IdPError(Exception):
         """Extra response headers this error needs (e.g. ``WWW-Authenticate``)."""
         return {}
 
+    def extra(self) -> dict[str, object]:
+        """Members the error body carries besides ``error`` and ``error_description`` (e.g. the
+        ``mfa_token`` of ``mfa_required``); never an internal cause."""
+        return {}
+
 
 class ServerError(IdPError):
     """An unexpected failure; the cause is logged, never shown."""

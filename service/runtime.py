@@ -23,8 +23,11 @@ from service.keys.keyring import KeyRing
 from service.lifecycle.links import Background
 from service.lifecycle.recovery import PasswordRecovery
 from service.mail.templates import MailRenderer
+from service.keys.secrets import SecretBox, ensure_secrets_key
 from service.mail.transports import FileTransport, SmtpTransport, Transport
 from service.mail.worker import DeliveryWorker, RetryPolicy
+from service.mfa.service import Mfa
+from service.mfa.tickets import Tickets
 from service.passwords import PasswordService
 from service.sessions import SessionPolicy, Sessions
 from service.store.base import Database
@@ -59,6 +62,7 @@ class Runtime:
     account_tokens: AccountTokenStore
     mail_worker: DeliveryWorker
     recovery: PasswordRecovery
+    mfa: Mfa
 
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
@@ -148,12 +152,30 @@ class Runtime:
             background=self.background,
             mail_queued=self.mail_worker.wake,
         )
+        secrets_key, created = ensure_secrets_key(settings.keys_dir)
+        if created:
+            logger.warning("no secrets-at-rest key in %s: generated one", settings.keys_dir)
+        box = SecretBox(secrets_key)
+        self.mfa = Mfa(
+            store=stores.mfa,
+            users=self.database,
+            box=box,
+            tickets=Tickets(box, stores.replay, self.clock, settings.mfa.ticket_ttl),
+            replay=stores.replay,
+            limiter=stores.limiter,
+            outbox=self.outbox,
+            sessions=self.sessions,
+            settings=settings.mfa,
+            public_url=settings.mail.public_url,
+            clock=self.clock,
+        )
         self.accounts = Accounts(
             users=self.database,
             passwords=self.passwords,
             sessions=self.sessions,
             guard=self.guard,
             clock=self.clock,
+            mfa=self.mfa,
         )
 
     def _transport(self) -> Transport:

@@ -107,6 +107,7 @@ class Sessions:
             sid=family.id,
             client_id=family.client_id,
             scope=scope,
+            amr=family.amr,
         )
         return TokenResponse(
             access_token=issued.token,
@@ -124,8 +125,10 @@ class Sessions:
         client_id: str | None = None,
         scope: str | None = None,
         user_agent: str | None = None,
+        amr: tuple[str, ...] = (),
     ) -> TokenResponse:
-        """Open a new family for a fresh sign-in and issue its first pair.
+        """Open a new family for a fresh sign-in and issue its first pair; ``amr``: how the user
+        proved who they are (RFC 8176), carried by every token of the session.
 
         The account is read again once the family exists: an account disabled (or given other
         roles) while this sign-in was under way never keeps a session (or a stale snapshot),
@@ -146,6 +149,7 @@ class Sessions:
             absolute_expires_at=now + self._policy.absolute_ttl,
             idle_ttl=self._policy.idle_ttl,
             claims=_claims_of(user),
+            amr=amr,
         )
         await self._families.create_family(family)
         try:

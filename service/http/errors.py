@@ -46,6 +46,9 @@ class ErrorBody(msgspec.Struct, frozen=True):
 
 
 def error_body(error: IdPError) -> bytes:
+    extra = error.extra()
+    if extra:
+        return msgspec.json.encode({**extra, "error": error.error, "error_description": error.description})
     return msgspec.json.encode(ErrorBody(error.error, error.description))
 
 

@@ -9,12 +9,15 @@ from service.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from service.store.base import Database
 from service.store.exchange import ReplayCache
 from service.store.mail import AccountTokenStore, MailOutbox
+from service.store.mfa import MfaStore
 from service.store.postgres import PostgresClientStore, PostgresDatabase
 from service.store.postgres_mail import PostgresAccountTokens, PostgresOutbox
+from service.store.postgres_mfa import PostgresMfaStore
 from service.store.redis import RedisFamilyStore, RedisReplayCache, connect_redis
 from service.store.sessions import ClientStore, FamilyStore
 from service.store.sqlite import SqliteDatabase
 from service.store.sqlite_mail import SqliteAccountTokens, SqliteOutbox
+from service.store.sqlite_mfa import SqliteMfaStore
 from service.store.sqlite_sessions import SqliteClientStore, SqliteFamilyStore, SqliteReplayCache
 
 __all__ = ["Stores", "open_stores"]
@@ -28,6 +31,7 @@ class Stores(msgspec.Struct, frozen=True):
     limiter: RateLimiter
     outbox: MailOutbox
     account_tokens: AccountTokenStore
+    mfa: MfaStore
 
 
 async def open_stores(settings: Settings) -> Stores:
@@ -37,14 +41,17 @@ async def open_stores(settings: Settings) -> Stores:
     clients: ClientStore
     outbox: MailOutbox
     tokens: AccountTokenStore
+    mfa: MfaStore
     if settings.database_kind == "postgresql":
         postgres = await PostgresDatabase.open(settings.database_url, pool_size=settings.db_pool_size)
         database, clients = postgres, PostgresClientStore(postgres)
         outbox, tokens = PostgresOutbox(postgres), PostgresAccountTokens(postgres)
+        mfa = PostgresMfaStore(postgres)
     else:
         sqlite = await SqliteDatabase.open(settings.sqlite_path)
         database, clients = sqlite, SqliteClientStore(sqlite)
         outbox, tokens = SqliteOutbox(sqlite), SqliteAccountTokens(sqlite)
+        mfa = SqliteMfaStore(sqlite)
     families: FamilyStore
     replay: ReplayCache
     if settings.redis_url is not None:
@@ -56,4 +63,4 @@ async def open_stores(settings: Settings) -> Stores:
         assert isinstance(database, SqliteDatabase)  # config forbids PostgreSQL without Redis
         families, replay = SqliteFamilyStore(database), SqliteReplayCache(database)
         limiter = MemoryRateLimiter()
-    return Stores(database, families, clients, replay, limiter, outbox, tokens)
+    return Stores(database, families, clients, replay, limiter, outbox, tokens, mfa)

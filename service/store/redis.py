@@ -137,6 +137,7 @@ def _family(family_id: str, raw: Any) -> Family | None:
         absolute_expires_at=float(text["abs"]),
         idle_ttl=float(text["idle"]),
         claims=_CLAIMS.decode(text["claims"]) if "claims" in text else None,
+        amr=tuple(text.get("amr", "").split()),
     )
 
 
@@ -167,6 +168,7 @@ class RedisFamilyStore:
             "abs": repr(family.absolute_expires_at),
             "idle": repr(family.idle_ttl),
             "claims": msgspec.json.encode(family.claims).decode(),
+            "amr": " ".join(family.amr),
         }
         expire_ms = int(min(family.absolute_expires_at, family.created_at + family.idle_ttl) * 1000)
         args: list[str | int] = [expire_ms]

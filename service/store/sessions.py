@@ -54,6 +54,8 @@ class NewFamily(msgspec.Struct, frozen=True, kw_only=True):
     absolute_expires_at: float
     idle_ttl: float
     claims: AccountClaims
+    amr: tuple[str, ...] = ()
+    """RFC 8176 methods of the sign-in that opened the session; every token it issues says so."""
 
 
 class Family(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +71,7 @@ class Family(msgspec.Struct, frozen=True, kw_only=True):
     idle_ttl: float
     claims: AccountClaims | None = None
     """None for a family stored before snapshots were kept: refresh reads the account."""
+    amr: tuple[str, ...] = ()
 
     @property
     def expires_at(self) -> float:

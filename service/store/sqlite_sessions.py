@@ -20,7 +20,7 @@ __all__ = ["EMPTY_OLD_SEALED", "SqliteClientStore", "SqliteFamilyStore", "Sqlite
 
 _FAMILY_COLUMNS = (
     "id, user_id, client_id, scope, origin, user_agent, created_at, last_used_at, "
-    "absolute_expires_at, idle_ttl, claims"
+    "absolute_expires_at, idle_ttl, claims, amr"
 )
 _CLAIMS = msgspec.json.Decoder(AccountClaims)
 
@@ -47,6 +47,7 @@ def _family(row: sqlite3.Row | None) -> Family | None:
         absolute_expires_at=row["absolute_expires_at"],
         idle_ttl=row["idle_ttl"],
         claims=None if row["claims"] is None else _CLAIMS.decode(row["claims"]),
+        amr=tuple((row["amr"] or "").split()),
     )
 
 
@@ -78,8 +79,8 @@ class SqliteFamilyStore:
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO refresh_families (id, user_id, client_id, scope, origin, user_agent, "
-                "current_hash, created_at, last_used_at, absolute_expires_at, idle_ttl, claims) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "current_hash, created_at, last_used_at, absolute_expires_at, idle_ttl, claims, amr) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     family.id,
                     str(family.user_id),
@@ -93,6 +94,7 @@ class SqliteFamilyStore:
                     family.absolute_expires_at,
                     family.idle_ttl,
                     msgspec.json.encode(family.claims).decode(),
+                    " ".join(family.amr) or None,
                 ),
             )
 

@@ -28,6 +28,7 @@ __all__ = [
     "AccessClaims",
     "AccessTokens",
     "IssuedAccessToken",
+    "acr_for",
     "quiet_eddsa_deprecation",
 ]
 
@@ -59,6 +60,19 @@ class AccessClaims(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     sid: str | None = None
     scope: str | None = None
     email: str | None = None
+    amr: list[str] | None = None
+    """RFC 8176 authentication methods of the session's sign-in (``pwd``, ``otp``, ``hwk``…)."""
+    acr: str | None = None
+
+
+def acr_for(amr: tuple[str, ...] | list[str]) -> str | None:
+    """The class of a sign-in: ``phr`` (phishing-resistant: a passkey took part), ``mfa`` (two
+    factors), ``1fa`` (one); None when no method is known (a token exchange)."""
+    if not amr:
+        return None
+    if "hwk" in amr or "swk" in amr:
+        return "phr"
+    return "mfa" if "mfa" in amr else "1fa"
 
 
 _CLAIMS_ENCODER = msgspec.json.Encoder()
@@ -101,6 +115,7 @@ class AccessTokens:
         sid: str | None = None,
         client_id: str | None = None,
         scope: str | None = None,
+        amr: tuple[str, ...] = (),
     ) -> IssuedAccessToken:
         loaded = self._keyring.signing_key()
         now = int(self._clock())
@@ -116,6 +131,8 @@ class AccessTokens:
             scope=scope,
             email=email,
             roles=list(roles),
+            amr=list(amr) or None,
+            acr=acr_for(amr),
         )
         # JWS compact serialisation (RFC 7515 §7.1) straight on cryptography: the header segment is
         # encoded once per key, the claims by msgspec (joserfc's encoder cost twice the signature).

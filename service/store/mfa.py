@@ -1,0 +1,107 @@
+"""Storage of second factors: the TOTP secret (sealed), recovery codes (keyed hashes) and
+passkeys (public keys), per account.
+
+Every operation that decides whether a secret may be used once is atomic in the backend:
+a recovery code is spent by one conditional ``UPDATE`` (two racing uses: one wins), and a
+passkey's signature counter moves forward only from the value the verifier read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+import msgspec
+
+__all__ = ["FactorSummary", "MfaStore", "Passkey", "PasskeyExists", "TotpFactor"]
+
+
+class PasskeyExists(Exception):
+    """A credential id is already registered (to this or another account)."""
+
+
+class TotpFactor(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: UUID
+    secret: bytes
+    """The sealed secret (see :mod:`service.mfa.secrets`), never the clear one."""
+    confirmed: bool
+    created_at: float
+    last_used_at: float | None
+
+
+class Passkey(msgspec.Struct, frozen=True, kw_only=True):
+    credential_id: bytes
+    user_id: UUID
+    name: str
+    public_key: bytes
+    sign_count: int
+    transports: tuple[str, ...]
+    device_type: str
+    """``single_device`` (hardware-bound) or ``multi_device`` (synced)."""
+    backed_up: bool
+    created_at: float
+    last_used_at: float | None
+
+
+class FactorSummary(msgspec.Struct, frozen=True):
+    totp: bool
+    """A confirmed TOTP authenticator."""
+    passkeys: int
+    recovery_codes: int
+    """Unused ones."""
+
+    @property
+    def any(self) -> bool:
+        return self.totp or self.passkeys > 0
+
+
+@runtime_checkable
+class MfaStore(Protocol):
+    async def summary(self, user_id: UUID) -> FactorSummary: ...
+
+    async def get_totp(self, user_id: UUID) -> TotpFactor | None: ...
+
+    async def begin_totp(self, user_id: UUID, sealed_secret: bytes, now: float) -> bool:
+        """Store an unconfirmed secret, replacing an earlier unconfirmed one. False (nothing
+        changes) when the account already has a confirmed TOTP."""
+        ...
+
+    async def confirm_totp(self, user_id: UUID, now: float) -> bool:
+        """Mark the pending secret confirmed; False if there is none pending."""
+        ...
+
+    async def touch_totp(self, user_id: UUID, now: float) -> None: ...
+
+    async def delete_totp(self, user_id: UUID) -> bool: ...
+
+    async def replace_recovery_codes(self, user_id: UUID, code_hashes: Sequence[str], now: float) -> None:
+        """Delete the account's codes (used or not) and store these, in one transaction."""
+        ...
+
+    async def use_recovery_code(self, user_id: UUID, code_hash: str, now: float) -> bool:
+        """Spend an unused code: True exactly once per code, whatever the concurrency."""
+        ...
+
+    async def add_passkey(self, passkey: Passkey) -> None:
+        """Raise :class:`PasskeyExists` if the credential id is registered already."""
+        ...
+
+    async def get_passkey(self, credential_id: bytes) -> Passkey | None: ...
+
+    async def list_passkeys(self, user_id: UUID) -> list[Passkey]:
+        """Oldest first."""
+        ...
+
+    async def record_passkey_use(
+        self, credential_id: bytes, *, seen_count: int, new_count: int, backed_up: bool, now: float
+    ) -> bool:
+        """Store the new counter and backup state if the counter is still ``seen_count``
+        (compare-and-set: two concurrent assertions cannot both move it from the same value)."""
+        ...
+
+    async def delete_passkey(self, user_id: UUID, credential_id: bytes) -> bool: ...
+
+    async def reset(self, user_id: UUID) -> FactorSummary:
+        """Delete every factor and recovery code of the account; return what there was."""
+        ...
