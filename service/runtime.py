@@ -20,10 +20,10 @@ from service.exchange.grant import TokenExchange
 from service.exchange.remote_jwks import RemoteJWKS
 from service.keys.files import ensure_alg_key, ensure_signing_key
 from service.keys.keyring import KeyRing
+from service.keys.secrets import SecretBox, ensure_secrets_key
 from service.lifecycle.links import Background
 from service.lifecycle.recovery import PasswordRecovery
 from service.mail.templates import MailRenderer
-from service.keys.secrets import SecretBox, ensure_secrets_key
 from service.mail.transports import FileTransport, SmtpTransport, Transport
 from service.mail.worker import DeliveryWorker, RetryPolicy
 from service.mfa.service import Mfa
