@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 
 from service.http.errors import ErrorBody
-from service.http.security_headers import REDOC_JS
+from service.http.security_headers import REDOC_JS, REDOC_SRI
 
 __all__ = ["DocsPage", "JWKSDocument", "Metadata", "errors", "json_body", "render_plugins"]
 
@@ -72,7 +72,7 @@ class DocsPage(OpenAPIRenderPlugin):
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{title}</title></head><body>"
             f'<redoc spec-url="{spec_url}"></redoc>'
-            f'<script src="{REDOC_JS}" crossorigin="anonymous"></script>'
+            f'<script src="{REDOC_JS}" integrity="{REDOC_SRI}" crossorigin="anonymous"></script>'
             "</body></html>"
         ).encode()
 

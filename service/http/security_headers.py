@@ -9,7 +9,8 @@ Three policies, chosen by the response's content type and path:
   framed. A page that needs its own script files (WebAuthn) builds its CSP with
   ``html_csp(scripts=True)``: still ``'self'`` only, never inline.
 - **The API docs** (``/schema``): Redoc from one pinned file on its CDN (the exact URL is the CSP
-  source), its spec fetched from us, inline styles (Redoc injects them), a blob worker (search).
+  source, and the page pins its SRI hash), its spec fetched from us, inline styles (Redoc
+  injects them), a blob worker (search). Redoc's logo from its own site is refused (harmless).
 
 All carry ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``,
 ``X-Frame-Options: DENY`` and, when configured, HSTS. A response that sets one of these
@@ -29,6 +30,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = [
     "DOCS_PATH",
     "REDOC_JS",
+    "REDOC_SRI",
+    "REDOC_VERSION",
     "SecurityHeaders",
     "docs_headers",
     "html_csp",
@@ -39,7 +42,11 @@ __all__ = [
 Header = tuple[bytes, bytes]
 
 DOCS_PATH = "/schema"
-REDOC_JS = "https://cdn.jsdelivr.net/npm/redoc@2.5.0/bundles/redoc.standalone.js"
+REDOC_VERSION = "2.5.4"
+REDOC_JS = f"https://cdn.jsdelivr.net/npm/redoc@{REDOC_VERSION}/bundles/redoc.standalone.js"
+REDOC_SRI = "sha384-w447zOpYfw/1Tv/5AK9NfHTlQIqE3RVR6KY62jCyy9zNDgO64cMwGGP1Fj0zJVf5"
+"""Subresource integrity of that file (the npm tarball's ``bundles/redoc.standalone.js``, which
+jsDelivr serves byte for byte): a changed file is not run. tests/e2e/test_docs_page.py checks it."""
 
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DOCS_CSP = (

@@ -17,7 +17,7 @@ from service.app import create_app
 from service.clock import FrozenClock
 from service.config import Settings, load_settings
 from service.errors import ConfigError
-from service.http.security_headers import JSON_CSP, REDOC_JS, html_csp
+from service.http.security_headers import JSON_CSP, REDOC_JS, REDOC_SRI, html_csp
 from service.runtime import Runtime
 
 Client = httpx.AsyncClient
@@ -73,7 +73,7 @@ async def test_the_docs_page_loads_only_its_pinned_cdn_file(client: Client) -> N
     assert "frame-ancestors 'none'" in csp
     assert "'unsafe-eval'" not in csp
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page.text, re.DOTALL)
-    assert scripts == [(f' src="{REDOC_JS}" crossorigin="anonymous"', "")]
+    assert scripts == [(f' src="{REDOC_JS}" integrity="{REDOC_SRI}" crossorigin="anonymous"', "")]
     assert set(re.findall(r"https?://[^/\"']+", page.text)) == {"https://cdn.jsdelivr.net"}
     assert '<redoc spec-url="/schema/openapi.json">' in page.text
     assert (await client.get("/schema/openapi.json")).status_code == 200
