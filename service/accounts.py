@@ -65,12 +65,20 @@ class Accounts:
         )
 
     async def signup(
-        self, email: str, password: str, name: str | None, user_agent: str | None, ip: str
+        self,
+        email: str,
+        password: str,
+        name: str | None,
+        user_agent: str | None,
+        ip: str,
+        *,
+        origin: str = "signup",
     ) -> tuple[User, TokenResponse]:
+        """``origin``: ``signup`` for the JSON API, ``browser`` for the hosted sign-up page."""
         await self._guard.before_signup(ip)
         user = await self.create_user(email, password, name)
         try:
-            tokens = await self._sessions.start(user, origin="signup", user_agent=user_agent, amr=("pwd",))
+            tokens = await self._sessions.start(user, origin=origin, user_agent=user_agent, amr=("pwd",))
         except StorageUnavailable:
             # Nothing half-written: without a session the caller retries, and must not meet 409.
             await self._users.delete_user(user.id)
@@ -79,8 +87,10 @@ class Accounts:
         return user, tokens
 
     async def login(
-        self, email: str, password: str, user_agent: str | None, ip: str
+        self, email: str, password: str, user_agent: str | None, ip: str, *, origin: str = "password"
     ) -> tuple[User, TokenResponse]:
+        """``origin``: ``password`` for the JSON API, ``browser`` for the hosted sign-in page;
+        both under the same rate limits, progressive delay and argon2 load shedding."""
         await self._guard.before_login(ip, email)
         user = await self._find_by_email(email)
         match = await self._verify(user, password)
@@ -101,7 +111,7 @@ class Accounts:
                 audit("login", outcome=required.error, user_id=user.id, ip=ip)
                 raise
         try:
-            tokens = await self._sessions.start(user, origin="password", user_agent=user_agent, amr=("pwd",))
+            tokens = await self._sessions.start(user, origin=origin, user_agent=user_agent, amr=("pwd",))
         except InvalidGrant:  # disabled while this login was under way
             audit("login", outcome="account_disabled", user_id=user.id, ip=ip)
             raise InvalidCredentials from None

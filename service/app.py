@@ -17,6 +17,7 @@ from service.clock import Clock, system_clock
 from service.config import Settings, load_settings
 from service.http.accounts import AccountsController
 from service.http.auth import bearer_claims
+from service.http.authorize import AuthorizeController
 from service.http.bodies import BoundedRequest
 from service.http.errors import EXCEPTION_HANDLERS
 from service.http.fastpath import JWKSFastPath, TokenFastPath
@@ -25,10 +26,11 @@ from service.http.lifecycle import LifecycleController
 from service.http.mfa import MfaController
 from service.http.oauth import GRANT_TYPES, OAuthController
 from service.http.observe import ObservabilityMiddleware
+from service.http.oidc import LogoutController, UserinfoController, stylesheet
 from service.http.openapi import render_plugins
 from service.http.pages import AccountPages
 from service.http.security_headers import DOCS_PATH, SecurityHeaders, json_headers
-from service.http.wellknown import WellKnownController, discovery_document
+from service.http.wellknown import WellKnownController
 from service.runtime import Runtime
 from service.tokens.access import quiet_eddsa_deprecation
 
@@ -38,7 +40,6 @@ __all__ = ["create_app", "create_app_from_env"]
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     quiet_eddsa_deprecation()
     runtime = Runtime(settings, clock)
-    discovery = discovery_document(settings, GRANT_TYPES)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -66,6 +67,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
             AccountPages,
             MfaController,
             OAuthController,
+            AuthorizeController,
+            UserinfoController,
+            LogoutController,
+            stylesheet,
             WellKnownController,
             HealthController,
             metrics,
@@ -91,7 +96,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     app.state.runtime = runtime
     jwks_cache_control = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
     app.state.jwks_cache_control = jwks_cache_control
-    app.state.discovery = discovery
+    app.state.grant_types = GRANT_TYPES
+    app.state.discovery_cache = {}
     common_headers = json_headers(settings.hsts_max_age)
     token_path = TokenFastPath(
         SecurityHeaders(app.asgi_handler, hsts_max_age=settings.hsts_max_age),

@@ -11,10 +11,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AccessDenied",
     "ClientExists",
     "ConfigError",
+    "ConsentRequired",
     "EmailTaken",
     "IdPError",
+    "InsufficientScope",
     "InvalidClient",
     "InvalidCredentials",
     "InvalidEmail",
@@ -24,6 +27,7 @@ __all__ = [
     "InvalidScope",
     "InvalidTarget",
     "InvalidToken",
+    "LoginRequired",
     "NotFound",
     "PasswordTooCommon",
     "PasswordTooLong",
@@ -32,8 +36,10 @@ __all__ = [
     "ServerError",
     "TemporarilyUnavailable",
     "UnauthorizedClient",
+    "UnknownClientOrRedirect",
     "UnsupportedGrantType",
     "UnsupportedMediaType",
+    "UnsupportedResponseType",
 ]
 
 
@@ -224,3 +230,49 @@ class TemporarilyUnavailable(IdPError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
+
+
+class UnsupportedResponseType(IdPError):
+    error = "unsupported_response_type"
+    status_code = 400
+    default_description = "Only response_type=code is supported."
+
+
+class LoginRequired(IdPError):
+    """OpenID Connect Core §3.1.2.6: ``prompt=none`` and no usable browser session."""
+
+    error = "login_required"
+    status_code = 400
+    default_description = "The user is not signed in."
+
+
+class ConsentRequired(IdPError):
+    error = "consent_required"
+    status_code = 400
+    default_description = "The user has not consented to this client and scope."
+
+
+class AccessDenied(IdPError):
+    error = "access_denied"
+    status_code = 403
+    default_description = "The user denied the request."
+
+
+class InsufficientScope(IdPError):
+    """RFC 6750 §3.1: the access token lacks the scope this resource needs."""
+
+    error = "insufficient_scope"
+    status_code = 403
+    default_description = "The access token does not carry the scope this resource needs."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="openid"'}
+
+
+class UnknownClientOrRedirect(IdPError):
+    """An authorization request whose client or redirect URI cannot be trusted: it is shown an
+    error page and never redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.1)."""
+
+    error = "invalid_request"
+    status_code = 400
+    default_description = "The client or its redirect URI is not registered."

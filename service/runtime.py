@@ -28,6 +28,8 @@ from service.mail.transports import FileTransport, SmtpTransport, Transport
 from service.mail.worker import DeliveryWorker, RetryPolicy
 from service.mfa.service import Mfa
 from service.mfa.tickets import Tickets
+from service.oidc.id_token import IdTokens
+from service.oidc.provider import Provider
 from service.passwords import PasswordService
 from service.sessions import SessionPolicy, Sessions
 from service.store.base import Database
@@ -63,6 +65,8 @@ class Runtime:
     mail_worker: DeliveryWorker
     recovery: PasswordRecovery
     mfa: Mfa
+    id_tokens: IdTokens
+    provider: Provider
 
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
@@ -100,6 +104,9 @@ class Runtime:
             audience=settings.audience,
             ttl=settings.access_token_ttl,
             clock=self.clock,
+        )
+        self.id_tokens = IdTokens(
+            keyring=self.keyring, issuer=settings.issuer, ttl=settings.access_token_ttl, clock=self.clock
         )
         self.sessions = Sessions(
             families=self.families,
@@ -176,6 +183,13 @@ class Runtime:
             guard=self.guard,
             clock=self.clock,
             mfa=self.mfa,
+        )
+        self.provider = Provider(
+            store=stores.oidc,
+            users=self.database,
+            sessions=self.sessions,
+            id_tokens=self.id_tokens,
+            clock=self.clock,
         )
 
     def _transport(self) -> Transport:

@@ -22,9 +22,23 @@ from service.store.sessions import AccountClaims, Client, Family, FamilyStore, N
 from service.tokens.access import AccessClaims, AccessTokens
 from service.tokens.refresh import hash_secret, new_family_id, new_token, parse_token, seal, unseal
 
-__all__ = ["SessionPolicy", "Sessions", "TokenResponse", "summarize_user_agent"]
+__all__ = [
+    "BROWSER_ORIGIN",
+    "SessionPolicy",
+    "Sessions",
+    "TokenResponse",
+    "oidc_origin",
+    "summarize_user_agent",
+]
 
 MAX_USER_AGENT = 120
+BROWSER_ORIGIN = "browser"
+"""Families opened by the hosted sign-in page: the browser session behind the cookie."""
+
+
+def oidc_origin(browser_sid: str) -> str:
+    """The origin of a session a client opened with a code issued in this browser session."""
+    return f"oidc:{browser_sid}"
 
 
 class TokenResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -37,6 +51,8 @@ class TokenResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     expires_in: int
     refresh_token: str | None = None
     scope: str | None = None
+    id_token: str | None = None
+    """OpenID Connect Core §3.1.3.3, for the authorization_code grant with ``openid``."""
 
 
 class SessionPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,6 +142,7 @@ class Sessions:
         scope: str | None = None,
         user_agent: str | None = None,
         amr: tuple[str, ...] = (),
+        family_id: str | None = None,
     ) -> TokenResponse:
         """Open a new family for a fresh sign-in and issue its first pair; ``amr``: how the user
         proved who they are (RFC 8176), carried by every token of the session.
@@ -135,7 +152,7 @@ class Sessions:
         since disabling deletes the families that exist and role changes rewrite them.
         """
         now = self._clock()
-        family_id = new_family_id()
+        family_id = family_id or new_family_id()
         token, token_hash = new_token(family_id)
         family = NewFamily(
             id=family_id,
@@ -183,7 +200,7 @@ class Sessions:
         family = await self._families.get_family(family_id, now)
         if admitted is not None:
             await admitted
-        if family is None:
+        if family is None or family.origin == BROWSER_ORIGIN:
             raise InvalidGrant("The refresh token is invalid, expired or revoked.")
         if family.client_id is not None and client is None:
             raise InvalidClient("This refresh token was issued to a client; authenticate as it.")
@@ -262,6 +279,27 @@ class Sessions:
         await self._families.revoke_family(family.id)
         audit("revoke", user_id=family.user_id, client_id=family.client_id, sid=family.id)
         return True
+
+    async def revoke(self, family_id: str) -> bool:
+        """End a session by id (code reuse); True if it was live."""
+        family = await self._families.revoke_family(family_id)
+        if family is not None:
+            audit("revoke", user_id=family.user_id, client_id=family.client_id, sid=family_id)
+        return family is not None
+
+    async def browser_session(self, cookie: str) -> Family | None:
+        """The live browser session (a family of origin ``browser``) whose token the cookie
+        holds, else None. The cookie's token is never rotated: it only proves the session."""
+        family = await self._possessed_family(cookie, None, current_only=True)
+        return family if family is not None and family.origin == BROWSER_ORIGIN else None
+
+    async def end_browser_session(self, family: Family) -> int:
+        """Sign out of the browser session and every session a client opened through it."""
+        ended = [item for item in await self.list(family.user_id) if item.origin == oidc_origin(family.id)]
+        for item in [family, *ended]:
+            await self._families.revoke_family(item.id)
+        audit("logout", user_id=family.user_id, sid=family.id, sessions=len(ended) + 1)
+        return len(ended) + 1
 
     async def introspect_refresh_token(self, token: str, client: Client) -> Family | None:
         """The live family of the client's current refresh token, else None."""

@@ -18,6 +18,7 @@ from service.http.auth import authenticate_client, basic_client_id, read_params,
 from service.http.openapi import errors, json_body
 from service.oidc.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
 from service.oidc.client_credentials import client_credentials
+from service.oidc.provider import GRANT_TYPE as AUTHORIZATION_CODE
 from service.runtime import Runtime
 from service.sessions import TokenResponse
 from service.tokens.access import FIRST_PARTY_CLIENT, AccessClaims
@@ -25,7 +26,7 @@ from service.tokens.refresh import PREFIX as REFRESH_PREFIX
 
 __all__ = ["GRANT_TYPES", "OAuthController", "token_grant"]
 
-GRANT_TYPES = ["refresh_token", CLIENT_CREDENTIALS, GRANT_TYPE]
+GRANT_TYPES = [AUTHORIZATION_CODE, "refresh_token", CLIENT_CREDENTIALS, GRANT_TYPE]
 
 
 def _required(params: dict[str, str], name: str) -> str:
@@ -74,6 +75,10 @@ async def _grant(
         return await runtime.exchange.exchange(params, client)
     if grant_type == CLIENT_CREDENTIALS:
         return client_credentials(client, params.get("scope"), runtime.access_tokens)
+    if grant_type == AUTHORIZATION_CODE:
+        if client is None:  # a public client: identified, not authenticated (PKCE binds the code)
+            client = await runtime.clients.identify_public(_required(params, "client_id"))
+        return await runtime.provider.redeem(client, params)
     raise UnsupportedGrantType(f"The grant type {grant_type[:64]!r} is not supported.")
 
 

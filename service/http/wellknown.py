@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
 
-from service.config import Settings
+from service.clients import ID_TOKEN_ALGS
 from service.http.openapi import JWKSDocument, Metadata, json_body
 from service.keys.keyring import KeyRing
+from service.oidc.discovery import oauth_metadata, openid_configuration
+from service.runtime import Runtime
 
 __all__ = [
     "JWKS_MEDIA_TYPE",
@@ -23,47 +26,28 @@ JWKS_MEDIA_TYPE = "application/jwk-set+json"
 JWKS_PATH = "/.well-known/jwks.json"
 
 
-def discovery_document(settings: Settings, grant_types: list[str]) -> bytes:
-    """Metadata shared by ``openid-configuration`` and ``oauth-authorization-server``.
-
-    There is no authorization endpoint (no browser redirect flows), so no response types.
-    """
-    issuer = settings.issuer
-    document: dict[str, object] = {
-        "issuer": issuer,
-        "jwks_uri": f"{issuer}{JWKS_PATH}",
-        "userinfo_endpoint": f"{issuer}/v1/me",
-        "response_types_supported": [],
-        "grant_types_supported": grant_types,
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [settings.signing_alg],
-        "access_token_signing_alg_values_supported": [settings.signing_alg],
-        "claims_supported": [
-            "iss",
-            "sub",
-            "aud",
-            "exp",
-            "iat",
-            "jti",
-            "sid",
-            "client_id",
-            "scope",
-            "email",
-            "roles",
-        ],
-    }
-    auth_methods = ["client_secret_basic", "client_secret_post"]
-    document.update(
-        {
-            "token_endpoint": f"{issuer}/oauth2/token",
-            "token_endpoint_auth_methods_supported": auth_methods,
-            "revocation_endpoint": f"{issuer}/oauth2/revoke",
-            "revocation_endpoint_auth_methods_supported": ["none", *auth_methods],
-            "introspection_endpoint": f"{issuer}/oauth2/introspect",
-            "introspection_endpoint_auth_methods_supported": auth_methods,
+def discovery_document(
+    runtime: Runtime, grant_types: Sequence[str], cache: dict[tuple[str, bool], bytes], *, openid: bool
+) -> bytes:
+    """``openid-configuration`` (``openid``) or ``oauth-authorization-server``, re-encoded only
+    when the keys change (the ID-token algorithms are those with a key signing now)."""
+    key = (runtime.keyring.jwks_etag, openid)
+    if key not in cache:
+        settings = runtime.settings
+        common = {
+            "issuer": settings.issuer,
+            "grant_types": grant_types,
+            "access_token_alg": settings.signing_alg,
         }
-    )
-    return msgspec.json.encode(document)
+        if openid:
+            algs = [alg for alg in runtime.keyring.signing_algs() if alg in ID_TOKEN_ALGS]
+            document = openid_configuration(**common, id_token_algs=algs)  # type: ignore[arg-type]
+        else:
+            document = oauth_metadata(**common)  # type: ignore[arg-type]
+        if len(cache) > 4:
+            cache.clear()
+        cache[key] = msgspec.json.encode(document)
+    return cache[key]
 
 
 class WellKnownController(Controller):
@@ -88,12 +72,12 @@ class WellKnownController(Controller):
     @get("/openid-configuration", media_type="application/json", responses=json_body(200, Metadata))
     async def openid_configuration(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """OpenID Connect Discovery 1.0 metadata."""
-        return _metadata(request)
+        return _metadata(request, openid=True)
 
     @get("/oauth-authorization-server", media_type="application/json", responses=json_body(200, Metadata))
     async def oauth_authorization_server(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """RFC 8414 authorization server metadata."""
-        return _metadata(request)
+        return _metadata(request, openid=False)
 
 
 def if_none_match_matches(if_none_match: str | None, etag: str) -> bool:
@@ -104,9 +88,8 @@ def if_none_match_matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _metadata(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """The document built by ``create_app`` (:func:`discovery_document`), cached like the JWKS."""
+def _metadata(request: Request[Any, Any, Any], *, openid: bool) -> Response[bytes]:
+    """:func:`discovery_document`, cached like the JWKS."""
     state = request.app.state
-    return Response(
-        state.discovery, headers={"Cache-Control": state.jwks_cache_control}, media_type="application/json"
-    )
+    body = discovery_document(state.runtime, state.grant_types, state.discovery_cache, openid=openid)
+    return Response(body, headers={"Cache-Control": state.jwks_cache_control}, media_type="application/json")

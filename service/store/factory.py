@@ -10,11 +10,13 @@ from service.store.base import Database
 from service.store.exchange import ReplayCache
 from service.store.mail import AccountTokenStore, MailOutbox
 from service.store.mfa import MfaStore
+from service.store.oidc import OidcStore
 from service.store.postgres import PostgresClientStore, PostgresDatabase
 from service.store.postgres_mail import PostgresAccountTokens, PostgresOutbox
 from service.store.postgres_mfa import PostgresMfaStore
 from service.store.redis import RedisFamilyStore, RedisReplayCache, connect_redis
 from service.store.sessions import ClientStore, FamilyStore
+from service.store.sql_oidc import PostgresOidcStore, SqliteOidcStore
 from service.store.sqlite import SqliteDatabase
 from service.store.sqlite_mail import SqliteAccountTokens, SqliteOutbox
 from service.store.sqlite_mfa import SqliteMfaStore
@@ -32,6 +34,7 @@ class Stores(msgspec.Struct, frozen=True):
     outbox: MailOutbox
     account_tokens: AccountTokenStore
     mfa: MfaStore
+    oidc: OidcStore
 
 
 async def open_stores(settings: Settings) -> Stores:
@@ -47,11 +50,13 @@ async def open_stores(settings: Settings) -> Stores:
         database, clients = postgres, PostgresClientStore(postgres)
         outbox, tokens = PostgresOutbox(postgres), PostgresAccountTokens(postgres)
         mfa = PostgresMfaStore(postgres)
+        oidc: OidcStore = PostgresOidcStore(postgres)
     else:
         sqlite = await SqliteDatabase.open(settings.sqlite_path)
         database, clients = sqlite, SqliteClientStore(sqlite)
         outbox, tokens = SqliteOutbox(sqlite), SqliteAccountTokens(sqlite)
         mfa = SqliteMfaStore(sqlite)
+        oidc = SqliteOidcStore(sqlite)
     families: FamilyStore
     replay: ReplayCache
     if settings.redis_url is not None:
@@ -63,4 +68,4 @@ async def open_stores(settings: Settings) -> Stores:
         assert isinstance(database, SqliteDatabase)  # config forbids PostgreSQL without Redis
         families, replay = SqliteFamilyStore(database), SqliteReplayCache(database)
         limiter = MemoryRateLimiter()
-    return Stores(database, families, clients, replay, limiter, outbox, tokens, mfa)
+    return Stores(database, families, clients, replay, limiter, outbox, tokens, mfa, oidc)

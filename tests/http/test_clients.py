@@ -114,4 +114,8 @@ async def test_discovery_lists_the_oauth_endpoints(client: httpx.AsyncClient) ->
     endpoints = [metadata[f"{name}_endpoint"] for name in ("token", "revocation", "introspection")]
     assert endpoints == [f"{issuer}/oauth2/token", f"{issuer}/oauth2/revoke", f"{issuer}/oauth2/introspect"]
     assert "refresh_token" in metadata["grant_types_supported"]
-    assert metadata["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+    assert metadata["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]

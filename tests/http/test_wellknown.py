@@ -39,18 +39,45 @@ async def test_jwks_is_public_cacheable_and_revalidates(client: Client) -> None:
     assert stale.status_code == 200
 
 
-async def test_discovery_documents_agree(client: Client) -> None:
-    """Both metadata documents name our issuer, JWKS, userinfo endpoint and algorithm."""
+async def test_discovery_documents_differ_as_their_specs_say(client: Client) -> None:
+    """RFC 8414 has the OAuth fields; OpenID Connect Discovery adds userinfo, end session, ID-token
+    algorithms (those with a signing key: RS256 beside EdDSA), subject types and claims."""
     oidc = (await client.get("/.well-known/openid-configuration")).json()
     oauth = (await client.get("/.well-known/oauth-authorization-server")).json()
-    assert oidc == oauth
     issuer = "http://127.0.0.1:8000"
-    assert (oidc["issuer"], oidc["jwks_uri"], oidc["userinfo_endpoint"]) == (
+    assert {key: oidc[key] for key in oauth} == oauth
+    assert set(oidc) - set(oauth) == {
+        "userinfo_endpoint",
+        "end_session_endpoint",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+        "claims_supported",
+        "claims_parameter_supported",
+        "request_parameter_supported",
+        "request_uri_parameter_supported",
+        "prompt_values_supported",
+    }
+    assert (oauth["issuer"], oauth["jwks_uri"], oauth["authorization_endpoint"]) == (
         issuer,
         f"{issuer}/.well-known/jwks.json",
-        f"{issuer}/v1/me",
+        f"{issuer}/oauth2/authorize",
     )
-    assert oidc["id_token_signing_alg_values_supported"] == ["EdDSA"]
+    assert (oauth["response_types_supported"], oauth["code_challenge_methods_supported"]) == (
+        ["code"],
+        ["S256"],
+    )
+    assert oauth["authorization_response_iss_parameter_supported"] is True
+    assert set(oauth["grant_types_supported"]) >= {
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    }
+    assert (oidc["userinfo_endpoint"], oidc["end_session_endpoint"]) == (
+        f"{issuer}/oauth2/userinfo",
+        f"{issuer}/oauth2/logout",
+    )
+    assert oidc["id_token_signing_alg_values_supported"] == ["EdDSA", "RS256"]
+    assert {"openid", "profile", "email", "offline_access"} == set(oidc["scopes_supported"])
 
 
 async def test_health(client: Client) -> None:
