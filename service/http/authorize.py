@@ -183,7 +183,9 @@ class AuthorizeController(Controller):
                 origin=BROWSER_ORIGIN,
             )
         except IdPError as exc:
-            if not isinstance(exc, InvalidCredentials) and exc.status_code not in {429, 503}:
+            # 401: wrong credentials, or a second factor is needed (its hosted step is the MFA
+            # issue's: until then such accounts cannot sign in here, the page says why)
+            if exc.status_code not in {401, 429, 503}:
                 raise
             return await _flow(request, runtime, {**params, "login_hint": form.get("email", "")}, problem=exc)
         return await self._signed_in(request, runtime, params, tokens.refresh_token or "")
