@@ -11,7 +11,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from service import bounded_json
@@ -45,6 +45,10 @@ async def require_json_if_body(
     """Guard for optional bodies: when one is sent, it must be JSON."""
     if connection.headers.get("content-length", "0") != "0" or "transfer-encoding" in connection.headers:
         await require_json(connection, handler)
+
+
+# Session ids are 22 base64url characters; anything else is malformed (400), not unknown (404).
+SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class SignupRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -172,7 +176,7 @@ class AccountsController(Controller):
         "/logout",
         status_code=HTTP_204_NO_CONTENT,
         guards=[require_json_if_body],
-        responses=errors(400, 401, 415),
+        responses=errors(400, 401, 413, 415),
     )
     async def logout(
         self,
@@ -201,7 +205,7 @@ class AccountsController(Controller):
     @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 404))
     async def end_session(
         self,
-        session_id: FromPath[str],
+        session_id: Annotated[str, PathParameter(pattern=SESSION_ID, description="A session id (`sid`).")],
         claims: NamedDependency[AccessClaims],
         runtime: NamedDependency[Runtime],
     ) -> None:

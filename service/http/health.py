@@ -19,7 +19,7 @@ from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.errors import Forbidden, InvalidToken
-from service.http.openapi import errors
+from service.http.openapi import errors, json_body
 from service.keys.keyring import NoSigningKey
 from service.runtime import Runtime
 from service.store.base import Database, StorageUnavailable
@@ -43,7 +43,7 @@ class HealthController(Controller):
         """The process is up and its event loop answers."""
         return {"status": "ok"}
 
-    @get("/ready")
+    @get("/ready", responses=json_body(503, Readiness, description="Not ready: the checks say which part"))
     async def ready(self, runtime: NamedDependency[Runtime]) -> Response[Readiness]:
         """Ready when the database and the session store answer and a key may sign."""
         checks = {"database": "ok", "sessions": "ok", "signing_key": "ok"}
@@ -72,7 +72,7 @@ class HealthController(Controller):
     media_type=CONTENT_TYPE_LATEST,
     tags=["health"],
     cache_control=CacheControlHeader(no_store=True),
-    responses=errors(401, 403),
+    responses=errors(401, 403, unavailable=False),
 )
 async def metrics(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[bytes]:
     """Prometheus metrics of this process (a Bearer ``IDP_METRICS_TOKEN``, or loopback only)."""

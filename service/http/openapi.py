@@ -16,7 +16,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from service.http.errors import ErrorBody
 from service.http.security_headers import REDOC_JS, REDOC_SRI
 
-__all__ = ["DocsPage", "JWKSDocument", "Metadata", "errors", "json_body", "render_plugins"]
+__all__ = ["DocsPage", "JWKSDocument", "Metadata", "errors", "json_body", "not_modified", "render_plugins"]
 
 _DESCRIPTIONS = {
     400: "Malformed request or invalid grant (RFC 6749 §5.2)",
@@ -41,16 +41,29 @@ class Metadata(msgspec.Struct, frozen=True):
     jwks_uri: str
 
 
-def errors(*codes: int) -> dict[int, ResponseSpec]:
-    """The error responses a handler can produce, each with the shared error body."""
+def errors(*codes: int, unavailable: bool = True) -> dict[int, ResponseSpec]:
+    """The error responses a handler can produce, each with the shared error body; 503 too
+    (``unavailable``) unless the handler needs neither storage nor the argon2 pool.
+    tests/http/test_openapi_responses.py checks each operation's list against its answers."""
     return {
         code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code], generate_examples=False)
-        for code in (*codes, 503)
+        for code in (*codes, *((503,) if unavailable else ()))
     }
 
 
-def json_body(status: int, container: Any, media_type: str = "application/json") -> dict[int, ResponseSpec]:
-    return {status: ResponseSpec(data_container=container, media_type=media_type, generate_examples=False)}
+def json_body(
+    status: int, container: Any, media_type: str = "application/json", description: str = "Success"
+) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(
+            data_container=container, media_type=media_type, description=description, generate_examples=False
+        )
+    }
+
+
+def not_modified() -> dict[int, ResponseSpec]:
+    """304 to a matching ``If-None-Match``: no body, the same ``ETag`` and ``Cache-Control``."""
+    return {304: ResponseSpec(data_container=None, description="Not modified (If-None-Match matched)")}
 
 
 class DocsPage(OpenAPIRenderPlugin):

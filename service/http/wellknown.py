@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, get
 
 from service.clients import ID_TOKEN_ALGS
-from service.http.openapi import JWKSDocument, Metadata, json_body
+from service.http.openapi import JWKSDocument, Metadata, json_body, not_modified
 from service.keys.keyring import KeyRing
 from service.oidc.discovery import oauth_metadata, openid_configuration
 from service.runtime import Runtime
@@ -55,7 +55,11 @@ class WellKnownController(Controller):
     tags = ["discovery"]  # noqa: RUF012
     include_in_schema = True
 
-    @get("/jwks.json", media_type=JWKS_MEDIA_TYPE, responses=json_body(200, JWKSDocument, JWKS_MEDIA_TYPE))
+    @get(
+        "/jwks.json",
+        media_type=JWKS_MEDIA_TYPE,
+        responses={**json_body(200, JWKSDocument, JWKS_MEDIA_TYPE), **not_modified()},
+    )
     async def jwks(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         """Public signing keys (RFC 7517); revalidate with ``If-None-Match``.
 
