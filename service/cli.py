@@ -17,6 +17,7 @@ import msgspec
 import uvicorn
 
 from service.cli_keys import add_keys_commands
+from service.cli_mfa import add_mfa_commands
 from service.cli_support import EXIT_REFUSED, EXIT_USAGE, CliError, iso, print_json, when, with_runtime
 from service.config import SIGNING_ALGS, ConfigError, Settings, load_settings
 from service.errors import IdPError
@@ -226,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     roles.add_argument("email")
     roles.add_argument("--set", help="comma-separated roles replacing the current ones")
     roles.set_defaults(handler=cmd_users_roles)
+    add_mfa_commands(users)
 
     clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(
         dest="clients", required=True

@@ -12,10 +12,13 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from service.http.accounts import require_json
+from service.http.auth import bearer_claims
 from service.http.openapi import errors
 from service.mfa.service import TotpEnrolment
+from service.mfa.tickets import Ticket
 from service.runtime import Runtime
 from service.sessions import TokenResponse
+from service.store.base import User
 from service.tokens.access import AccessClaims
 
 __all__ = ["MfaController"]
@@ -39,6 +42,22 @@ class FreshCode(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class RecoveryCodes(msgspec.Struct, frozen=True):
     recovery_codes: list[str]
+
+
+class Confirmed(msgspec.Struct, frozen=True, omit_defaults=True):
+    recovery_codes: list[str]
+    tokens: TokenResponse | None = None
+    """When enrolling during a sign-in (``X-MFA-Token``): the sign-in's tokens."""
+
+
+async def _enrolling_account(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[User, Ticket | None]:
+    """The account a TOTP enrolment is for: a signed-in one (Bearer), or one in the middle of a
+    sign-in that must enrol first (``IDP_MFA_REQUIRED``; its ``mfa_token`` in ``X-MFA-Token``)."""
+    ticket_text = request.headers.get("x-mfa-token")
+    if ticket_text:
+        ticket, user = await runtime.mfa.enrolment_ticket_user(ticket_text)
+        return user, ticket
+    return await runtime.accounts.profile(await bearer_claims(request, runtime)), None
 
 
 class FactorsView(msgspec.Struct, frozen=True):
@@ -72,11 +91,13 @@ class MfaController(Controller):
 
     @post("/mfa/totp", status_code=HTTP_201_CREATED, responses=errors(401, 409))
     async def enrol_totp(
-        self, claims: NamedDependency[AccessClaims], runtime: NamedDependency[Runtime]
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
     ) -> TotpEnrolment:
         """Start enrolling an authenticator app: the secret, its ``otpauth://`` URI and a QR code
-        (SVG). It is not active until confirmed with a first code."""
-        return await runtime.mfa.enrol_totp(await runtime.accounts.profile(claims))
+        (SVG). It is not active until confirmed with a first code. Bearer token, or the
+        ``mfa_token`` of a sign-in answered ``mfa_enrollment_required`` in ``X-MFA-Token``."""
+        user, _ = await _enrolling_account(request, runtime)
+        return await runtime.mfa.enrol_totp(user)
 
     @post(
         "/mfa/totp/confirm",
@@ -85,15 +106,16 @@ class MfaController(Controller):
         responses=errors(400, 401, 409, 415, 429),
     )
     async def confirm_totp(
-        self,
-        data: JSONBody[CodeBody],
-        claims: NamedDependency[AccessClaims],
-        runtime: NamedDependency[Runtime],
-    ) -> RecoveryCodes:
+        self, request: Request[Any, Any, Any], data: JSONBody[CodeBody], runtime: NamedDependency[Runtime]
+    ) -> Confirmed:
         """Activate the authenticator with its first code; the first time, the recovery codes
-        (shown only in this response)."""
-        user = await runtime.accounts.profile(claims)
-        return RecoveryCodes(await runtime.mfa.confirm_totp(user, data.code))
+        (shown only in this response). With ``X-MFA-Token``, the sign-in completes too."""
+        user, ticket = await _enrolling_account(request, runtime)
+        codes = await runtime.mfa.confirm_totp(user, data.code)
+        if ticket is None:
+            return Confirmed(codes)
+        tokens = await runtime.mfa.finish(ticket, user, ("otp",), request.headers.get("user-agent"))
+        return Confirmed(codes, tokens)
 
     @delete(
         "/mfa/totp",

@@ -109,6 +109,14 @@ class Mfa:
             raise InvalidMfaToken
         return ticket, user
 
+    async def enrolment_ticket_user(self, token: str) -> tuple[Ticket, User]:
+        """A sign-in ticket used to enrol a first factor: only while the account has none (with a
+        factor, enrolling through a password-only ticket would skip the second factor)."""
+        ticket, user = await self.ticket_user(token)
+        if (await self.store.summary(user.id)).any:
+            raise InvalidMfaToken("This account has a second factor: complete the sign-in with it.")
+        return ticket, user
+
     async def complete(self, token: str, code: str, user_agent: str | None) -> TokenResponse:
         """Second step of a sign-in with a TOTP or recovery code."""
         ticket, user = await self.ticket_user(token)

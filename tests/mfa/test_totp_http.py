@@ -239,3 +239,15 @@ async def test_a_ticket_is_for_its_own_account(client: Client, clock: FrozenCloc
         "/v1/login/mfa", json={"mfa_token": ticket, "code": code_at(bob_secret, clock())}
     )
     assert response.status_code == 401
+
+
+async def test_a_password_ticket_cannot_enrol_a_factor_on_a_protected_account(
+    client: Client, clock: FrozenClock
+) -> None:
+    """With a factor enrolled, the mfa_token of a password step (all an attacker with the
+    password has) cannot start an enrolment: that would skip the second factor."""
+    token = await signup(client)
+    await enrol_totp(client, token, clock)
+    ticket = (await password_step(client))["mfa_token"]
+    response = await client.post("/v1/mfa/totp", headers={"X-MFA-Token": ticket})
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_mfa_token")
