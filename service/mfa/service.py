@@ -10,12 +10,14 @@ ticket and a TOTP or recovery code, spends both, and opens the session with
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
 
 from service.abuse import RateLimited
 from service.audit import audit
 from service.clock import Clock
+from service.errors import NotFound
 from service.keys.secrets import SealBroken, SecretBox
 from service.mfa import recovery, totp
 from service.mfa.errors import (
@@ -23,11 +25,13 @@ from service.mfa.errors import (
     FreshFactorRequired,
     InvalidCode,
     InvalidMfaToken,
+    InvalidPasskey,
     MfaEnrollmentRequired,
     MfaRequired,
     NothingToConfirm,
 )
 from service.mfa.notices import notice
+from service.mfa.passkeys import Passkeys, PasskeyView, amr_method
 from service.mfa.settings import MfaSettings
 from service.mfa.tickets import Ticket, Tickets
 from service.ratelimit import RateLimiter
@@ -64,6 +68,7 @@ class Mfa:
         public_url: str,
         clock: Clock,
     ) -> None:
+        self.passkeys = Passkeys(store=store, users=users, tickets=tickets, settings=settings, clock=clock)
         self.store = store
         self._users = users
         self._box = box
@@ -123,6 +128,42 @@ class Mfa:
         method = await self.check_code(user, code)
         return await self.finish(ticket, user, (method,), user_agent)
 
+    async def complete_with_passkey(
+        self, token: str, state: str, credential: dict[str, Any], user_agent: str | None
+    ) -> TokenResponse:
+        """Second step of a sign-in with a passkey assertion for the ticket's account."""
+        ticket, user = await self.ticket_user(token)
+        await self._within_budget(user)
+        try:
+            _, passkey = await self.passkeys.authenticate(state, credential, user)
+        except InvalidPasskey:
+            await self._limiter.hit(f"mfa|{user.id}", self._settings.attempts, self._clock())
+            raise
+        return await self.finish(ticket, user, (amr_method(passkey),), user_agent)
+
+    async def passwordless(
+        self, state: str, credential: dict[str, Any], user_agent: str | None
+    ) -> TokenResponse:
+        """A discoverable passkey as the whole sign-in: possession of the key plus the user
+        verification the authenticator performed (PIN or biometrics) make two factors."""
+        user, passkey = await self.passkeys.authenticate(state, credential, None)
+        amr = (amr_method(passkey), "mfa")
+        tokens = await self._sessions.start(user, origin="passkey", user_agent=user_agent, amr=amr)
+        audit("login", outcome="success", user_id=user.id, amr=" ".join(amr))
+        return tokens
+
+    async def register_passkey(
+        self, user: User, state: str, credential: dict[str, Any], name: str
+    ) -> tuple[PasskeyView, list[str]]:
+        """Register a passkey; the recovery codes when it is the account's first factor."""
+        passkey = await self.passkeys.register(user, state, credential, name)
+        return PasskeyView.of(passkey), await self.first_recovery_codes(user)
+
+    async def remove_passkey(self, user: User, passkey_id: str, code: str | None) -> None:
+        await self.require_fresh_factor(user, code)
+        if not await self.passkeys.remove(user, passkey_id):
+            raise NotFound("No such passkey.")
+
     async def finish(
         self, ticket: Ticket, user: User, methods: tuple[str, ...], user_agent: str | None
     ) -> TokenResponse:
@@ -137,17 +178,19 @@ class Mfa:
     async def check_code(self, user: User, code: str) -> str:
         """Accept a current TOTP code or an unused recovery code (spending it); the amr method.
         Refused attempts count against the account's budget."""
-        key = f"mfa|{user.id}"
-        rule, now = self._settings.attempts, self._clock()
-        budget = await self._limiter.peek(key, rule, now)
+        await self._within_budget(user)
+        if await self._totp_accepts(user, code) or await self._recovery_accepts(user, code):
+            return "otp"
+        await self._limiter.hit(f"mfa|{user.id}", self._settings.attempts, self._clock())
+        audit("mfa_verify", outcome="invalid_code", user_id=user.id)
+        raise InvalidCode
+
+    async def _within_budget(self, user: User) -> None:
+        rule = self._settings.attempts
+        budget = await self._limiter.peek(f"mfa|{user.id}", rule, self._clock())
         if not budget.allowed:
             audit("rate_limited", outcome=rule.name, user_id=user.id)
             raise RateLimited(rule, budget)
-        if await self._totp_accepts(user, code) or await self._recovery_accepts(user, code):
-            return "otp"
-        await self._limiter.hit(key, rule, now)
-        audit("mfa_verify", outcome="invalid_code", user_id=user.id)
-        raise InvalidCode
 
     async def _totp_accepts(self, user: User, code: str) -> bool:
         factor = await self.store.get_totp(user.id)
@@ -252,6 +295,7 @@ class Mfa:
         )
 
     async def summary(self, user: User) -> FactorSummary:
+        """Confirmed factors only: a pending TOTP does not count."""
         return await self.store.summary(user.id)
 
     async def reset(self, user: User, actor: str) -> FactorSummary:
