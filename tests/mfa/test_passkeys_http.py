@@ -69,11 +69,12 @@ async def test_register_then_sign_in_passwordless(client: Client) -> None:
     assert listed.json()[0]["last_used_at"] is not None
 
 
-async def test_several_passkeys_and_a_device_bound_one_says_hwk(client: Client) -> None:
-    """Two passkeys on one account, the second not recovery-coded again; a device-bound key
-    (no backup eligibility) yields amr hwk."""
+async def test_several_passkeys_and_a_device_bound_one_says_hwk(client: Client, clock: FrozenClock) -> None:
+    """Two passkeys on one account (listed oldest first), the second not recovery-coded again;
+    a device-bound key (no backup eligibility) yields amr hwk."""
     token = await signup(client)
     await register(client, token, SoftAuthenticator())
+    clock.advance(1)
     bound = SoftAuthenticator(synced=False)
     second = await register(client, token, bound, "security key")
     assert second["recovery_codes"] == []
