@@ -47,6 +47,12 @@ NOT_YET_PROBED: set[Operation] = {
     ("DELETE", "/v1/mfa/totp"),
     ("GET", "/v1/mfa"),
     ("POST", "/v1/mfa/recovery-codes"),
+    ("POST", "/v1/mfa/passkeys/options"),
+    ("POST", "/v1/mfa/passkeys"),
+    ("GET", "/v1/mfa/passkeys"),
+    ("DELETE", "/v1/mfa/passkeys/{passkey_id}"),
+    ("POST", "/v1/login/passkey/options"),
+    ("POST", "/v1/login/passkey"),
     ("GET", "/oauth2/userinfo"),
     ("POST", "/oauth2/userinfo"),
 }
