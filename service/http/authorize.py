@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 from service.errors import AccessDenied, IdPError, InvalidCredentials, UnknownClientOrRedirect
 from service.http.auth import request_ip
 from service.http.html import BrowserCookies, read_form, render
+from service.mfa.errors import InvalidMfaToken, MfaEnrollmentRequired, MfaRequired
 from service.oidc.authorize import error_redirect, next_step, parse_request, resolve_client, success_redirect
 from service.runtime import Runtime
 from service.sessions import BROWSER_ORIGIN
@@ -182,13 +183,64 @@ class AuthorizeController(Controller):
                 request_ip(request, runtime.guard),
                 origin=BROWSER_ORIGIN,
             )
+        except MfaRequired as required:
+            if isinstance(required, MfaEnrollmentRequired):  # enrolment is done through the API
+                return await _flow(
+                    request, runtime, {**params, "login_hint": form.get("email", "")}, problem=required
+                )
+            return await self._second_factor(request, runtime, params, required.mfa_token)
         except IdPError as exc:
-            # 401: wrong credentials, or a second factor is needed (its hosted step is the MFA
-            # issue's: until then such accounts cannot sign in here, the page says why)
             if exc.status_code not in {401, 429, 503}:
                 raise
             return await _flow(request, runtime, {**params, "login_hint": form.get("email", "")}, problem=exc)
         return await self._signed_in(request, runtime, params, tokens.refresh_token or "")
+
+    @post("/mfa", status_code=200)
+    async def second_factor(
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+    ) -> Response[Any]:
+        """The second step: the ticket of the password step and a TOTP or recovery code."""
+        form = await read_form(request)
+        try:
+            params, _, _ = await _pending(request, runtime, form)
+        except UnknownClientOrRedirect as exc:
+            return _error_page(runtime, exc)
+        ticket = form.get("mfa_token", "")
+        try:
+            tokens = await runtime.mfa.complete(
+                ticket, form.get("code", ""), request.headers.get("user-agent"), origin=BROWSER_ORIGIN
+            )
+        except InvalidMfaToken as exc:  # expired or used: start the sign-in again
+            return await _flow(request, runtime, params, problem=exc)
+        except IdPError as exc:
+            if exc.status_code not in {401, 429, 503}:
+                raise
+            return await self._second_factor(request, runtime, params, ticket, problem=exc)
+        return await self._signed_in(request, runtime, params, tokens.refresh_token or "")
+
+    @staticmethod
+    async def _second_factor(
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        params: dict[str, str],
+        ticket: str,
+        problem: IdPError | None = None,
+    ) -> Response[Any]:
+        client, redirect_uri = await resolve_client(params, runtime.clients)
+        csrf, cookies = browser_cookies(runtime).csrf(request)
+        return render(
+            "mfa",
+            status=problem.status_code if problem else 200,
+            headers=problem.headers() if problem else None,
+            redirect_uri=redirect_uri,
+            cookies=cookies,
+            service_name=runtime.settings.mail.issuer_name,
+            client_name=client.name,
+            request=urlencode(params),
+            csrf=csrf,
+            mfa_token=ticket,
+            error=problem.description if problem else None,
+        )
 
     @get("/signup")
     async def signup_page(

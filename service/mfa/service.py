@@ -122,11 +122,14 @@ class Mfa:
             raise InvalidMfaToken("This account has a second factor: complete the sign-in with it.")
         return ticket, user
 
-    async def complete(self, token: str, code: str, user_agent: str | None) -> TokenResponse:
-        """Second step of a sign-in with a TOTP or recovery code."""
+    async def complete(
+        self, token: str, code: str, user_agent: str | None, *, origin: str = "mfa"
+    ) -> TokenResponse:
+        """Second step of a sign-in with a TOTP or recovery code; ``origin``: ``browser`` for
+        the hosted sign-in (the session becomes the browser's)."""
         ticket, user = await self.ticket_user(token)
         method = await self.check_code(user, code)
-        return await self.finish(ticket, user, (method,), user_agent)
+        return await self.finish(ticket, user, (method,), user_agent, origin=origin)
 
     async def complete_with_passkey(
         self, token: str, state: str, credential: dict[str, Any], user_agent: str | None
@@ -165,13 +168,19 @@ class Mfa:
             raise NotFound("No such passkey.")
 
     async def finish(
-        self, ticket: Ticket, user: User, methods: tuple[str, ...], user_agent: str | None
+        self,
+        ticket: Ticket,
+        user: User,
+        methods: tuple[str, ...],
+        user_agent: str | None,
+        *,
+        origin: str = "mfa",
     ) -> TokenResponse:
         """Spend the ticket and open the session; ``methods``: the second factor's amr."""
         if not await self.tickets.spend(ticket):
             raise InvalidMfaToken
         amr = tuple(dict.fromkeys((*ticket.amr, *methods, "mfa")))
-        tokens = await self._sessions.start(user, origin="mfa", user_agent=user_agent, amr=amr)
+        tokens = await self._sessions.start(user, origin=origin, user_agent=user_agent, amr=amr)
         audit("login", outcome="success", user_id=user.id, amr=" ".join(amr))
         return tokens
 

@@ -29,6 +29,7 @@ from service.errors import (
     UnsupportedResponseType,
 )
 from service.store.sessions import Client, Family
+from service.tokens.access import acr_satisfies
 
 __all__ = [
     "AuthorizationRequest",
@@ -58,6 +59,7 @@ class AuthorizationRequest(msgspec.Struct, frozen=True, kw_only=True):
     max_age: int | None
     login_hint: str | None
     ui_locales: str | None
+    acr_values: tuple[str, ...] = ()
 
     @property
     def scope(self) -> str:
@@ -125,6 +127,7 @@ def parse_request(client: Client, redirect_uri: str, params: Mapping[str, str]) 
         max_age=_max_age(params.get("max_age")),
         login_hint=(params.get("login_hint") or "")[:320] or None,
         ui_locales=(params.get("ui_locales") or "")[:64] or None,
+        acr_values=tuple(params.get("acr_values", "").split())[:8],
     )
 
 
@@ -142,7 +145,10 @@ def next_step(
     ``fresh_login``: the user authenticated in this very request (satisfies ``prompt=login``);
     ``consented``: the user just allowed this request (satisfies ``prompt=consent``)."""
     stale = request.max_age is not None and session is not None and now - session.created_at > request.max_age
-    if session is None or stale or ("login" in request.prompt and not fresh_login):
+    # Step-up: a session weaker than the acr_values asked for signs in again (once: a fresh
+    # sign-in is what the account can do, and its acr says so).
+    weak = session is not None and not fresh_login and not acr_satisfies(session.amr, request.acr_values)
+    if session is None or stale or weak or ("login" in request.prompt and not fresh_login):
         if "none" in request.prompt:
             raise LoginRequired
         return "authenticate"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from service.clients import OIDC_SCOPES
+from service.tokens.access import ACR_LEVELS
 
 __all__ = ["oauth_metadata", "openid_configuration"]
 
@@ -27,6 +28,8 @@ CLAIMS = [
     "email",
     "email_verified",
     "name",
+    "amr",
+    "acr",
 ]
 
 
@@ -67,4 +70,5 @@ def openid_configuration(
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],
+        "acr_values_supported": list(ACR_LEVELS),
     }

@@ -23,7 +23,7 @@ from service.errors import IdPError
 from service.keys.keyring import KeyRing, NoSigningKey, b64url
 from service.store.base import User
 from service.store.sessions import Client
-from service.tokens.access import MAX_TOKEN_LENGTH
+from service.tokens.access import MAX_TOKEN_LENGTH, acr_for
 
 __all__ = ["IdTokens", "at_hash", "user_claims"]
 
@@ -67,6 +67,7 @@ class IdTokens:
         sid: str,
         nonce: str | None,
         access_token: str,
+        amr: tuple[str, ...] = (),
     ) -> str:
         alg = client.id_token_signed_response_alg
         try:
@@ -89,6 +90,8 @@ class IdTokens:
         }
         if nonce is not None:
             claims["nonce"] = nonce
+        if amr:
+            claims["amr"], claims["acr"] = list(amr), acr_for(amr)
         signing_input = key.jwt_header_segment + b"." + b64url(msgspec.json.encode(claims))
         return (signing_input + b"." + b64url(key.sign(signing_input))).decode("ascii")
 

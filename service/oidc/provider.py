@@ -50,6 +50,8 @@ class CodeRecord(msgspec.Struct, frozen=True, kw_only=True):
     auth_time: float
     browser_sid: str
     expires_at: float
+    amr: tuple[str, ...] = ()
+    """How the browser session signed in: the code's tokens and ID token say so."""
 
 
 def _code_hash(code: str) -> str:
@@ -90,6 +92,7 @@ class Provider:
             auth_time=session.created_at,
             browser_sid=session.id,
             expires_at=now + CODE_TTL,
+            amr=session.amr,
         )
         await self._store.save_code(
             _code_hash(code), msgspec.json.encode(record), expires_at=now + CODE_TTL, purge_at=now + CODE_KEPT
@@ -137,6 +140,7 @@ class Provider:
             client_id=client.id,
             scope=" ".join(record.scopes),
             family_id=family_id,
+            amr=record.amr,
         )
         offline = "offline_access" in scopes and "refresh_token" in client.grant_types
         id_token = None
@@ -149,6 +153,7 @@ class Provider:
                 sid=record.browser_sid,
                 nonce=record.nonce,
                 access_token=issued.access_token,
+                amr=record.amr,
             )
         audit("code_exchange", user_id=user.id, client_id=client.id, sid=family_id)
         return msgspec.structs.replace(

@@ -24,11 +24,13 @@ from service.errors import InvalidToken
 from service.keys.keyring import KeyRing, b64url
 
 __all__ = [
+    "ACR_LEVELS",
     "FIRST_PARTY_CLIENT",
     "AccessClaims",
     "AccessTokens",
     "IssuedAccessToken",
     "acr_for",
+    "acr_satisfies",
     "quiet_eddsa_deprecation",
 ]
 
@@ -63,6 +65,20 @@ class AccessClaims(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     amr: list[str] | None = None
     """RFC 8176 authentication methods of the session's sign-in (``pwd``, ``otp``, ``hwk``…)."""
     acr: str | None = None
+
+
+ACR_LEVELS = ("1fa", "mfa", "phr")
+"""Weakest first; a stronger class satisfies a request for a weaker one."""
+
+
+def acr_satisfies(amr: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
+    """Does a sign-in with ``amr`` meet the weakest known class among ``wanted`` (OpenID Connect
+    ``acr_values``)? Unknown values ask for nothing (the parameter is voluntary)."""
+    known = [ACR_LEVELS.index(value) for value in wanted if value in ACR_LEVELS]
+    if not known:
+        return True
+    actual = acr_for(amr)
+    return actual is not None and ACR_LEVELS.index(actual) >= min(known)
 
 
 def acr_for(amr: tuple[str, ...] | list[str]) -> str | None:

@@ -56,6 +56,7 @@ async def test_discovery_documents_differ_as_their_specs_say(client: Client) -> 
         "request_parameter_supported",
         "request_uri_parameter_supported",
         "prompt_values_supported",
+        "acr_values_supported",
     }
     assert (oauth["issuer"], oauth["jwks_uri"], oauth["authorization_endpoint"]) == (
         issuer,
