@@ -69,6 +69,7 @@ MEMBERS: dict[str, str] = {
     "cli": "entry",
     "cli_keys": "entry",
     "cli_support": "entry",
+    "cli_mfa": "entry",
     "__main__": "entry",
     "templates": "http",
     "static": "http",
