@@ -157,7 +157,10 @@ class Accounts:
         return user
 
     async def set_disabled(self, email: str, disabled: bool) -> User:
-        user = await self._require(email)
+        return await self.set_user_disabled(await self._require(email), disabled)
+
+    async def set_user_disabled(self, user: User, disabled: bool) -> User:
+        """Disabling ends every session of the account."""
         updated = await self._users.set_disabled(user.id, disabled, self._clock())
         if updated is None:
             raise NotFound("No account with this email address.")
@@ -166,7 +169,10 @@ class Accounts:
         return updated
 
     async def set_roles(self, email: str, roles: Sequence[str]) -> User:
-        user = await self._require(email)
+        return await self.set_user_roles(await self._require(email), roles)
+
+    async def set_user_roles(self, user: User, roles: Sequence[str]) -> User:
+        """Every session's claims snapshot follows, so refreshed tokens carry the new roles."""
         updated = await self._users.set_roles(user.id, sorted(set(roles)), self._clock())
         if updated is None:
             raise NotFound("No account with this email address.")

@@ -12,10 +12,12 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from service.clock import Clock, system_clock
 from service.config import Settings, load_settings
 from service.http.accounts import AccountsController
+from service.http.admin import AdminController
 from service.http.auth import bearer_claims
 from service.http.authorize import AuthorizeController
 from service.http.bodies import BoundedRequest
@@ -36,6 +38,16 @@ from service.runtime import Runtime
 from service.tokens.access import quiet_eddsa_deprecation
 
 __all__ = ["create_app", "create_app_from_env"]
+
+ADMIN_TAG = (
+    "Account, session, client and audit administration for back offices. Authorised only by a "
+    "client_credentials access token whose scopes name the operation."
+)
+ADMIN_TOKEN = (
+    "An access token from grant_type=client_credentials, for a client registered with the admin "
+    "scopes it needs: admin:users:read, admin:users:write, admin:sessions:write, admin:audit:read, "
+    "admin:clients:write."
+)
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
@@ -68,6 +80,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
             AccountPages,
             MfaController,
             PasskeyController,
+            AdminController,
             OAuthController,
             AuthorizeController,
             UserinfoController,
@@ -90,13 +103,24 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         request_class=BoundedRequest,
         openapi_config=OpenAPIConfig(
-            title="idp", version="0.1.0", path=DOCS_PATH, render_plugins=render_plugins()
+            title="idp",
+            version="0.1.0",
+            path=DOCS_PATH,
+            render_plugins=render_plugins(),
+            tags=[Tag(name="admin", description=ADMIN_TAG)],
+            components=Components(
+                security_schemes={
+                    "adminClientToken": SecurityScheme(
+                        type="http", scheme="bearer", bearer_format="JWT", description=ADMIN_TOKEN
+                    )
+                }
+            ),
         ),
         logging_config=_logging_config(),
         debug=False,
     )
     app.state.runtime = runtime
-    jwks_cache_control = CacheControlHeader(public=True, max_age=settings.keys.jwks_max_age).to_header()
+    jwks_cache_control = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
     app.state.jwks_cache_control = jwks_cache_control
     app.state.grant_types = GRANT_TYPES
     app.state.discovery_cache = {}

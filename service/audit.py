@@ -9,12 +9,13 @@ import contextvars
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from prometheus_client import Counter
 
-__all__ = ["AUTH_EVENTS", "REQUEST_ID", "audit", "request_id_from"]
+__all__ = ["AUTH_EVENTS", "REQUEST_ID", "AuditSink", "add_sink", "audit", "remove_sink", "request_id_from"]
 
 logger = logging.getLogger("idp.audit")
 
@@ -30,6 +31,21 @@ def request_id_from(incoming: bytes) -> str:
     if _SAFE_REQUEST_ID.fullmatch(incoming):
         return incoming.decode("ascii")
     return secrets.token_hex(8)
+
+
+AuditSink = Callable[[dict[str, str]], None]
+"""Receives each event's record (``event``, ``outcome``, ``request_id`` and the fields, as
+strings); must not block: the database recorder only queues it."""
+_SINKS: list[AuditSink] = []
+
+
+def add_sink(sink: AuditSink) -> None:
+    _SINKS.append(sink)
+
+
+def remove_sink(sink: AuditSink) -> None:
+    if sink in _SINKS:
+        _SINKS.remove(sink)
 
 
 _COUNTERS: dict[tuple[str, str], Any] = {}
@@ -48,3 +64,5 @@ def audit(event: str, outcome: str = "success", **fields: Any) -> None:
     if request_id is not None:
         record["request_id"] = request_id
     logger.info(msgspec.json.encode(record).decode())
+    for sink in _SINKS:
+        sink(record)

@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 import msgspec
 import uvicorn
 
+from service.admin.access import CLI
+from service.cli_admin import add_admin_commands
 from service.cli_keys import add_keys_commands
 from service.cli_mfa import add_mfa_commands
 from service.cli_support import EXIT_REFUSED, EXIT_USAGE, CliError, iso, print_json, when, with_runtime
-from service.clock import Clock, system_clock
 from service.config import SIGNING_ALGS, ConfigError, Settings, load_settings
 from service.errors import IdPError
 from service.keys.files import KeyFileError
@@ -64,8 +65,7 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
         applied = await runtime.database.migrate()
         print("applied: " + ", ".join(applied) if applied else "database is up to date")
 
-    storage = msgspec.structs.replace(settings.storage, auto_migrate=False)
-    with_runtime(msgspec.structs.replace(settings, storage=storage), migrate)
+    with_runtime(msgspec.structs.replace(settings, auto_migrate=False), migrate)
 
 
 def _read_password(confirm: bool) -> str:
@@ -84,11 +84,13 @@ def _read_password(confirm: bool) -> str:
 
 
 def cmd_users_create(settings: Settings, args: argparse.Namespace) -> None:
-    password = _read_password(confirm=True)
+    password = None if args.invite else _read_password(confirm=True)
 
     async def create(runtime: Runtime) -> None:
-        user = await runtime.accounts.create_user(args.email, password, args.name, args.role)
-        print(f"created user {user.id}")
+        user = await runtime.user_admin.create(
+            CLI, args.email, password=password, name=args.name, roles=args.role
+        )
+        print(f"{'invited' if password is None else 'created'} user {user.id}")
 
     with_runtime(settings, create)
 
@@ -96,7 +98,7 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> None:
 def _set_disabled(disabled: bool) -> Callable[[Settings, argparse.Namespace], None]:
     def command(settings: Settings, args: argparse.Namespace) -> None:
         async def update(runtime: Runtime) -> None:
-            user = await runtime.accounts.set_disabled(args.email, disabled)
+            user = await runtime.user_admin.set_disabled(CLI, args.email, disabled)
             print(f"user {user.id} {'disabled' if disabled else 'enabled'}")
 
         with_runtime(settings, update)
@@ -107,10 +109,9 @@ def _set_disabled(disabled: bool) -> Callable[[Settings, argparse.Namespace], No
 def cmd_users_roles(settings: Settings, args: argparse.Namespace) -> None:
     async def update(runtime: Runtime) -> None:
         if args.set is None:
-            user = await runtime.accounts.get_by_email(args.email)
+            user = await runtime.user_admin.get(args.email)
         else:
-            roles = [role.strip() for role in args.set.split(",") if role.strip()]
-            user = await runtime.accounts.set_roles(args.email, roles)
+            user = await runtime.user_admin.set_roles(CLI, args.email, args.set.split(","))
         print(",".join(user.roles) or "(no roles)")
 
     with_runtime(settings, update)
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("email")
     create.add_argument("--name")
     create.add_argument("--role", action="append", default=[])
+    create.add_argument(
+        "--invite", action="store_true", help="no password: mail the account a set-password link instead"
+    )
     create.set_defaults(handler=cmd_users_create)
     for name, disabled in (("disable", True), ("enable", False)):
         command = users.add_parser(name, help=f"{name} an account")
@@ -241,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove = clients.add_parser("remove", help="delete a client")
     remove.add_argument("id")
     remove.set_defaults(handler=cmd_clients_remove)
+    add_admin_commands(sub, users, clients)
 
     mail = sub.add_parser("mail", help="the mail outbox").add_subparsers(dest="mail", required=True)
     listing = mail.add_parser("list", help="newest outbox rows (recipients masked)")
@@ -275,10 +280,9 @@ def _add_client_parser(clients: argparse._SubParsersAction[argparse.ArgumentPars
     add.set_defaults(handler=cmd_clients_add)
 
 
-def main(argv: Sequence[str] | None = None, *, clock: Clock = system_clock) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    args.clock = clock
     try:
         settings = load_settings(_environment(args), overrides=_flag_overrides(args))
         args.handler(settings, args)

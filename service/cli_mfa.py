@@ -1,10 +1,12 @@
 """``idp users mfa reset EMAIL``: the admin escape hatch for an account locked out of its
-second factors (audited; the owner is told by mail through the outbox)."""
+second factors (audited; the owner is told by mail through the outbox). The same operation as
+the admin API's ``POST /admin/v1/users/{id}/mfa/reset`` (service/admin/users.py)."""
 
 from __future__ import annotations
 
 import argparse
 
+from service.admin.access import CLI
 from service.cli_support import with_runtime
 from service.config import Settings
 from service.runtime import Runtime
@@ -14,8 +16,8 @@ __all__ = ["add_mfa_commands"]
 
 def cmd_users_mfa_reset(settings: Settings, args: argparse.Namespace) -> None:
     async def reset(runtime: Runtime) -> None:
-        user = await runtime.accounts.get_by_email(args.email)
-        before = await runtime.mfa.reset(user, actor="cli")
+        user = await runtime.user_admin.get(args.email)
+        before = await runtime.user_admin.reset_mfa(CLI, user.id)
         removed = [
             *(["authenticator app"] if before.totp else []),
             *([f"{before.passkeys} passkey(s)"] if before.passkeys else []),

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from service.audit import audit
 from service.clock import Clock
 from service.errors import ClientExists, InvalidClient, InvalidRequest, NotFound
 from service.store.sessions import AuthMethod, Client, ClientStore
@@ -148,6 +149,7 @@ class Clients:
         scopes: Sequence[str] = (),
         first_party: bool = False,
         id_token_signed_response_alg: str = "RS256",  # noqa: S107 (an algorithm name)
+        actor: str = "cli",
     ) -> tuple[Client, str | None]:
         """Create a client; return it and its secret (the only time the secret is visible;
         None for a public client). Without ``grant_types``: the code flow (with refresh tokens
@@ -174,6 +176,7 @@ class Clients:
             )
         )
         await self._store.create_client(client)
+        audit("client_registered", actor=actor, target_client=client.id, scopes=" ".join(client.scopes))
         return client, secret
 
     async def get(self, client_id: str) -> Client | None:
@@ -202,6 +205,19 @@ class Clients:
         stored = [client for client in await self._store.list_clients() if client.id not in self._declared]
         return sorted([*self._declared.values(), *stored], key=lambda client: client.id)
 
-    async def remove(self, client_id: str) -> None:
+    async def remove(self, client_id: str, *, actor: str = "cli") -> None:
+        if client_id in self._declared:
+            raise InvalidRequest("This client is declared in IDP_CONFIG; remove it there.")
         if not await self._store.delete_client(client_id):
             raise NotFound("No client with this id.")
+        audit("client_removed", actor=actor, target_client=client_id)
+
+    async def rotate_secret(self, client_id: str, *, actor: str = "cli") -> str:
+        """A new secret for a confidential client (shown once); the old one stops working at once."""
+        if client_id in self._declared:
+            raise InvalidRequest("This client is declared in IDP_CONFIG; change its secret there.")
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        if not await self._store.set_client_secret(client_id, hash_client_secret(secret)):
+            raise NotFound("No confidential client with this id.")
+        audit("client_secret_rotated", actor=actor, target_client=client_id)
+        return secret

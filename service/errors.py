@@ -265,8 +265,12 @@ class InsufficientScope(IdPError):
     status_code = 403
     default_description = "The access token does not carry the scope this resource needs."
 
+    def __init__(self, description: str | None = None, *, scope: str = "openid") -> None:
+        super().__init__(description)
+        self.scope = scope
+
     def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="openid"'}
+        return {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{self.scope}"'}
 
 
 class UnknownClientOrRedirect(IdPError):

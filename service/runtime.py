@@ -13,7 +13,10 @@ import httpx
 
 from service.abuse import AbuseGuard
 from service.accounts import Accounts
-from service.backends import open_stores
+from service.admin.access import AdminAccess
+from service.admin.audit_log import AuditRecorder
+from service.admin.users import UserAdmin
+from service.audit import add_sink, remove_sink
 from service.clients import Clients
 from service.clock import Clock, system_clock
 from service.config import Settings
@@ -34,6 +37,7 @@ from service.oidc.provider import Provider
 from service.passwords import PasswordService
 from service.sessions import SessionPolicy, Sessions
 from service.store.base import Database
+from service.store.factory import Stores, open_stores
 from service.store.mail import AccountTokenStore, MailOutbox
 from service.store.sessions import FamilyStore
 from service.tokens.access import AccessTokens
@@ -67,6 +71,9 @@ class Runtime:
     mfa: Mfa
     id_tokens: IdTokens
     provider: Provider
+    audit_log: AuditRecorder
+    admin_access: AdminAccess
+    user_admin: UserAdmin
 
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
@@ -77,48 +84,45 @@ class Runtime:
     async def start(self, *, with_keys: bool = True, deliver_mail: bool = False) -> None:
         """``deliver_mail``: also run the outbox delivery worker (``idp serve``, ``idp mail work``)."""
         settings = self.settings
-        stores = await open_stores(settings.storage)
+        stores = await open_stores(settings)
         self.database, self.families = stores.database, stores.families
         self.outbox, self.account_tokens = stores.outbox, stores.account_tokens
         self.clients = Clients(stores.clients, self.clock, settings.trust.clients)
-        if settings.storage.auto_migrate:
+        if settings.auto_migrate:
             applied = await self.database.migrate()
             if applied:
                 logger.info("applied migrations %s", ", ".join(applied))
         self.passwords = PasswordService(
-            memory_kib=settings.argon2.memory_kib,
-            time_cost=settings.argon2.time_cost,
-            parallelism=settings.argon2.parallelism,
-            threads=settings.argon2.threads,
-            max_queue=settings.argon2.max_queue,
-            idle_priority=settings.argon2.priority == "idle",
+            memory_kib=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+            threads=settings.argon2_threads,
+            max_queue=settings.argon2_max_queue,
+            idle_priority=settings.argon2_priority == "idle",
         )
-        self.keyring = KeyRing(settings.keys.dir, self.clock, settings.keys.signing_alg)
+        self.keyring = KeyRing(settings.keys_dir, self.clock, settings.signing_alg)
         if with_keys:
             self._load_keys()
-            if settings.keys.reload_interval > 0:
+            if settings.keys_reload_interval > 0:
                 self._tasks.append(asyncio.create_task(self._reload_keys_forever()))
         self.access_tokens = AccessTokens(
             keyring=self.keyring,
             issuer=settings.issuer,
             audience=settings.audience,
-            ttl=settings.sessions.access_token_ttl,
+            ttl=settings.access_token_ttl,
             clock=self.clock,
         )
         self.id_tokens = IdTokens(
-            keyring=self.keyring,
-            issuer=settings.issuer,
-            ttl=settings.sessions.access_token_ttl,
-            clock=self.clock,
+            keyring=self.keyring, issuer=settings.issuer, ttl=settings.access_token_ttl, clock=self.clock
         )
         self.sessions = Sessions(
             families=self.families,
             users=self.database,
             access_tokens=self.access_tokens,
             policy=SessionPolicy(
-                absolute_ttl=settings.sessions.absolute_ttl,
-                idle_ttl=settings.sessions.idle_ttl,
-                reuse_grace=settings.sessions.reuse_grace,
+                absolute_ttl=settings.refresh_absolute_ttl,
+                idle_ttl=settings.refresh_idle_ttl,
+                reuse_grace=settings.refresh_reuse_grace,
             ),
             clock=self.clock,
         )
@@ -162,9 +166,9 @@ class Runtime:
             background=self.background,
             mail_queued=self.mail_worker.wake,
         )
-        secrets_key, created = ensure_secrets_key(settings.keys.dir)
+        secrets_key, created = ensure_secrets_key(settings.keys_dir)
         if created:
-            logger.warning("no secrets-at-rest key in %s: generated one", settings.keys.dir)
+            logger.warning("no secrets-at-rest key in %s: generated one", settings.keys_dir)
         box = SecretBox(secrets_key)
         self.mfa = Mfa(
             store=stores.mfa,
@@ -194,6 +198,35 @@ class Runtime:
             id_tokens=self.id_tokens,
             clock=self.clock,
         )
+        self._start_admin(stores)
+
+    def _start_admin(self, stores: Stores) -> None:
+        """The stored audit trail (every event from now on) and the admin operations."""
+        settings = self.settings
+        self.audit_log = AuditRecorder(
+            stores.admin, self.clock, retention_days=settings.admin.audit_retention_days
+        )
+        add_sink(self.audit_log.record)
+        self._tasks.append(asyncio.create_task(self.audit_log.run_forever()))
+        self.admin_access = AdminAccess(
+            access_tokens=self.access_tokens,
+            clients=self.clients,
+            limiter=stores.limiter,
+            rule=settings.admin.client_rule,
+            clock=self.clock,
+        )
+        self.user_admin = UserAdmin(
+            accounts=self.accounts,
+            users=self.database,
+            directory=stores.admin,
+            sessions=self.sessions,
+            tokens=self.account_tokens,
+            renderer=MailRenderer(settings.mail),
+            invite_ttl=settings.admin.invite_ttl,
+            mfa=self.mfa,
+            mail_queued=self.mail_worker.wake,
+            clock=self.clock,
+        )
 
     def _transport(self) -> Transport:
         mail = self.settings.mail
@@ -204,33 +237,33 @@ class Runtime:
     def _load_keys(self) -> None:
         settings = self.settings
         if settings.env == "development":
-            created = ensure_signing_key(settings.keys.dir, settings.keys.signing_alg, self.clock())
+            created = ensure_signing_key(settings.keys_dir, settings.signing_alg, self.clock())
             if created is not None:
                 logger.warning(
                     "no signing key in %s: generated %s key %s (development only)",
-                    settings.keys.dir,
+                    settings.keys_dir,
                     created.alg,
                     created.kid,
                 )
-            rs256 = ensure_alg_key(settings.keys.dir, "RS256", self.clock())
+            rs256 = ensure_alg_key(settings.keys_dir, "RS256", self.clock())
             if rs256 is not None:
                 logger.warning("generated RS256 key %s for ID tokens (development only)", rs256.kid)
         self.keyring.refresh()
         if not self.keyring.keys:
             raise StartupError(
-                f"no signing keys in {settings.keys.dir} (IDP_KEYS_DIR); "
+                f"no signing keys in {settings.keys_dir} (IDP_KEYS_DIR); "
                 "run `idp keys generate` before starting in production"
             )
         if "RS256" not in {key.alg for key in self.keyring.keys}:
             logger.warning(
                 "no RS256 key in %s: OpenID Connect clients need one for ID tokens; "
                 "run `idp keys rotate --alg RS256` (published now, signing after the delay)",
-                settings.keys.dir,
+                settings.keys_dir,
             )
 
     async def _reload_keys_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.keys.reload_interval)
+            await asyncio.sleep(self.settings.keys_reload_interval)
             try:
                 if self.keyring.refresh():
                     logger.info("signing keys reloaded: %s", ", ".join(key.kid for key in self.keyring.keys))
@@ -244,6 +277,9 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if hasattr(self, "audit_log"):
+            remove_sink(self.audit_log.record)
+            await self.audit_log.close()
         if hasattr(self, "passwords"):
             self.passwords.close()
         if hasattr(self, "_http"):

@@ -21,7 +21,7 @@ __all__ = ["DocsPage", "JWKSDocument", "Metadata", "errors", "json_body", "not_m
 _DESCRIPTIONS = {
     400: "Malformed request or invalid grant (RFC 6749 §5.2)",
     401: "Authentication failed (invalid_token, invalid_client, invalid_credentials, mfa_required, …)",
-    403: "Forbidden (fresh_factor_required, mfa_enrollment_required)",
+    403: "Forbidden (insufficient_scope, fresh_factor_required, mfa_enrollment_required)",
     404: "Not found",
     409: "Conflict",
     413: "Body over the size limit",

@@ -290,3 +290,11 @@ class PostgresClientStore:
     async def delete_client(self, client_id: str) -> bool:
         row = await self._db.fetchrow("DELETE FROM clients WHERE id = $1 RETURNING id", client_id)
         return row is not None
+
+    async def set_client_secret(self, client_id: str, secret_hash: str) -> bool:
+        row = await self._db.fetchrow(
+            "UPDATE clients SET secret_hash = $2 WHERE id = $1 AND secret_hash IS NOT NULL RETURNING id",
+            client_id,
+            secret_hash,
+        )
+        return row is not None

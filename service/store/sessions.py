@@ -69,7 +69,8 @@ class Family(msgspec.Struct, frozen=True, kw_only=True):
     last_used_at: float
     absolute_expires_at: float
     idle_ttl: float
-    claims: AccountClaims
+    claims: AccountClaims | None = None
+    """None for a family stored before snapshots were kept: refresh reads the account."""
     amr: tuple[str, ...] = ()
 
     @property
@@ -81,6 +82,8 @@ class RotateResult(msgspec.Struct, frozen=True):
     outcome: Literal["rotated", "grace", "reuse", "invalid"]
     sealed: bytes | None = None
     """The stored successor, for ``grace``."""
+    family: Family | None = None
+    """The family as it was, for ``reuse`` (audit) and ``rotated``."""
 
 
 @runtime_checkable
@@ -169,3 +172,7 @@ class ClientStore(Protocol):
     async def list_clients(self) -> list[Client]: ...
 
     async def delete_client(self, client_id: str) -> bool: ...
+
+    async def set_client_secret(self, client_id: str, secret_hash: str) -> bool:
+        """Replace a confidential client's secret hash; False when unknown or without a secret."""
+        ...

@@ -46,7 +46,7 @@ def _family(row: sqlite3.Row | None) -> Family | None:
         last_used_at=row["last_used_at"],
         absolute_expires_at=row["absolute_expires_at"],
         idle_ttl=row["idle_ttl"],
-        claims=_CLAIMS.decode(row["claims"]),
+        claims=None if row["claims"] is None else _CLAIMS.decode(row["claims"]),
         amr=tuple((row["amr"] or "").split()),
     )
 
@@ -147,8 +147,7 @@ class SqliteFamilyStore:
                     # Empty when a rotation on a clock ahead of ours thought the window over.
                     sealed = bytes(used["sealed"])
                     return RotateResult("grace", sealed=sealed) if sealed else RotateResult("invalid")
-                _delete_family(conn, family_id)
-                return RotateResult("reuse")
+                return RotateResult("reuse", family=_delete_family(conn, family_id))
 
         return await self._db.run(rotate)
 
@@ -285,6 +284,15 @@ class SqliteClientStore:
     async def delete_client(self, client_id: str) -> bool:
         cursor = await self._db.run(
             lambda conn: conn.execute("DELETE FROM clients WHERE id = ?", (client_id,))
+        )
+        return cursor.rowcount > 0
+
+    async def set_client_secret(self, client_id: str, secret_hash: str) -> bool:
+        cursor = await self._db.run(
+            lambda conn: conn.execute(
+                "UPDATE clients SET secret_hash = ? WHERE id = ? AND secret_hash IS NOT NULL",
+                (secret_hash, client_id),
+            )
         )
         return cursor.rowcount > 0
 

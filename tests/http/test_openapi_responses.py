@@ -55,6 +55,23 @@ NOT_YET_PROBED: set[Operation] = {
     ("POST", "/v1/login/passkey"),
     ("GET", "/oauth2/userinfo"),
     ("POST", "/oauth2/userinfo"),
+    # the admin API (its authorization matrix is tests/http/test_admin_authz.py)
+    ("GET", "/admin/v1/users"),
+    ("POST", "/admin/v1/users"),
+    ("GET", "/admin/v1/users/{user_id}"),
+    ("DELETE", "/admin/v1/users/{user_id}"),
+    ("POST", "/admin/v1/users/{user_id}/disable"),
+    ("POST", "/admin/v1/users/{user_id}/enable"),
+    ("PUT", "/admin/v1/users/{user_id}/roles"),
+    ("POST", "/admin/v1/users/{user_id}/mfa/reset"),
+    ("GET", "/admin/v1/users/{user_id}/sessions"),
+    ("DELETE", "/admin/v1/users/{user_id}/sessions"),
+    ("DELETE", "/admin/v1/users/{user_id}/sessions/{session_id}"),
+    ("GET", "/admin/v1/clients"),
+    ("POST", "/admin/v1/clients"),
+    ("DELETE", "/admin/v1/clients/{client_id}"),
+    ("POST", "/admin/v1/clients/{client_id}/secret"),
+    ("GET", "/admin/v1/audit"),
 }
 Observed = dict[Operation, set[int]]
 MakeSettings = Callable[..., Settings]
