@@ -16,15 +16,14 @@ import ipaddress
 import math
 from collections.abc import Awaitable, Callable, Sequence
 
-import msgspec
-
 from service.audit import audit
 from service.clock import Clock
+from service.config import RateLimitSettings
 from service.emails import email_key
 from service.errors import IdPError
-from service.ratelimit import Decision, RateLimiter, Rule
+from service.limits import Decision, RateLimiter, Rule
 
-__all__ = ["AbuseGuard", "LimitRules", "RateLimited", "account_key", "client_ip"]
+__all__ = ["AbuseGuard", "RateLimited", "account_key", "client_ip"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -46,16 +45,6 @@ class RateLimited(IdPError):
             "RateLimit-Policy": self.rule.policy_header(),
             "RateLimit": f'"{self.rule.name}";r=0;t={retry}',
         }
-
-
-class LimitRules(msgspec.Struct, frozen=True, kw_only=True):
-    login_ip: Rule
-    login_ip_account: Rule
-    login_account_failures: Rule
-    login_max_delay: float
-    signup_ip: Rule
-    token_ip: Rule
-    token_client: Rule
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
@@ -92,7 +81,7 @@ class AbuseGuard:
     def __init__(
         self,
         limiter: RateLimiter,
-        rules: LimitRules,
+        rules: RateLimitSettings,
         clock: Clock,
         trusted_proxies: Sequence[str] = (),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

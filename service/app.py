@@ -120,7 +120,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         debug=False,
     )
     app.state.runtime = runtime
-    jwks_cache_control = CacheControlHeader(public=True, max_age=settings.jwks_max_age).to_header()
+    jwks_cache_control = CacheControlHeader(public=True, max_age=settings.keys.jwks_max_age).to_header()
     app.state.jwks_cache_control = jwks_cache_control
     app.state.grant_types = GRANT_TYPES
     app.state.discovery_cache = {}

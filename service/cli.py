@@ -21,6 +21,7 @@ from service.cli_admin import add_admin_commands
 from service.cli_keys import add_keys_commands
 from service.cli_mfa import add_mfa_commands
 from service.cli_support import EXIT_REFUSED, EXIT_USAGE, CliError, iso, print_json, when, with_runtime
+from service.clock import Clock, system_clock
 from service.config import SIGNING_ALGS, ConfigError, Settings, load_settings
 from service.errors import IdPError
 from service.keys.files import KeyFileError
@@ -65,7 +66,8 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
         applied = await runtime.database.migrate()
         print("applied: " + ", ".join(applied) if applied else "database is up to date")
 
-    with_runtime(msgspec.structs.replace(settings, auto_migrate=False), migrate)
+    storage = msgspec.structs.replace(settings.storage, auto_migrate=False)
+    with_runtime(msgspec.structs.replace(settings, storage=storage), migrate)
 
 
 def _read_password(confirm: bool) -> str:
@@ -280,9 +282,10 @@ def _add_client_parser(clients: argparse._SubParsersAction[argparse.ArgumentPars
     add.set_defaults(handler=cmd_clients_add)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Clock = system_clock) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    args.clock = clock
     try:
         settings = load_settings(_environment(args), overrides=_flag_overrides(args))
         args.handler(settings, args)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from service.audit import audit
 from service.cli_support import EXIT_USAGE, CliError, iso, print_json, when
@@ -17,7 +16,7 @@ __all__ = ["add_keys_commands"]
 def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> None:
     try:
         key = add_signing_key(
-            settings.keys_dir, args.alg or settings.signing_alg, time.time(), force=args.force
+            settings.keys.dir, args.alg or settings.keys.signing_alg, args.clock(), force=args.force
         )
     except KeyInService as exc:
         raise CliError(
@@ -36,8 +35,8 @@ def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> None:
-    now = time.time()
-    keys = load_keys(settings.keys_dir)
+    now = args.clock()
+    keys = load_keys(settings.keys.dir)
     if args.json:
         print_json(
             [
@@ -54,7 +53,7 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> None:
         )
         return
     if not keys:
-        print(f"no keys in {settings.keys_dir}")
+        print(f"no keys in {settings.keys.dir}")
         return
     print(f"{'kid':<45} {'alg':<6} {'state':<8} {'activates':<21} retires")
     for key in keys:
@@ -65,21 +64,21 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
-    delay = settings.key_rotation_delay if args.delay is None else args.delay
-    if delay < settings.minimum_rotation_delay and not args.force:
+    delay = settings.keys.effective_rotation_delay if args.delay is None else args.delay
+    if delay < settings.keys.minimum_rotation_delay and not args.force:
         raise CliError(
             f"--delay {delay} is shorter than IDP_JWKS_MAX_AGE + IDP_KEYS_RELOAD_INTERVAL "
-            f"({settings.minimum_rotation_delay}): verifiers with a cached JWKS would reject "
+            f"({settings.keys.minimum_rotation_delay}): verifiers with a cached JWKS would reject "
             "the new key's tokens (use --force)",
             EXIT_USAGE,
         )
-    key = rotate_keys(settings.keys_dir, args.alg or settings.signing_alg, time.time(), delay)
+    key = rotate_keys(settings.keys.dir, args.alg or settings.keys.signing_alg, args.clock(), delay)
     audit("key_rotation", kid=key.kid, alg=key.alg, activates_at=when(key.activates_at))
     print(f"published {key.alg} key {key.kid}; it signs from {when(key.activates_at)}")
 
 
-def cmd_keys_prune(settings: Settings, _: argparse.Namespace) -> None:
-    removed = prune_keys(settings.keys_dir, time.time(), settings.access_token_ttl)
+def cmd_keys_prune(settings: Settings, args: argparse.Namespace) -> None:
+    removed = prune_keys(settings.keys.dir, args.clock(), settings.sessions.access_token_ttl)
     for key in removed:
         audit("key_pruned", kid=key.kid)
     print("removed: " + ", ".join(k.kid for k in removed) if removed else "nothing to prune")

@@ -20,7 +20,7 @@ def system_clock() -> float:
 
 
 class FrozenClock:
-    """A clock that only moves when told to; for tests and the CLI's ``--at`` style checks."""
+    """A clock that only moves when told to; for tests."""
 
     def __init__(self, now: float) -> None:
         self.now = now

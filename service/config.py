@@ -1,13 +1,15 @@
 """Settings: read once from ``IDP_*`` variables, validated, then passed explicitly.
 
-Nothing here runs at import time. :func:`load_settings` takes the environment as a mapping so
-tests build settings from plain dictionaries; every validation error names the variable.
+Settings come in sections (:class:`StorageSettings`, :class:`KeySettings`, …). Each section
+owns its defaults (its field defaults), the variables it is read from (``ENV``) and its checks
+(``__post_init__``), so ``Section()`` and ``load_settings({})`` always agree. Nothing here runs
+at import time; every validation error names the variable. This module imports no other part
+of the service except the error base and the pure types the settings hold.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import ipaddress
 import math
@@ -16,111 +18,52 @@ import re
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 
-from service.abuse import LimitRules
 from service.admin.settings import AdminSettings, load_admin_settings
 from service.errors import ConfigError
-from service.exchange.policy import EMPTY as EMPTY_TRUST
-from service.exchange.policy import TrustConfig, load_trust_config
+from service.limits import Rule, parse_rule
 from service.mail.settings import MailSettings, load_mail_settings
 from service.mfa.settings import MfaSettings, load_mfa_settings
-from service.ratelimit import Rule, parse_rule
+from service.trust import EMPTY as EMPTY_TRUST
+from service.trust import TrustConfig, load_trust_config
 
-__all__ = ["SIGNING_ALGS", "ConfigError", "Settings", "load_settings"]
+__all__ = [
+    "SIGNING_ALGS",
+    "Argon2Settings",
+    "ConfigError",
+    "KeySettings",
+    "RateLimitSettings",
+    "SessionSettings",
+    "Settings",
+    "StorageSettings",
+    "load_settings",
+]
 
 SIGNING_ALGS = ("EdDSA", "RS256", "ES256")
 Environment = Literal["development", "production"]
 SigningAlg = Literal["EdDSA", "RS256", "ES256"]
 T = TypeVar("T")
+S = TypeVar("S", bound="Section")
 
 
-DEFAULT_LIMITS = LimitRules(
-    login_ip=Rule("login-ip", 30, 60),
-    login_ip_account=Rule("login-ip-account", 10, 600),
-    login_account_failures=Rule("login-account", 10, 600),
-    login_max_delay=5.0,
-    signup_ip=Rule("signup-ip", 20, 3600),
-    token_ip=Rule("token-ip", 300, 60),
-    token_client=Rule("token-client", 3000, 60),
-)
-
-
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    env: Environment = "development"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    issuer: str = "http://127.0.0.1:8000"
-    audience: str = "http://127.0.0.1:8000"
-    database_url: str = "sqlite:///./data/idp.sqlite3"
-    redis_url: str | None = None
-    keys_dir: Path = Path("keys")
-    signing_alg: SigningAlg = "EdDSA"
-    access_token_ttl: int = 900
-    jwks_max_age: int = 300
-    key_rotation_delay: int = 305
-    keys_reload_interval: float = 5.0
-    argon2_memory_kib: int = 19456
-    argon2_time_cost: int = 2
-    argon2_parallelism: int = 1
-    argon2_threads: int = 2
-    max_body_bytes: int = 64 * 1024
-    db_pool_size: int = 10
-    auto_migrate: bool = True
-    redis_prefix: str = "idp:"
-    redis_cluster: bool = False
-    refresh_absolute_ttl: int = 30 * 24 * 3600
-    refresh_idle_ttl: int = 7 * 24 * 3600
-    refresh_reuse_grace: float = 10.0
-    config_path: Path | None = None
-    trust: TrustConfig = EMPTY_TRUST
-    limits: LimitRules = DEFAULT_LIMITS
-    trusted_proxies: tuple[str, ...] = ()
-    """CIDRs, validated at start-up; X-Forwarded-For is believed only from these peers."""
-    argon2_max_queue: int = 64
-    argon2_priority: Literal["idle", "normal"] = "idle"
-    cors_origins: tuple[str, ...] = ()
-    hsts_max_age: int = 0
-    metrics_token_sha256: str | None = None
-    """SHA-256 (hex) of ``IDP_METRICS_TOKEN``: the token itself is not kept, so no repr shows it.
-    Unset: ``/metrics`` answers only direct loopback requests."""
-    mail: MailSettings = MailSettings()
-    mfa: MfaSettings = MfaSettings()
-    admin: AdminSettings = AdminSettings()
-
-    @property
-    def database_kind(self) -> Literal["sqlite", "postgresql"]:
-        return "postgresql" if self.database_url.startswith(("postgresql://", "postgres://")) else "sqlite"
-
-    @property
-    def minimum_rotation_delay(self) -> int:
-        """A rotated-in key reaches the JWKS at an instance's next folder reload, and a verifier
-        may then keep the older JWKS for a full max-age: the new key must not sign before."""
-        return self.jwks_max_age + math.ceil(self.keys_reload_interval)
-
-    @property
-    def sqlite_path(self) -> Path:
-        """The file behind a ``sqlite:///path`` URL (three slashes, then a relative or absolute path)."""
-        return Path(self.database_url.removeprefix("sqlite:///"))
-
-
-def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return convert(raw.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
+# ---- converters: raw text → value, ValueError with the reason when it is not one ----
 
 
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
         raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
     return value
 
 
@@ -140,7 +83,7 @@ def _boolean(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+def _choice(*options: str) -> Callable[[str], str]:
     def convert(raw: str) -> str:
         if raw not in options:
             raise ValueError(f"expected one of {', '.join(options)}")
@@ -172,6 +115,16 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated exact origins (``https://app.example.com``); no wildcards."""
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path or "*" in origin:
+            raise ValueError(f"{origin!r} is not an exact origin like https://app.example.com")
+    return origins
+
+
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -185,45 +138,223 @@ def _host(raw: str) -> str:
     return raw
 
 
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    """Comma-separated exact origins (``https://app.example.com``); no wildcards."""
-    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
-    for origin in origins:
-        parts = urlsplit(origin)
-        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path or "*" in origin:
-            raise ValueError(f"{origin!r} is not an exact origin like https://app.example.com")
-    return origins
-
-
 def _networks(raw: str) -> tuple[str, ...]:
     return tuple(
         str(ipaddress.ip_network(part.strip(), strict=False)) for part in raw.split(",") if part.strip()
     )
 
 
-def _limits(source: Mapping[str, str]) -> LimitRules:
+def _rule(name: str) -> Callable[[str], Rule]:
+    return lambda raw: parse_rule(name, raw)
+
+
+def _read(source: Mapping[str, str], name: str, convert: Callable[[str], T]) -> T | None:
+    """The variable's value, or None when it is unset or blank."""
+    raw = source.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return convert(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
+
+
+# ---- sections ----
+
+
+class Section(msgspec.Struct, frozen=True, kw_only=True):
+    """A group of settings: field defaults, ``ENV`` (field → variable and converter), checks."""
+
+    ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {}
+
+    @classmethod
+    def from_env(cls: type[S], source: Mapping[str, str]) -> S:
+        values = {field: _read(source, name, convert) for field, (name, convert) in cls.ENV.items()}
+        return cls(**{field: value for field, value in values.items() if value is not None})
+
+
+class StorageSettings(Section, frozen=True, kw_only=True):
+    database_url: str = "sqlite:///./data/idp.sqlite3"
+    redis_url: str | None = None
+    redis_prefix: str = "idp:"
+    redis_cluster: bool = False
+    db_pool_size: int = 10
+    auto_migrate: bool = True
+
+    ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
+        "database_url": ("IDP_DATABASE_URL", _database_url),
+        "redis_url": ("IDP_REDIS_URL", _redis_url),
+        "redis_prefix": ("IDP_REDIS_PREFIX", str),
+        "redis_cluster": ("IDP_REDIS_CLUSTER", _boolean),
+        "db_pool_size": ("IDP_DB_POOL_SIZE", _positive_int),
+        "auto_migrate": ("IDP_AUTO_MIGRATE", _boolean),
+    }
+
+    def __post_init__(self) -> None:
+        if self.redis_url is None and self.database_kind == "postgresql":
+            raise ConfigError(
+                "IDP_REDIS_URL must be set when IDP_DATABASE_URL is PostgreSQL: "
+                "sessions (refresh-token families) live in Redis in that deployment"
+            )
+
+    @property
+    def database_kind(self) -> Literal["sqlite", "postgresql"]:
+        return "postgresql" if self.database_url.startswith(("postgresql://", "postgres://")) else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The file behind a ``sqlite:///path`` URL (three slashes, then a relative or absolute path)."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+
+class KeySettings(Section, frozen=True, kw_only=True):
+    dir: Path = Path("keys")
+    signing_alg: SigningAlg = "EdDSA"
+    jwks_max_age: int = 300
+    reload_interval: float = 5.0
+    rotation_delay: int | None = None
+    """Seconds between `idp keys rotate` and the new key signing; None: :attr:`minimum_rotation_delay`."""
+
+    ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
+        "dir": ("IDP_KEYS_DIR", Path),
+        "signing_alg": ("IDP_SIGNING_ALG", _choice(*SIGNING_ALGS)),
+        "jwks_max_age": ("IDP_JWKS_MAX_AGE", _positive_int),
+        "reload_interval": ("IDP_KEYS_RELOAD_INTERVAL", _non_negative_float),
+        "rotation_delay": ("IDP_KEY_ROTATION_DELAY", _positive_int),
+    }
+
+    def __post_init__(self) -> None:
+        if self.rotation_delay is not None and self.rotation_delay < self.minimum_rotation_delay:
+            raise ConfigError(
+                f"IDP_KEY_ROTATION_DELAY={self.rotation_delay} is invalid: must be at least "
+                f"IDP_JWKS_MAX_AGE + IDP_KEYS_RELOAD_INTERVAL ({self.minimum_rotation_delay}) "
+                "so caches see a key before it signs"
+            )
+
+    @property
+    def minimum_rotation_delay(self) -> int:
+        """A rotated-in key reaches the JWKS at an instance's next folder reload, and a verifier
+        may then keep the older JWKS for a full max-age: the new key must not sign before."""
+        return self.jwks_max_age + math.ceil(self.reload_interval)
+
+    @property
+    def effective_rotation_delay(self) -> int:
+        return self.minimum_rotation_delay if self.rotation_delay is None else self.rotation_delay
+
+
+class SessionSettings(Section, frozen=True, kw_only=True):
+    access_token_ttl: int = 900
+    absolute_ttl: int = 30 * 24 * 3600
+    idle_ttl: int = 7 * 24 * 3600
+    reuse_grace: float = 10.0
+
+    ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
+        "access_token_ttl": ("IDP_ACCESS_TOKEN_TTL", _positive_int),
+        "absolute_ttl": ("IDP_REFRESH_ABSOLUTE_TTL", _positive_int),
+        "idle_ttl": ("IDP_REFRESH_IDLE_TTL", _positive_int),
+        "reuse_grace": ("IDP_REFRESH_REUSE_GRACE", _non_negative_float),
+    }
+
+    def __post_init__(self) -> None:
+        if self.idle_ttl > self.absolute_ttl:
+            raise ConfigError(
+                f"IDP_REFRESH_IDLE_TTL={self.idle_ttl} is invalid: must not exceed IDP_REFRESH_ABSOLUTE_TTL"
+            )
+
+
+class Argon2Settings(Section, frozen=True, kw_only=True):
+    memory_kib: int = 19456
+    time_cost: int = 2
+    parallelism: int = 1
+    threads: int = msgspec.field(default_factory=lambda: os.cpu_count() or 2)
+    max_queue: int = 64
+    priority: Literal["idle", "normal"] = "idle"
+
+    ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
+        "memory_kib": ("IDP_ARGON2_MEMORY_KIB", _positive_int),
+        "time_cost": ("IDP_ARGON2_TIME_COST", _positive_int),
+        "parallelism": ("IDP_ARGON2_PARALLELISM", _positive_int),
+        "threads": ("IDP_ARGON2_THREADS", _positive_int),
+        "max_queue": ("IDP_ARGON2_MAX_QUEUE", _positive_int),
+        "priority": ("IDP_ARGON2_PRIORITY", _choice("idle", "normal")),
+    }
+
+    def __post_init__(self) -> None:
+        if self.memory_kib < 8 * self.parallelism:
+            raise ConfigError("IDP_ARGON2_MEMORY_KIB must be at least 8 * IDP_ARGON2_PARALLELISM")
+
+
+class RateLimitSettings(Section, frozen=True, kw_only=True):
     """``IDP_RATELIMIT_<RULE>=LIMIT/SECONDS`` for each rule; ``IDP_LOGIN_MAX_DELAY`` seconds."""
-    rules = {}
-    for field in (
-        "login_ip",
-        "login_ip_account",
-        "login_account_failures",
-        "signup_ip",
-        "token_ip",
-        "token_client",
-    ):
-        default: Rule = getattr(DEFAULT_LIMITS, field)
-        variable = f"IDP_RATELIMIT_{field.upper()}"
-        rules[field] = _parse(source, variable, functools.partial(parse_rule, default.name), default)
-    max_delay = _parse(source, "IDP_LOGIN_MAX_DELAY", _non_negative_float, DEFAULT_LIMITS.login_max_delay)
-    return LimitRules(login_max_delay=max_delay, **rules)
+
+    login_ip: Rule = Rule("login-ip", 30, 60)
+    login_ip_account: Rule = Rule("login-ip-account", 10, 600)
+    login_account_failures: Rule = Rule("login-account", 10, 600)
+    login_max_delay: float = 5.0
+    signup_ip: Rule = Rule("signup-ip", 20, 3600)
+    token_ip: Rule = Rule("token-ip", 300, 60)
+    token_client: Rule = Rule("token-client", 3000, 60)
+
+    ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
+        "login_ip": ("IDP_RATELIMIT_LOGIN_IP", _rule("login-ip")),
+        "login_ip_account": ("IDP_RATELIMIT_LOGIN_IP_ACCOUNT", _rule("login-ip-account")),
+        "login_account_failures": ("IDP_RATELIMIT_LOGIN_ACCOUNT_FAILURES", _rule("login-account")),
+        "login_max_delay": ("IDP_LOGIN_MAX_DELAY", _non_negative_float),
+        "signup_ip": ("IDP_RATELIMIT_SIGNUP_IP", _rule("signup-ip")),
+        "token_ip": ("IDP_RATELIMIT_TOKEN_IP", _rule("token-ip")),
+        "token_client": ("IDP_RATELIMIT_TOKEN_CLIENT", _rule("token-client")),
+    }
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """The served instance (address, issuer, HTTP limits) and one field per section."""
+
+    env: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = 64 * 1024
+    cors_origins: tuple[str, ...] = ()
+    hsts_max_age: int = 0
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs, validated at start-up; X-Forwarded-For is believed only from these peers."""
+    config_path: Path | None = None
+    trust: TrustConfig = EMPTY_TRUST
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    keys: KeySettings = msgspec.field(default_factory=KeySettings)
+    sessions: SessionSettings = msgspec.field(default_factory=SessionSettings)
+    argon2: Argon2Settings = msgspec.field(default_factory=Argon2Settings)
+    limits: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
+    metrics_token_sha256: str | None = None
+    """SHA-256 (hex) of ``IDP_METRICS_TOKEN``: the token itself is not kept, so no repr shows it.
+    Unset: ``/metrics`` answers only direct loopback requests."""
+    mail: MailSettings = msgspec.field(default_factory=MailSettings)
+    mfa: MfaSettings = msgspec.field(default_factory=MfaSettings)
+    admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
+
+    ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
+        "env": ("IDP_ENV", _choice("development", "production")),
+        "host": ("IDP_HOST", _host),
+        "port": ("IDP_PORT", _positive_int),
+        "issuer": ("IDP_ISSUER", _http_url),
+        "audience": ("IDP_AUDIENCE", str),
+        "max_body_bytes": ("IDP_MAX_BODY_BYTES", _positive_int),
+        "cors_origins": ("IDP_CORS_ORIGINS", _origins),
+        "hsts_max_age": ("IDP_HSTS_MAX_AGE", _non_negative_int),
+        "trusted_proxies": ("IDP_TRUSTED_PROXIES", _networks),
+        "config_path": ("IDP_CONFIG", Path),
+    }
+
+    def __post_init__(self) -> None:
+        if self.port > 65535:
+            raise ConfigError(f"IDP_PORT={self.port} is invalid: must be at most 65535")
+        parts = urlsplit(self.issuer)
+        if self.env == "production" and parts.scheme != "https" and parts.hostname not in _LOOPBACK:
+            raise ConfigError("IDP_ISSUER must be an https URL when IDP_ENV=production")
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1"})
 
 
 def load_settings(
@@ -236,89 +367,31 @@ def load_settings(
     base = os.environ if env is None else env
     # No copy: the environment is only read, and tests can observe which variables are read.
     source: Mapping[str, str] = ChainMap(dict(overrides or {}), base)  # type: ignore[arg-type]
-    environment = _parse(source, "IDP_ENV", _choice(("development", "production")), "development")
-    host = _parse(source, "IDP_HOST", _host, "127.0.0.1")
-    port = _parse(source, "IDP_PORT", _positive_int, 8000)
-    if port > 65535:
-        raise ConfigError(f"IDP_PORT={port} is invalid: must be at most 65535")
-    explicit_issuer = source.get("IDP_ISSUER", "").strip()
-    default_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
-    if ":" in default_host:
-        default_host = f"[{default_host}]"
-    issuer = _parse(source, "IDP_ISSUER", _http_url, f"http://{default_host}:{port}")
-    if environment == "production":
-        if not explicit_issuer:
+    values: dict[str, Any] = {
+        field: value
+        for field, (name, convert) in Settings.ENV.items()
+        if (value := _read(source, name, convert)) is not None
+    }
+    if "issuer" not in values:
+        if values.get("env") == "production":
             raise ConfigError("IDP_ISSUER must be set when IDP_ENV=production")
-        if urlsplit(issuer).scheme != "https" and urlsplit(issuer).hostname not in {
-            "localhost",
-            "127.0.0.1",
-        }:
-            raise ConfigError("IDP_ISSUER must be an https URL when IDP_ENV=production")
-    jwks_max_age = _parse(source, "IDP_JWKS_MAX_AGE", _positive_int, 300)
-    reload_interval = _parse(source, "IDP_KEYS_RELOAD_INTERVAL", _non_negative_float, 5.0)
-    # A rotated-in key reaches the JWKS only at an instance's next folder reload; a verifier
-    # may then cache the older JWKS for a full max-age. The new key must not sign before that.
-    minimum_delay = jwks_max_age + math.ceil(reload_interval)
-    rotation_delay = _parse(source, "IDP_KEY_ROTATION_DELAY", _positive_int, minimum_delay)
-    if rotation_delay < minimum_delay:
-        raise ConfigError(
-            f"IDP_KEY_ROTATION_DELAY={rotation_delay} is invalid: must be at least IDP_JWKS_MAX_AGE "
-            f"+ IDP_KEYS_RELOAD_INTERVAL ({minimum_delay}) so caches see a key before it signs"
-        )
-    memory = _parse(source, "IDP_ARGON2_MEMORY_KIB", _positive_int, 19456)
-    parallelism = _parse(source, "IDP_ARGON2_PARALLELISM", _positive_int, 1)
-    if memory < 8 * parallelism:
-        raise ConfigError("IDP_ARGON2_MEMORY_KIB must be at least 8 * IDP_ARGON2_PARALLELISM")
-    database_url = _parse(source, "IDP_DATABASE_URL", _database_url, "sqlite:///./data/idp.sqlite3")
-    redis_url = _parse(source, "IDP_REDIS_URL", _redis_url, None)
-    if redis_url is None and database_url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
-            "IDP_REDIS_URL must be set when IDP_DATABASE_URL is PostgreSQL: "
-            "sessions (refresh-token families) live in Redis in that deployment"
-        )
-    absolute_ttl = _parse(source, "IDP_REFRESH_ABSOLUTE_TTL", _positive_int, 30 * 24 * 3600)
-    idle_ttl = _parse(source, "IDP_REFRESH_IDLE_TTL", _positive_int, 7 * 24 * 3600)
-    if idle_ttl > absolute_ttl:
-        raise ConfigError(
-            f"IDP_REFRESH_IDLE_TTL={idle_ttl} is invalid: must not exceed IDP_REFRESH_ABSOLUTE_TTL"
-        )
-    config_path = _parse(source, "IDP_CONFIG", Path, None)
-    mail = load_mail_settings(source, issuer=issuer, data_dir=_data_dir(database_url))
+        host = values.get("host", "127.0.0.1")
+        host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+        values["issuer"] = f"http://{f'[{host}]' if ':' in host else host}:{values.get('port', 8000)}"
+    values.setdefault("audience", values["issuer"])
+    values["trust"] = load_trust_config(values.get("config_path"), source)
+    values["metrics_token_sha256"] = _metrics_token_sha256(source)
+    storage = StorageSettings.from_env(source)
+    # Embedded-mode files (mail as .eml) live next to the SQLite file (``./data`` by default).
+    data_dir = storage.sqlite_path.parent if storage.database_kind == "sqlite" else Path("data")
+    mail = load_mail_settings(source, issuer=values["issuer"], data_dir=data_dir)
     return Settings(
-        env=environment,  # type: ignore[arg-type]
-        host=host,
-        port=port,
-        issuer=issuer,
-        audience=_parse(source, "IDP_AUDIENCE", str, issuer),
-        database_url=database_url,
-        redis_url=redis_url,
-        keys_dir=_parse(source, "IDP_KEYS_DIR", Path, Path("keys")),
-        signing_alg=_parse(source, "IDP_SIGNING_ALG", _choice(SIGNING_ALGS), "EdDSA"),  # type: ignore[arg-type]
-        access_token_ttl=_parse(source, "IDP_ACCESS_TOKEN_TTL", _positive_int, 900),
-        jwks_max_age=jwks_max_age,
-        key_rotation_delay=rotation_delay,
-        keys_reload_interval=reload_interval,
-        argon2_memory_kib=memory,
-        argon2_time_cost=_parse(source, "IDP_ARGON2_TIME_COST", _positive_int, 2),
-        argon2_parallelism=parallelism,
-        argon2_threads=_parse(source, "IDP_ARGON2_THREADS", _positive_int, os.cpu_count() or 2),
-        max_body_bytes=_parse(source, "IDP_MAX_BODY_BYTES", _positive_int, 64 * 1024),
-        db_pool_size=_parse(source, "IDP_DB_POOL_SIZE", _positive_int, 10),
-        auto_migrate=_parse(source, "IDP_AUTO_MIGRATE", _boolean, True),
-        redis_prefix=_parse(source, "IDP_REDIS_PREFIX", str, "idp:"),
-        redis_cluster=_parse(source, "IDP_REDIS_CLUSTER", _boolean, False),
-        refresh_absolute_ttl=absolute_ttl,
-        refresh_idle_ttl=idle_ttl,
-        refresh_reuse_grace=_parse(source, "IDP_REFRESH_REUSE_GRACE", _non_negative_float, 10.0),
-        config_path=config_path,
-        trust=load_trust_config(config_path, source),
-        limits=_limits(source),
-        trusted_proxies=_parse(source, "IDP_TRUSTED_PROXIES", _networks, ()),
-        argon2_max_queue=_parse(source, "IDP_ARGON2_MAX_QUEUE", _positive_int, 64),
-        argon2_priority=_parse(source, "IDP_ARGON2_PRIORITY", _choice(("idle", "normal")), "idle"),  # type: ignore[arg-type]
-        cors_origins=_parse(source, "IDP_CORS_ORIGINS", _origins, ()),
-        hsts_max_age=_parse(source, "IDP_HSTS_MAX_AGE", _non_negative_int, 0),
-        metrics_token_sha256=_metrics_token_sha256(source),
+        **values,
+        storage=storage,
+        keys=KeySettings.from_env(source),
+        sessions=SessionSettings.from_env(source),
+        argon2=Argon2Settings.from_env(source),
+        limits=RateLimitSettings.from_env(source),
         mail=mail,
         mfa=load_mfa_settings(source, public_url=mail.public_url, name=mail.issuer_name),
         admin=load_admin_settings(source),
@@ -338,10 +411,3 @@ def _metrics_token_sha256(source: Mapping[str, str]) -> str | None:
             f"IDP_METRICS_TOKEN is too short: use at least {MIN_METRICS_TOKEN_CHARS} characters"
         )
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _data_dir(database_url: str) -> Path:
-    """Where embedded-mode files live: next to the SQLite file (``./data`` by default)."""
-    if database_url.startswith("sqlite:///"):
-        return Path(database_url.removeprefix("sqlite:///")).parent
-    return Path("data")

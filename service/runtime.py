@@ -17,6 +17,7 @@ from service.admin.access import AdminAccess
 from service.admin.audit_log import AuditRecorder
 from service.admin.users import UserAdmin
 from service.audit import add_sink, remove_sink
+from service.backends import Stores, open_stores
 from service.clients import Clients
 from service.clock import Clock, system_clock
 from service.config import Settings
@@ -37,7 +38,6 @@ from service.oidc.provider import Provider
 from service.passwords import PasswordService
 from service.sessions import SessionPolicy, Sessions
 from service.store.base import Database
-from service.store.factory import Stores, open_stores
 from service.store.mail import AccountTokenStore, MailOutbox
 from service.store.sessions import FamilyStore
 from service.tokens.access import AccessTokens
@@ -84,45 +84,48 @@ class Runtime:
     async def start(self, *, with_keys: bool = True, deliver_mail: bool = False) -> None:
         """``deliver_mail``: also run the outbox delivery worker (``idp serve``, ``idp mail work``)."""
         settings = self.settings
-        stores = await open_stores(settings)
+        stores = await open_stores(settings.storage)
         self.database, self.families = stores.database, stores.families
         self.outbox, self.account_tokens = stores.outbox, stores.account_tokens
         self.clients = Clients(stores.clients, self.clock, settings.trust.clients)
-        if settings.auto_migrate:
+        if settings.storage.auto_migrate:
             applied = await self.database.migrate()
             if applied:
                 logger.info("applied migrations %s", ", ".join(applied))
         self.passwords = PasswordService(
-            memory_kib=settings.argon2_memory_kib,
-            time_cost=settings.argon2_time_cost,
-            parallelism=settings.argon2_parallelism,
-            threads=settings.argon2_threads,
-            max_queue=settings.argon2_max_queue,
-            idle_priority=settings.argon2_priority == "idle",
+            memory_kib=settings.argon2.memory_kib,
+            time_cost=settings.argon2.time_cost,
+            parallelism=settings.argon2.parallelism,
+            threads=settings.argon2.threads,
+            max_queue=settings.argon2.max_queue,
+            idle_priority=settings.argon2.priority == "idle",
         )
-        self.keyring = KeyRing(settings.keys_dir, self.clock, settings.signing_alg)
+        self.keyring = KeyRing(settings.keys.dir, self.clock, settings.keys.signing_alg)
         if with_keys:
             self._load_keys()
-            if settings.keys_reload_interval > 0:
+            if settings.keys.reload_interval > 0:
                 self._tasks.append(asyncio.create_task(self._reload_keys_forever()))
         self.access_tokens = AccessTokens(
             keyring=self.keyring,
             issuer=settings.issuer,
             audience=settings.audience,
-            ttl=settings.access_token_ttl,
+            ttl=settings.sessions.access_token_ttl,
             clock=self.clock,
         )
         self.id_tokens = IdTokens(
-            keyring=self.keyring, issuer=settings.issuer, ttl=settings.access_token_ttl, clock=self.clock
+            keyring=self.keyring,
+            issuer=settings.issuer,
+            ttl=settings.sessions.access_token_ttl,
+            clock=self.clock,
         )
         self.sessions = Sessions(
             families=self.families,
             users=self.database,
             access_tokens=self.access_tokens,
             policy=SessionPolicy(
-                absolute_ttl=settings.refresh_absolute_ttl,
-                idle_ttl=settings.refresh_idle_ttl,
-                reuse_grace=settings.refresh_reuse_grace,
+                absolute_ttl=settings.sessions.absolute_ttl,
+                idle_ttl=settings.sessions.idle_ttl,
+                reuse_grace=settings.sessions.reuse_grace,
             ),
             clock=self.clock,
         )
@@ -166,9 +169,9 @@ class Runtime:
             background=self.background,
             mail_queued=self.mail_worker.wake,
         )
-        secrets_key, created = ensure_secrets_key(settings.keys_dir)
+        secrets_key, created = ensure_secrets_key(settings.keys.dir)
         if created:
-            logger.warning("no secrets-at-rest key in %s: generated one", settings.keys_dir)
+            logger.warning("no secrets-at-rest key in %s: generated one", settings.keys.dir)
         box = SecretBox(secrets_key)
         self.mfa = Mfa(
             store=stores.mfa,
@@ -237,33 +240,33 @@ class Runtime:
     def _load_keys(self) -> None:
         settings = self.settings
         if settings.env == "development":
-            created = ensure_signing_key(settings.keys_dir, settings.signing_alg, self.clock())
+            created = ensure_signing_key(settings.keys.dir, settings.keys.signing_alg, self.clock())
             if created is not None:
                 logger.warning(
                     "no signing key in %s: generated %s key %s (development only)",
-                    settings.keys_dir,
+                    settings.keys.dir,
                     created.alg,
                     created.kid,
                 )
-            rs256 = ensure_alg_key(settings.keys_dir, "RS256", self.clock())
+            rs256 = ensure_alg_key(settings.keys.dir, "RS256", self.clock())
             if rs256 is not None:
                 logger.warning("generated RS256 key %s for ID tokens (development only)", rs256.kid)
         self.keyring.refresh()
         if not self.keyring.keys:
             raise StartupError(
-                f"no signing keys in {settings.keys_dir} (IDP_KEYS_DIR); "
+                f"no signing keys in {settings.keys.dir} (IDP_KEYS_DIR); "
                 "run `idp keys generate` before starting in production"
             )
         if "RS256" not in {key.alg for key in self.keyring.keys}:
             logger.warning(
                 "no RS256 key in %s: OpenID Connect clients need one for ID tokens; "
                 "run `idp keys rotate --alg RS256` (published now, signing after the delay)",
-                settings.keys_dir,
+                settings.keys.dir,
             )
 
     async def _reload_keys_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.keys_reload_interval)
+            await asyncio.sleep(self.settings.keys.reload_interval)
             try:
                 if self.keyring.refresh():
                     logger.info("signing keys reloaded: %s", ", ".join(key.kid for key in self.keyring.keys))

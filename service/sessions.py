@@ -207,7 +207,7 @@ class Sessions:
         if (client.id if client else None) != family.client_id:
             raise InvalidGrant("The refresh token was not issued to this client.")
         granted_scope = _scope_within(scope, family.scope)
-        claims = family.claims or await self._account_claims(family)
+        claims = family.claims
         successor, successor_hash = new_token(family_id)
         response = self._access_response(claims, family, granted_scope, successor)
         sealed = seal(secret, msgspec.json.encode(response))
@@ -230,14 +230,6 @@ class Sessions:
             audit("refresh_reuse_detected", outcome="family_revoked", user_id=user_id, sid=family_id)
             raise InvalidGrant("The refresh token was already used; the session has been revoked.")
         raise InvalidGrant("The refresh token is invalid, expired or revoked.")
-
-    async def _account_claims(self, family: Family) -> AccountClaims:
-        """For a family stored before snapshots were kept: the account, read now."""
-        user = await self._users.get_user(family.user_id)
-        if user is None or user.disabled:
-            await self._families.revoke_family(family.id)
-            raise InvalidGrant("The account is disabled.")
-        return _claims_of(user)
 
     async def update_claims(self, user: User) -> int:
         """New roles (or email) reach the account's sessions' next refresh."""

@@ -21,12 +21,14 @@ from redis.exceptions import RedisError
 from service.app import create_app
 from service.clock import FrozenClock
 from service.config import Settings, load_settings
-from service.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from service.limits import RateLimiter
+from service.ratelimit import MemoryRateLimiter
 from service.runtime import Runtime
 from service.store.base import Database
 from service.store.exchange import ReplayCache
 from service.store.postgres import PostgresDatabase
 from service.store.redis import RedisFamilyStore, RedisReplayCache, connect_redis
+from service.store.redis_limits import RedisRateLimiter
 from service.store.sessions import FamilyStore
 from service.store.sqlite import SqliteDatabase
 from service.store.sqlite_sessions import SqliteFamilyStore, SqliteReplayCache

@@ -88,7 +88,7 @@ def test_compose_settings_are_valid() -> None:
     for service in idp_services(compose()).values():
         environment = {key: str(value) for key, value in (service.get("environment") or {}).items()}
         settings = load_settings({k: v for k, v in environment.items() if k != "IDP_CONFIG"})
-        assert settings.database_kind == "postgresql"
+        assert settings.storage.database_kind == "postgresql"
 
 
 def test_start_order_uses_health_conditions() -> None:

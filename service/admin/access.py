@@ -17,7 +17,7 @@ from service.audit import audit
 from service.clients import Clients
 from service.clock import Clock
 from service.errors import InsufficientScope, InvalidToken
-from service.ratelimit import RateLimiter, Rule
+from service.limits import RateLimiter, Rule
 from service.tokens.access import AccessTokens
 
 __all__ = [

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import msgspec
 
 from service.errors import ConfigError
-from service.ratelimit import Rule, parse_rule
+from service.limits import Rule, parse_rule
 
 __all__ = ["AdminSettings", "load_admin_settings"]
 

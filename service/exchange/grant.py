@@ -35,12 +35,12 @@ from service.errors import (
     TemporarilyUnavailable,
     UnauthorizedClient,
 )
-from service.exchange.policy import TrustedIssuer
 from service.exchange.remote_jwks import JWKSUnavailable, RemoteJWKS
 from service.sessions import Sessions, TokenResponse
 from service.store.base import NewUser, StorageUnavailable, User
 from service.store.exchange import IdentityStore, ReplayCache
 from service.store.sessions import Client
+from service.trust import TrustedIssuer
 
 __all__ = ["ACCESS_TOKEN_TYPE", "GRANT_TYPE", "JWT_TOKEN_TYPE", "TokenExchange"]
 

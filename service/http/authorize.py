@@ -35,7 +35,7 @@ SCOPE_TEXT = {
 
 
 def browser_cookies(runtime: Runtime) -> BrowserCookies:
-    return BrowserCookies(runtime.settings.issuer, runtime.settings.refresh_absolute_ttl)
+    return BrowserCookies(runtime.settings.issuer, runtime.settings.sessions.absolute_ttl)
 
 
 def _params(pairs: list[tuple[str, str]]) -> dict[str, str]:

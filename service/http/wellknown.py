@@ -37,7 +37,7 @@ def discovery_document(
         common = {
             "issuer": settings.issuer,
             "grant_types": grant_types,
-            "access_token_alg": settings.signing_alg,
+            "access_token_alg": settings.keys.signing_alg,
         }
         if openid:
             algs = [alg for alg in runtime.keyring.signing_algs() if alg in ID_TOKEN_ALGS]

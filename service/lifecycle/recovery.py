@@ -18,10 +18,10 @@ from service.clock import Clock
 from service.emails import normalize_email
 from service.errors import InvalidEmail, InvalidLinkToken
 from service.lifecycle.links import MAX_TOKEN_LENGTH, Background, hash_link_token, new_link_token
+from service.limits import RateLimiter
 from service.mail.settings import MailSettings
 from service.mail.templates import MailRenderer
 from service.passwords import PasswordService, check_password_policy
-from service.ratelimit import RateLimiter
 from service.sessions import Sessions
 from service.store.base import User, UserStore
 from service.store.mail import AccountToken, AccountTokenStore, SetPassword

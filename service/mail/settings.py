@@ -7,19 +7,61 @@ from collections.abc import Callable, Mapping
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
 from service.errors import ConfigError
-from service.mail.transports import SmtpConfig, parse_smtp_url
-from service.ratelimit import Rule, parse_rule
+from service.limits import Rule, parse_rule
 
-__all__ = ["MailSettings", "load_mail_settings"]
+__all__ = ["MailSettings", "SmtpConfig", "load_mail_settings", "parse_smtp_url"]
 
 T = TypeVar("T")
 REQUEST_IP = Rule("mail-request-ip", 20, 3600)
 MAIL_ACCOUNT = Rule("mail-account", 3, 3600)
+
+
+class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    implicit_tls: bool = False
+    starttls: bool = False
+    timeout: float = 10.0
+    verify: bool = True
+
+    def __repr__(self) -> str:  # never print the password
+        return f"SmtpConfig(host={self.host!r}, port={self.port}, tls={self.implicit_tls or self.starttls})"
+
+
+def parse_smtp_url(raw: str) -> SmtpConfig:
+    """``smtp://[user:pass@]host[:port][?starttls=true&timeout=10&verify=false]`` or ``smtps://…``
+    (implicit TLS, port 465 by default). Raises ValueError with a reason."""
+    parts = urlsplit(raw)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ValueError("expected smtp://host[:port] or smtps://host[:port]")
+    options = {key: values[-1].lower() for key, values in parse_qs(parts.query).items()}
+    unknown = set(options) - {"starttls", "timeout", "verify"}
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    implicit = parts.scheme == "smtps"
+    starttls = options.get("starttls", "false") in {"1", "true", "yes"}
+    if implicit and starttls:
+        raise ValueError("smtps:// is already TLS; starttls applies to smtp:// only")
+    timeout = float(options.get("timeout", "10"))
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    return SmtpConfig(
+        host=parts.hostname,
+        port=parts.port or (465 if implicit else 587 if starttls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        implicit_tls=implicit,
+        starttls=starttls,
+        timeout=timeout,
+        verify=options.get("verify", "true") not in {"0", "false", "no"},
+    )
 
 
 class MailSettings(msgspec.Struct, frozen=True, kw_only=True):

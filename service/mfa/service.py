@@ -19,6 +19,7 @@ from service.audit import audit
 from service.clock import Clock
 from service.errors import NotFound
 from service.keys.secrets import SealBroken, SecretBox
+from service.limits import RateLimiter
 from service.mfa import recovery, totp
 from service.mfa.errors import (
     FactorExists,
@@ -34,7 +35,6 @@ from service.mfa.notices import notice
 from service.mfa.passkeys import Passkeys, PasskeyView, amr_method
 from service.mfa.settings import MfaSettings
 from service.mfa.tickets import Ticket, Tickets
-from service.ratelimit import RateLimiter
 from service.sessions import Sessions, TokenResponse
 from service.store.base import User, UserStore
 from service.store.exchange import ReplayCache

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from service.errors import ConfigError
-from service.ratelimit import Rule, parse_rule
+from service.limits import Rule, parse_rule
 
 __all__ = ["MfaSettings", "load_mfa_settings"]
 

@@ -56,9 +56,7 @@ return 1
 
 # KEYS: family, used, the presented token's sealed-successor key. ARGV: presented hash,
 # successor hash, sealed successor, now, grace, how long the sealed successor is kept (ms).
-# Returns {outcome, payload}; payload: sealed successor (grace) or the family fields (reuse).
-# A used entry is "<rotated_at>"; entries written before the sealed successor moved to its own
-# short-lived key are "<rotated_at>|<sealed>".
+# Returns {outcome, payload}; payload: the sealed successor (grace). A used entry is "<rotated_at>".
 _ROTATE = LuaScript("""
 local fam, used, held = KEYS[1], KEYS[2], KEYS[3]
 local presented, successor, sealed = ARGV[1], ARGV[2], ARGV[3]
@@ -81,16 +79,13 @@ if f[1] == presented then
 end
 local entry = redis.call('HGET', used, presented)
 if not entry then return {'invalid'} end
-local sep = string.find(entry, '|', 1, true)
-local rotated_at = tonumber(sep and string.sub(entry, 1, sep - 1) or entry)
-if now - rotated_at <= grace then
-  local kept = sep and string.sub(entry, sep + 1) or redis.call('GET', held)
+if now - tonumber(entry) <= grace then
+  local kept = redis.call('GET', held)
   if not kept then return {'invalid'} end
   return {'grace', kept}
 end
-local fields = redis.call('HGETALL', fam)
 redis.call('DEL', fam, used)
-return {'reuse', fields}
+return {'reuse'}
 """)
 
 _OWNS = LuaScript("""
@@ -136,7 +131,7 @@ def _family(family_id: str, raw: Any) -> Family | None:
         last_used_at=float(text["last"]),
         absolute_expires_at=float(text["abs"]),
         idle_ttl=float(text["idle"]),
-        claims=_CLAIMS.decode(text["claims"]) if "claims" in text else None,
+        claims=_CLAIMS.decode(text["claims"]),
         amr=tuple(text.get("amr", "").split()),
     )
 
@@ -213,8 +208,6 @@ class RedisFamilyStore:
         outcome = reply[0].decode()
         if outcome == "grace":
             return RotateResult("grace", sealed=base64.b64decode(reply[1]))
-        if outcome == "reuse":
-            return RotateResult("reuse", family=_family(family_id, reply[1]))
         return RotateResult(outcome)
 
     async def owns_token(

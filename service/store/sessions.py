@@ -69,8 +69,7 @@ class Family(msgspec.Struct, frozen=True, kw_only=True):
     last_used_at: float
     absolute_expires_at: float
     idle_ttl: float
-    claims: AccountClaims | None = None
-    """None for a family stored before snapshots were kept: refresh reads the account."""
+    claims: AccountClaims
     amr: tuple[str, ...] = ()
 
     @property
@@ -82,8 +81,6 @@ class RotateResult(msgspec.Struct, frozen=True):
     outcome: Literal["rotated", "grace", "reuse", "invalid"]
     sealed: bytes | None = None
     """The stored successor, for ``grace``."""
-    family: Family | None = None
-    """The family as it was, for ``reuse`` (audit) and ``rotated``."""
 
 
 @runtime_checkable

@@ -46,7 +46,7 @@ def _family(row: sqlite3.Row | None) -> Family | None:
         last_used_at=row["last_used_at"],
         absolute_expires_at=row["absolute_expires_at"],
         idle_ttl=row["idle_ttl"],
-        claims=None if row["claims"] is None else _CLAIMS.decode(row["claims"]),
+        claims=_CLAIMS.decode(row["claims"]),
         amr=tuple((row["amr"] or "").split()),
     )
 
@@ -147,7 +147,8 @@ class SqliteFamilyStore:
                     # Empty when a rotation on a clock ahead of ours thought the window over.
                     sealed = bytes(used["sealed"])
                     return RotateResult("grace", sealed=sealed) if sealed else RotateResult("invalid")
-                return RotateResult("reuse", family=_delete_family(conn, family_id))
+                _delete_family(conn, family_id)
+                return RotateResult("reuse")
 
         return await self._db.run(rotate)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid
 
 import pytest
@@ -99,8 +98,6 @@ async def test_reuse_after_grace_revokes_the_family(families: FamilyStore) -> No
     await rotate(families, new.id, "h0", "h1", T0)
     result = await rotate(families, new.id, "h0", "x", T0 + 10.5)
     assert result.outcome == "reuse"
-    assert result.family is not None
-    assert result.family.user_id == user_id
     assert await families.get_family(new.id, T0 + 11) is None
     assert (await rotate(families, new.id, "h1", "h2", T0 + 12)).outcome == "invalid"
 
@@ -229,20 +226,3 @@ async def test_sealed_successors_are_kept_only_through_the_grace_window(families
             plan
         )  # not a walk over every used token of the family
     assert (await rotate(families, new.id, "h0", "x", T0 + 66)).outcome == "reuse"  # still detected
-
-
-@pytest.mark.parametrize("families", ["redis", "redis-cluster"], indirect=True)
-async def test_used_entries_written_with_the_successor_inline_still_answer_grace(
-    families: FamilyStore,
-) -> None:
-    """Redis families rotated before the sealed successor moved to its own key (a Redis storage
-    detail: SQLite always kept it in its own column)."""
-    assert isinstance(families, RedisFamilyStore)
-    new = family()
-    await families.create_family(new)
-    await rotate(families, new.id, "h0", "h1", T0)
-    sealed = base64.b64encode(b"old-format-pair").decode()
-    await families._link.command("HSET", families._keys(new.id)[1], "h0", f"{T0!r}|{sealed}")
-    result = await rotate(families, new.id, "h0", "x", T0 + 5)
-    assert (result.outcome, result.sealed) == ("grace", b"old-format-pair")
-    assert (await rotate(families, new.id, "h0", "x", T0 + 11)).outcome == "reuse"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from service.ratelimit import RateLimiter, Rule, parse_rule
+from service.limits import RateLimiter, Rule, parse_rule
 
 T0 = 1_800_000_000.0
 RULE = Rule("test", 3, 60)

@@ -15,8 +15,6 @@ from litestar import Litestar
 from service.clock import FrozenClock
 from service.errors import InvalidGrant
 from service.runtime import Runtime
-from service.store.redis import RedisFamilyStore
-from service.store.sqlite_sessions import SqliteFamilyStore
 
 PASSWORD = "correct horse battery"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -306,37 +304,3 @@ async def test_an_account_disabled_during_sign_in_keeps_no_session(
     await runtime.accounts.set_disabled("ada@example.com", False)
     assert await runtime.families.list_families(user.id, runtime.clock()) == []
     assert (await refresh(client, tokens["refresh_token"])).status_code == 400
-
-
-async def test_a_session_without_a_claims_snapshot_reads_the_account(
-    app: Litestar, client: httpx.AsyncClient
-) -> None:
-    """Sessions stored before snapshots existed still refresh (from the account) and still
-    stop when the account is disabled."""
-    runtime: Runtime = app.state.runtime
-    tokens = await signup(client)
-    family_id = tokens["refresh_token"][6:28]
-    await _drop_snapshot(runtime, family_id)
-    family = await runtime.families.get_family(family_id, runtime.clock())
-    assert family is not None
-    assert family.claims is None
-    await runtime.database.set_roles(family.user_id, ["reader"], runtime.clock())  # the store only
-    refreshed = await refresh(client, tokens["refresh_token"])
-    assert refreshed.status_code == 200
-    assert _claims(refreshed.json()["access_token"])["roles"] == ["reader"]
-    await runtime.database.set_disabled(family.user_id, True, runtime.clock())  # sessions untouched
-    refused = await refresh(client, refreshed.json()["refresh_token"])
-    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
-    assert await runtime.families.get_family(family_id, runtime.clock()) is None
-
-
-async def _drop_snapshot(runtime: Runtime, family_id: str) -> None:
-    """Make a family look like one written before the 0004 migration / the ``claims`` field."""
-    families = runtime.families
-    if isinstance(families, RedisFamilyStore):
-        await families._link.command("HDEL", families._keys(family_id)[0], "claims")
-    else:
-        assert isinstance(families, SqliteFamilyStore)
-        await families._db.run(
-            lambda conn: conn.execute("UPDATE refresh_families SET claims = NULL WHERE id = ?", (family_id,))
-        )

@@ -168,7 +168,7 @@ async def test_jwks_fast_path_follows_rotation(client: Client, app: Litestar) ->
     """A key added to the folder changes the served body and ETag; the old ETag gets a 200."""
     runtime: Runtime = app.state.runtime
     first = await client.get("/.well-known/jwks.json")
-    generate_key(runtime.settings.keys_dir, "EdDSA", runtime.clock())
+    generate_key(runtime.settings.keys.dir, "EdDSA", runtime.clock())
     assert runtime.keyring.refresh()
     second = await client.get("/.well-known/jwks.json", headers={"If-None-Match": first.headers["etag"]})
     assert second.status_code == 200

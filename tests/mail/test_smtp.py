@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from service.clock import FrozenClock
-from service.mail.transports import SmtpConfig, SmtpTransport, TransportError, parse_smtp_url
+from service.mail.settings import SmtpConfig, parse_smtp_url
+from service.mail.transports import SmtpTransport, TransportError
 from service.mail.worker import DeliveryWorker, RetryPolicy
 from tests.conftest import START
 from tests.mail.conftest import MailStores, mail_for

@@ -76,7 +76,7 @@ async def test_cli_reset_removes_every_factor_audits_and_mails(
             token = await signup(client)
             await enrol_totp(client, token, clock)
             await password_step(client)
-            env = {"IDP_DATABASE_URL": settings.database_url, "IDP_KEYS_DIR": str(settings.keys_dir)}
+            env = {"IDP_DATABASE_URL": settings.storage.database_url, "IDP_KEYS_DIR": str(settings.keys.dir)}
             done = run_idp(tmp_path, "users", "mfa", "reset", "ADA@example.com", env=env)
             assert done.returncode == 0, done.stderr
             assert "authenticator app" in done.stdout

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from service.config import ConfigError, load_settings
+from service.config import (
+    Argon2Settings,
+    ConfigError,
+    KeySettings,
+    RateLimitSettings,
+    Section,
+    SessionSettings,
+    Settings,
+    StorageSettings,
+    load_settings,
+)
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -17,9 +31,14 @@ def test_defaults_need_no_configuration() -> None:
         "http://127.0.0.1:8000",
         "http://127.0.0.1:8000",
     )
-    assert (settings.database_kind, settings.sqlite_path) == ("sqlite", Path("data/idp.sqlite3"))
-    assert (settings.signing_alg, settings.access_token_ttl, settings.redis_url) == ("EdDSA", 900, None)
-    assert (settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism) == (
+    storage = settings.storage
+    assert (storage.database_kind, storage.sqlite_path, storage.redis_url) == (
+        "sqlite",
+        Path("data/idp.sqlite3"),
+        None,
+    )
+    assert (settings.keys.signing_alg, settings.sessions.access_token_ttl) == ("EdDSA", 900)
+    assert (settings.argon2.memory_kib, settings.argon2.time_cost, settings.argon2.parallelism) == (
         19456,
         2,
         1,
@@ -35,7 +54,7 @@ def test_issuer_follows_host_and_port() -> None:
 def test_postgres_url_selects_postgres() -> None:
     """A postgresql:// URL selects the PostgreSQL backend (with Redis for sessions)."""
     env = {"IDP_DATABASE_URL": "postgresql://u@db/idp", "IDP_REDIS_URL": "redis://cache:6379/0"}
-    assert load_settings(env).database_kind == "postgresql"
+    assert load_settings(env).storage.database_kind == "postgresql"
 
 
 @pytest.mark.parametrize(
@@ -102,3 +121,48 @@ def test_a_bad_listen_host_names_the_variable(host: str) -> None:
     """A listen address that is neither an IP address nor a host name is refused by name."""
     with pytest.raises(ConfigError, match=r"^IDP_HOST="):
         load_settings({"IDP_HOST": host})
+
+
+@pytest.mark.parametrize(
+    "section",
+    [StorageSettings, KeySettings, SessionSettings, Argon2Settings, RateLimitSettings],
+    ids=lambda section: section.__name__,
+)
+def test_each_section_has_one_set_of_defaults(section: type[Section]) -> None:
+    """A section built in code and one read from an empty environment are equal: the defaults
+    are written once, in the section (``argon2_threads`` once had two, 2 and the CPU count)."""
+    assert section.from_env({}) == section()
+
+
+def test_settings_defaults_match_an_empty_environment() -> None:
+    """``Settings()`` is what ``load_settings({})`` returns (but for the mail and MFA sections,
+    whose sender, links and names follow the issuer)."""
+    loaded = load_settings({})
+    defaults = Settings()
+    assert msgspec.structs.replace(loaded, mail=defaults.mail, mfa=defaults.mfa) == defaults
+
+
+def test_argon2_threads_default_to_the_cpu_count() -> None:
+    """Without IDP_ARGON2_THREADS each process hashes on as many threads as the machine has CPUs."""
+    assert Argon2Settings().threads == (os.cpu_count() or 2)
+
+
+def test_a_section_checks_its_values_when_built_in_code() -> None:
+    """The checks live in the section, so a section built without the environment is checked too."""
+    with pytest.raises(ConfigError, match="IDP_REDIS_URL"):
+        StorageSettings(database_url="postgresql://u@db/idp")
+    with pytest.raises(ConfigError, match="IDP_KEY_ROTATION_DELAY"):
+        KeySettings(jwks_max_age=600, rotation_delay=60)
+    assert KeySettings(jwks_max_age=600).effective_rotation_delay == 605
+
+
+def test_loading_settings_imports_no_storage_driver() -> None:
+    """Reading settings pulls in neither redis, asyncpg nor the domain (a fresh interpreter)."""
+    code = (
+        "import sys, service.config as c; c.load_settings({}); "
+        "drivers = {'redis', 'asyncpg', 'hiredis', 'litestar', 'aiosmtplib'}; "
+        "domain = {'service.abuse', 'service.ratelimit', 'service.exchange'}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in drivers or m in domain))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,11 +1,13 @@
-"""Open the backends a :class:`~service.config.Settings` names."""
+"""Open the backends the storage settings name: part of the composition root, so the stores
+themselves never see the settings."""
 
 from __future__ import annotations
 
 import msgspec
 
-from service.config import Settings
-from service.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from service.config import StorageSettings
+from service.limits import RateLimiter
+from service.ratelimit import MemoryRateLimiter
 from service.store.admin import AdminStore
 from service.store.base import Database
 from service.store.exchange import ReplayCache
@@ -17,6 +19,7 @@ from service.store.postgres_admin import PostgresAdminStore
 from service.store.postgres_mail import PostgresAccountTokens, PostgresOutbox
 from service.store.postgres_mfa import PostgresMfaStore
 from service.store.redis import RedisFamilyStore, RedisReplayCache, connect_redis
+from service.store.redis_limits import RedisRateLimiter
 from service.store.sessions import ClientStore, FamilyStore
 from service.store.sql_oidc import PostgresOidcStore, SqliteOidcStore
 from service.store.sqlite import SqliteDatabase
@@ -41,9 +44,24 @@ class Stores(msgspec.Struct, frozen=True):
     admin: AdminStore
 
 
-async def open_stores(settings: Settings) -> Stores:
+async def open_stores(settings: StorageSettings) -> Stores:
     """Accounts and clients in SQL; sessions, replay cache and rate limits in Redis when
-    configured, else in SQLite and in this process (the embedded mode is one instance)."""
+    configured, else in SQLite and in this process (the embedded mode is one instance;
+    :class:`StorageSettings` refuses PostgreSQL without Redis)."""
+    if settings.redis_url is None:
+        sqlite = await SqliteDatabase.open(settings.sqlite_path)
+        return Stores(
+            sqlite,
+            SqliteFamilyStore(sqlite),
+            SqliteClientStore(sqlite),
+            SqliteReplayCache(sqlite),
+            MemoryRateLimiter(),
+            SqliteOutbox(sqlite),
+            SqliteAccountTokens(sqlite),
+            SqliteMfaStore(sqlite),
+            SqliteOidcStore(sqlite),
+            SqliteAdminStore(sqlite),
+        )
     database: Database
     clients: ClientStore
     outbox: MailOutbox
@@ -64,15 +82,8 @@ async def open_stores(settings: Settings) -> Stores:
         mfa = SqliteMfaStore(sqlite)
         oidc = SqliteOidcStore(sqlite)
         admin = SqliteAdminStore(sqlite)
-    families: FamilyStore
-    replay: ReplayCache
-    if settings.redis_url is not None:
-        redis = await connect_redis(settings.redis_url, cluster=settings.redis_cluster)
-        families = RedisFamilyStore(redis, prefix=settings.redis_prefix)
-        replay = RedisReplayCache(redis, prefix=settings.redis_prefix)
-        limiter: RateLimiter = RedisRateLimiter(redis, prefix=settings.redis_prefix)
-    else:
-        assert isinstance(database, SqliteDatabase)  # config forbids PostgreSQL without Redis
-        families, replay = SqliteFamilyStore(database), SqliteReplayCache(database)
-        limiter = MemoryRateLimiter()
+    redis = await connect_redis(settings.redis_url, cluster=settings.redis_cluster)
+    families = RedisFamilyStore(redis, prefix=settings.redis_prefix)
+    replay = RedisReplayCache(redis, prefix=settings.redis_prefix)
+    limiter = RedisRateLimiter(redis, prefix=settings.redis_prefix)
     return Stores(database, families, clients, replay, limiter, outbox, tokens, mfa, oidc, admin)
