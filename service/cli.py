@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import msgspec
 import uvicorn
@@ -120,6 +121,11 @@ def cmd_users_roles(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_clients_add(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        jwks = None if args.jwks is None else Path(args.jwks).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"--jwks {args.jwks}: {exc.strerror}", EXIT_USAGE) from exc
+
     async def add(runtime: Runtime) -> None:
         client, secret = await runtime.clients.register(
             args.name,
@@ -131,11 +137,13 @@ def cmd_clients_add(settings: Settings, args: argparse.Namespace) -> None:
             scopes=_split(args.scope),
             first_party=args.first_party,
             id_token_signed_response_alg=args.id_token_alg,
+            jwks=jwks,
         )
         print(f"client_id: {client.id}")
         print(f"grant_types: {' '.join(client.grant_types)}")
         if secret is None:
-            print("public client: no secret (it must use PKCE)", file=sys.stderr)
+            how = "private_key_jwt with its registered keys" if args.jwks else "PKCE only"
+            print(f"no secret: the client authenticates with {how}", file=sys.stderr)
             return
         print(f"client_secret: {secret}")
         print("Store the secret now: it is not shown again.", file=sys.stderr)
@@ -278,6 +286,9 @@ def _add_client_parser(clients: argparse._SubParsersAction[argparse.ArgumentPars
     )
     add.add_argument("--scope", action="append", default=[], help="scopes beyond the OpenID Connect ones")
     add.add_argument("--first-party", action="store_true", help="skip the consent screen")
+    add.add_argument(
+        "--jwks", metavar="FILE", help="public JWKS: authenticate with private_key_jwt (RFC 7523)"
+    )
     add.add_argument("--id-token-alg", default="RS256", choices=SIGNING_ALGS, help="ID token algorithm")
     add.set_defaults(handler=cmd_clients_add)
 

@@ -8,6 +8,8 @@ must use PKCE; one that presents a secret anyway is refused.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -16,9 +18,11 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from service import bounded_json
 from service.audit import audit
 from service.clock import Clock
 from service.errors import ClientExists, InvalidClient, InvalidRequest, NotFound
+from service.oidc.client_assertion import ClientAssertions, check_jwks
 from service.store.sessions import AuthMethod, Client, ClientStore
 from service.tokens.access import FIRST_PARTY_CLIENT
 
@@ -123,19 +127,35 @@ def default_grant_types(*, public: bool, redirect_uris: Sequence[str]) -> tuple[
     return ("authorization_code",) if public else ("authorization_code", "refresh_token")
 
 
+def _unverified_issuer(assertion: str) -> str:
+    """The ``iss`` of a JWT before verification: only to find whose keys verify it."""
+    try:
+        payload = assertion.split(".")[1]
+        claims = bounded_json.decode(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return ""
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else ""
+
+
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value.strip() for value in values if value.strip()))
 
 
 class Clients:
     def __init__(
-        self, store: ClientStore, clock: Clock, declared: Mapping[str, Client] | None = None
+        self,
+        store: ClientStore,
+        clock: Clock,
+        declared: Mapping[str, Client] | None = None,
+        assertions: ClientAssertions | None = None,
     ) -> None:
         """``declared``: clients from ``IDP_CONFIG``; they take precedence over the database
-        and cannot be changed through it."""
+        and cannot be changed through it. ``assertions``: verifies ``private_key_jwt``."""
         self._store = store
         self._clock = clock
         self._declared = dict(declared or {})
+        self._assertions = assertions
 
     async def register(
         self,
@@ -149,17 +169,22 @@ class Clients:
         scopes: Sequence[str] = (),
         first_party: bool = False,
         id_token_signed_response_alg: str = "RS256",  # noqa: S107 (an algorithm name)
+        jwks: str | None = None,
         actor: str = "cli",
     ) -> tuple[Client, str | None]:
         """Create a client; return it and its secret (the only time the secret is visible;
-        None for a public client). Without ``grant_types``: the code flow (with refresh tokens
+        None for a public client or one that authenticates with ``private_key_jwt``, the keys
+        of ``jwks``). Without ``grant_types``: the code flow (with refresh tokens
         for confidential clients) when redirect URIs are given, else ``client_credentials``."""
         client_id = client_id or secrets.token_urlsafe(12)
         if client_id in self._declared:
             raise ClientExists("This client id is declared in IDP_CONFIG.")
         if grant_types is None:
             grant_types = default_grant_types(public=public, redirect_uris=redirect_uris)
-        secret = None if public else SECRET_PREFIX + secrets.token_urlsafe(32)
+        secret = None if public or jwks is not None else SECRET_PREFIX + secrets.token_urlsafe(32)
+        method: AuthMethod = (
+            "none" if public else "client_secret_basic" if jwks is None else "private_key_jwt"
+        )
         client = check_registration(
             Client(
                 id=client_id,
@@ -172,7 +197,8 @@ class Clients:
                 scopes=_unique(scopes),
                 first_party=first_party,
                 id_token_signed_response_alg=id_token_signed_response_alg,
-                token_endpoint_auth_method="none" if public else "client_secret_basic",
+                token_endpoint_auth_method=method,
+                jwks=None if jwks is None else check_jwks(jwks),
             )
         )
         await self._store.create_client(client)
@@ -193,6 +219,17 @@ class Clients:
         if not hmac.compare_digest(expected, hash_client_secret(secret)) or client is None:
             raise InvalidClient
         return client
+
+    async def authenticate_assertion(self, client_id: str | None, assertion: str) -> Client:
+        """``private_key_jwt`` (RFC 7523): the assertion names the client (``iss``/``sub``);
+        a ``client_id`` sent beside it must be the same."""
+        if self._assertions is None:
+            raise InvalidClient
+        client = await self.get(client_id) if client_id else await self.get(_unverified_issuer(assertion))
+        verified = await self._assertions.verify(client, assertion)
+        if client_id not in (None, verified.id):
+            raise InvalidClient
+        return verified
 
     async def identify_public(self, client_id: str) -> Client:
         """A public client presenting only its id (it has nothing to authenticate with)."""

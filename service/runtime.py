@@ -33,6 +33,7 @@ from service.mail.transports import FileTransport, SmtpTransport, Transport
 from service.mail.worker import DeliveryWorker, RetryPolicy
 from service.mfa.service import Mfa
 from service.mfa.tickets import Tickets
+from service.oidc.client_assertion import ClientAssertions
 from service.oidc.id_token import IdTokens
 from service.oidc.provider import Provider
 from service.passwords import PasswordService
@@ -87,7 +88,12 @@ class Runtime:
         stores = await open_stores(settings.storage)
         self.database, self.families = stores.database, stores.families
         self.outbox, self.account_tokens = stores.outbox, stores.account_tokens
-        self.clients = Clients(stores.clients, self.clock, settings.trust.clients)
+        assertions = ClientAssertions(
+            replay=stores.replay,
+            audiences=(settings.issuer, f"{settings.issuer}/oauth2/token"),
+            clock=self.clock,
+        )
+        self.clients = Clients(stores.clients, self.clock, settings.trust.clients, assertions)
         if settings.storage.auto_migrate:
             applied = await self.database.migrate()
             if applied:

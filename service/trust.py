@@ -28,7 +28,8 @@
     scopes = ["api:read"]                            # beyond openid profile email offline_access
     first_party = true                               # skip the consent screen
     id_token_signed_response_alg = "RS256"
-    token_endpoint_auth_method = "client_secret_basic"      # or client_secret_post
+    token_endpoint_auth_method = "client_secret_basic"      # or client_secret_post, or
+    # private_key_jwt with jwks = '{"keys": [...]}' (public keys) and no secret
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import msgspec
 
 from service.clients import check_registration, default_grant_types
 from service.errors import ConfigError, InvalidRequest
+from service.oidc.client_assertion import check_jwks
 from service.store.sessions import Client
 
 __all__ = ["ClaimMapping", "DeclaredClient", "TrustConfig", "TrustedIssuer", "load_trust_config"]
@@ -83,7 +85,11 @@ class DeclaredClient(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     scopes: list[str] = msgspec.field(default_factory=list)
     first_party: bool = False
     id_token_signed_response_alg: str = "RS256"
-    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] | None = None
+    token_endpoint_auth_method: (
+        Literal["client_secret_basic", "client_secret_post", "private_key_jwt"] | None
+    ) = None
+    jwks: str | None = None
+    """For ``private_key_jwt``: the client's public keys, a JWKS as a JSON string."""
 
 
 class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -137,9 +143,9 @@ def load_trust_config(path: Path | None, env: Mapping[str, str] | None = None) -
 
 
 def _secret_hash(client: DeclaredClient, where: str, environment: Mapping[str, str]) -> str | None:
-    if client.public:
+    if client.public or client.token_endpoint_auth_method == "private_key_jwt":
         if client.secret_sha256 is not None or client.secret_env is not None:
-            raise ConfigError(f"IDP_CONFIG: {where} is public: it has no secret_sha256 or secret_env")
+            raise ConfigError(f"IDP_CONFIG: {where} has no secret (public or private_key_jwt)")
         return None
     if (client.secret_sha256 is None) == (client.secret_env is None):
         raise ConfigError(f"IDP_CONFIG: {where} needs exactly one of secret_sha256 and secret_env")
@@ -177,6 +183,7 @@ def _registration(client: DeclaredClient, where: str, environment: Mapping[str, 
                 token_endpoint_auth_method="none"
                 if client.public
                 else client.token_endpoint_auth_method or "client_secret_basic",
+                jwks=None if client.jwks is None else check_jwks(client.jwks),
             )
         )
     except InvalidRequest as exc:

@@ -15,6 +15,7 @@ from service import bounded_json
 from service.abuse import AbuseGuard
 from service.clients import Clients
 from service.errors import InvalidClient, InvalidRequest, InvalidToken
+from service.oidc.client_assertion import ASSERTION_TYPE
 from service.runtime import Runtime
 from service.store.sessions import Client
 from service.tokens.access import AccessClaims
@@ -118,8 +119,13 @@ async def authenticate_client(authorization: str, params: dict[str, str], client
     credentials are ``invalid_client``."""
     basic = _basic_credentials(authorization)
     posted_secret = params.get("client_secret")
-    if basic is not None and posted_secret is not None:
+    assertion = params.get("client_assertion")
+    if sum(value is not None for value in (basic, posted_secret, assertion)) > 1:
         raise InvalidRequest("Use exactly one client authentication method.")
+    if assertion is not None:
+        if params.get("client_assertion_type") != ASSERTION_TYPE:
+            raise InvalidClient("client_assertion_type must be the RFC 7523 JWT bearer type.")
+        return await clients.authenticate_assertion(params.get("client_id"), assertion)
     if basic is not None:
         if params.get("client_id") not in (None, basic[0]):
             raise InvalidRequest("client_id does not match the authenticated client.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from service.clients import OIDC_SCOPES
+from service.oidc.client_assertion import ALGORITHMS as ASSERTION_ALGORITHMS
 from service.tokens.access import ACR_LEVELS
 
 __all__ = ["oauth_metadata", "openid_configuration"]
@@ -44,7 +45,8 @@ def oauth_metadata(*, issuer: str, grant_types: Sequence[str], access_token_alg:
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": list(grant_types),
-        "token_endpoint_auth_methods_supported": [*AUTH_METHODS, "none"],
+        "token_endpoint_auth_methods_supported": [*AUTH_METHODS, "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "revocation_endpoint_auth_methods_supported": ["none", *AUTH_METHODS],

@@ -117,5 +117,6 @@ async def test_discovery_lists_the_oauth_endpoints(client: httpx.AsyncClient) ->
     assert metadata["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
         "none",
     ]

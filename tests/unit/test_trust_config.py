@@ -128,3 +128,25 @@ def test_bad_client_registrations_are_refused(tmp_path: Path, replace: str, by: 
     with pytest.raises(ConfigError, match="IDP_CONFIG") as error:
         load_settings(write(tmp_path, REGISTRATIONS.replace(replace, by)))
     assert message in str(error.value)
+
+
+def test_private_key_jwt_client_in_the_file(tmp_path: Path) -> None:
+    """A private_key_jwt client registers public keys and no secret; private keys are refused."""
+    public = (
+        '{"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", '
+        '"x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", '
+        '"y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}'
+    )
+    text = f"""
+[[clients]]
+id = "signer"
+token_endpoint_auth_method = "private_key_jwt"
+grant_types = ["client_credentials"]
+jwks = '{public}'
+"""
+    signer = load_settings(write(tmp_path, text)).trust.clients["signer"]
+    assert (signer.secret_hash, signer.token_endpoint_auth_method) == (None, "private_key_jwt")
+    assert '"kid":"k1"' in (signer.jwks or "")
+    leaked = text.replace('"kid": "k1"', '"kid": "k1", "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"')
+    with pytest.raises(ConfigError, match="public keys only"):
+        load_settings(write(tmp_path, leaked))
