@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+import msgspec
+
 from service import bounded_json
 from service.audit import audit
 from service.clock import Clock
@@ -87,6 +89,8 @@ def check_registration(client: Client) -> Client:
         raise InvalidRequest("A client id must not have the form of a UUID.")
     _check_flows(client)
     _check_credentials(client)
+    if client.jwks is not None:  # public keys only, stored in one canonical form
+        return msgspec.structs.replace(client, jwks=check_jwks(client.jwks))
     return client
 
 
@@ -198,7 +202,7 @@ class Clients:
                 first_party=first_party,
                 id_token_signed_response_alg=id_token_signed_response_alg,
                 token_endpoint_auth_method=method,
-                jwks=None if jwks is None else check_jwks(jwks),
+                jwks=jwks,
             )
         )
         await self._store.create_client(client)

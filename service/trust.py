@@ -45,7 +45,6 @@ import msgspec
 
 from service.clients import check_registration, default_grant_types
 from service.errors import ConfigError, InvalidRequest
-from service.oidc.client_assertion import check_jwks
 from service.store.sessions import Client
 
 __all__ = ["ClaimMapping", "DeclaredClient", "TrustConfig", "TrustedIssuer", "load_trust_config"]
@@ -183,7 +182,7 @@ def _registration(client: DeclaredClient, where: str, environment: Mapping[str, 
                 token_endpoint_auth_method="none"
                 if client.public
                 else client.token_endpoint_auth_method or "client_secret_basic",
-                jwks=None if client.jwks is None else check_jwks(client.jwks),
+                jwks=client.jwks,
             )
         )
     except InvalidRequest as exc:
