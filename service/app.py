@@ -31,7 +31,7 @@ from service.http.observe import ObservabilityMiddleware
 from service.http.oidc import LogoutController, UserinfoController, stylesheet
 from service.http.openapi import render_plugins
 from service.http.pages import AccountPages
-from service.http.passkeys import PasskeyController
+from service.http.passkeys import PasskeyController, passkey_script
 from service.http.security_headers import DOCS_PATH, SecurityHeaders, json_headers
 from service.http.wellknown import WellKnownController
 from service.runtime import Runtime
@@ -81,6 +81,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
             MfaController,
             PasskeyController,
             AdminController,
+            passkey_script,
             OAuthController,
             AuthorizeController,
             UserinfoController,

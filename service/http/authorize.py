@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 
+from service import bounded_json
 from service.errors import AccessDenied, IdPError, InvalidCredentials, UnknownClientOrRedirect
 from service.http.auth import request_ip
 from service.http.html import BrowserCookies, read_form, render
-from service.mfa.errors import InvalidMfaToken, MfaEnrollmentRequired, MfaRequired
+from service.mfa.errors import InvalidMfaToken, InvalidPasskey, MfaEnrollmentRequired, MfaRequired
 from service.oidc.authorize import error_redirect, next_step, parse_request, resolve_client, success_redirect
 from service.runtime import Runtime
 from service.sessions import BROWSER_ORIGIN
@@ -120,6 +122,7 @@ async def _flow(
         return render(
             "signin",
             status=status,
+            scripts=True,
             headers=headers,
             redirect_uri=redirect_uri,
             cookies=[*set_cookies, *csrf_cookies],
@@ -193,6 +196,30 @@ class AuthorizeController(Controller):
             if exc.status_code not in {401, 429, 503}:
                 raise
             return await _flow(request, runtime, {**params, "login_hint": form.get("email", "")}, problem=exc)
+        return await self._signed_in(request, runtime, params, tokens.refresh_token or "")
+
+    @post("/passkey", status_code=200)
+    async def passkey(
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+    ) -> Response[Any]:
+        """Passwordless: the assertion the sign-in page's script got for a discoverable passkey."""
+        form = await read_form(request)
+        try:
+            params, _, _ = await _pending(request, runtime, form)
+        except UnknownClientOrRedirect as exc:
+            return _error_page(runtime, exc)
+        try:
+            credential = bounded_json.decode(form.get("credential", "").encode())
+            if not isinstance(credential, dict):
+                raise InvalidPasskey
+            tokens = await runtime.mfa.passwordless(
+                form.get("state", ""), credential, request.headers.get("user-agent"), origin=BROWSER_ORIGIN
+            )
+        except (IdPError, msgspec.DecodeError) as exc:
+            problem = exc if isinstance(exc, IdPError) else InvalidPasskey()
+            if problem.status_code >= 500:
+                raise
+            return await _flow(request, runtime, params, problem=problem)
         return await self._signed_in(request, runtime, params, tokens.refresh_token or "")
 
     @post("/mfa", status_code=200)

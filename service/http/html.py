@@ -33,13 +33,15 @@ def _origin(uri: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
 
 
-def page_headers(redirect_uri: str | None = None) -> dict[str, str]:
+def page_headers(redirect_uri: str | None = None, *, scripts: bool = False) -> dict[str, str]:
     """No caching; the HTML policy of :mod:`service.http.security_headers` (the rest of its
     headers are added to every response there) with the client's origin in ``form-action``:
-    browsers apply it to the redirect that follows a form post."""
+    browsers apply it to the redirect that follows a form post. ``scripts``: the page loads
+    our own script files (the sign-in page's passkey script)."""
     headers = {"Cache-Control": "no-store"}
-    if redirect_uri:
-        headers["Content-Security-Policy"] = html_csp([_origin(redirect_uri)])
+    if redirect_uri or scripts:
+        targets = [_origin(redirect_uri)] if redirect_uri else []
+        headers["Content-Security-Policy"] = html_csp(targets, scripts=scripts)
     return headers
 
 
@@ -47,6 +49,7 @@ def render(
     template: str,
     *,
     status: int = 200,
+    scripts: bool = False,
     redirect_uri: str | None = None,
     cookies: list[Cookie] | None = None,
     headers: dict[str, str] | None = None,
@@ -57,7 +60,7 @@ def render(
         html,
         status_code=status,
         media_type="text/html; charset=utf-8",
-        headers={**page_headers(redirect_uri), **(headers or {})},
+        headers={**page_headers(redirect_uri, scripts=scripts), **(headers or {})},
         cookies=cookies or [],
     )
 

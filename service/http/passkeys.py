@@ -3,10 +3,11 @@ sign-in under ``/v1/login/passkey`` (passwordless, or the second step with an ``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
@@ -20,7 +21,9 @@ from service.runtime import Runtime
 from service.sessions import TokenResponse
 from service.tokens.access import AccessClaims
 
-__all__ = ["PasskeyController"]
+__all__ = ["PasskeyController", "passkey_script"]
+
+SCRIPT = Path(__file__).resolve().parents[1] / "static" / "passkey.js"
 
 State = Annotated[str, msgspec.Meta(max_length=2048)]
 Code = Annotated[str, msgspec.Meta(max_length=64)]
@@ -138,3 +141,9 @@ class PasskeyController(Controller):
                 data.mfa_token, data.state, data.credential, user_agent
             )
         return await runtime.mfa.passwordless(data.state, data.credential, user_agent)
+
+
+@get("/static/passkey.js", include_in_schema=False, media_type="text/javascript")
+async def passkey_script() -> Response[bytes]:
+    """The hosted pages' passkey script (a file, so the CSP can forbid inline script)."""
+    return Response(SCRIPT.read_bytes(), media_type="text/javascript", headers={"Cache-Control": "no-cache"})

@@ -145,13 +145,13 @@ class Mfa:
         return await self.finish(ticket, user, (amr_method(passkey),), user_agent)
 
     async def passwordless(
-        self, state: str, credential: dict[str, Any], user_agent: str | None
+        self, state: str, credential: dict[str, Any], user_agent: str | None, *, origin: str = "passkey"
     ) -> TokenResponse:
         """A discoverable passkey as the whole sign-in: possession of the key plus the user
         verification the authenticator performed (PIN or biometrics) make two factors."""
         user, passkey = await self.passkeys.authenticate(state, credential, None)
         amr = (amr_method(passkey), "mfa")
-        tokens = await self._sessions.start(user, origin="passkey", user_agent=user_agent, amr=amr)
+        tokens = await self._sessions.start(user, origin=origin, user_agent=user_agent, amr=amr)
         audit("login", outcome="success", user_id=user.id, amr=" ".join(amr))
         return tokens
 

@@ -106,3 +106,20 @@ async def test_acr_values_step_up_signs_a_weaker_session_in_again(
     discovery = (await client.get("/.well-known/openid-configuration")).json()
     assert discovery["acr_values_supported"] == ["1fa", "mfa", "phr"]
     assert {"amr", "acr"} <= set(discovery["claims_supported"])
+
+
+async def test_a_bad_passkey_post_shows_the_sign_in_page_again(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """The hosted passkey form with a malformed or forged assertion: the sign-in page with the
+    error (401), never a redirect and never a 500."""
+    await setup(app, client)
+    page = await client.get(authorize_url(Pkce()))
+    assert 'id="passkey-signin"' in page.text
+    fields = form_fields(page)
+    for credential in ("not json", "[1]", '{"id": "AAAA", "response": {}}'):
+        response = await client.post(
+            "/oauth2/authorize/passkey", data={**fields, "state": "x", "credential": credential}
+        )
+        assert (response.status_code, "location" in response.headers) == (401, False)
+        assert 'action="/oauth2/authorize/signin"' in response.text
