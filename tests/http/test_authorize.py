@@ -307,3 +307,27 @@ async def test_consent_denied_and_first_party(app: Litestar, client: httpx.Async
     await runtime.clients.register("Ours", "ours", redirect_uris=[CALLBACK], first_party=True)
     direct = await client.get(authorize_url(Pkce(), client_id="ours"))
     assert (direct.status_code, "code" in query(direct.headers["location"])) == (303, True)
+
+
+async def test_max_age_prompt_login_login_hint_and_ui_locales(
+    app: Litestar, client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    """An older sign-in than max_age, or prompt=login, shows the sign-in page again (pre-filled
+    from login_hint, in the ui_locales language); a new sign-in moves auth_time forward."""
+    _, secret = await setup(app, client)
+    pkce = Pkce()
+    await code_for(client, pkce)  # signed in and consented at START
+    clock.advance(120)
+    recent_enough = await client.get(authorize_url(pkce, max_age="600"))
+    assert recent_enough.status_code == 303
+    for overrides in ({"max_age": "60"}, {"prompt": "login"}):
+        page = await client.get(
+            authorize_url(pkce, login_hint="ada@example.com", ui_locales="fr-CA en", **overrides)
+        )
+        assert page.status_code == 200, overrides
+        assert 'action="/oauth2/authorize/signin"' in page.text
+        assert ('value="ada@example.com"' in page.text, '<html lang="fr-CA">' in page.text) == (True, True)
+    code = await code_for(client, pkce, max_age="60")
+    id_token = (await redeem(client, code, pkce, secret)).json()["id_token"]
+    claims = jwt.decode(id_token, options={"verify_signature": False})
+    assert claims["auth_time"] == int(clock())
