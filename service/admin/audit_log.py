@@ -68,12 +68,12 @@ class AuditRecorder:
         )
 
     async def flush(self) -> int:
-        """Write the queued events; on an outage they stay queued for the next try."""
+        """Write the queued events; on an outage (or a cancellation) they stay queued."""
         async with self._lock:
             batch, self._queue = self._queue, []
             try:
                 await self._store.append_events(batch)
-            except StorageUnavailable:
+            except BaseException:  # an outage, or cancelled at shutdown: the next flush retries
                 self._queue = batch + self._queue
                 raise
             if self._dropped:

@@ -8,6 +8,9 @@ import uuid
 
 import pytest
 
+from service.admin.audit_log import AuditRecorder
+from service.audit import add_sink, audit, remove_sink
+from service.clock import FrozenClock
 from service.store.admin import AdminStore, AuditEvent, AuditQuery, UserQuery
 from service.store.base import Database, NewUser, User
 from service.store.postgres import PostgresDatabase
@@ -145,3 +148,31 @@ async def test_concurrent_appends_all_land(database: Database) -> None:
     assert sorted(event.details["k"] for event in stored) == sorted(
         f"{b}-{i}" for b in range(8) for i in range(5)
     )
+
+
+async def test_recorder_stores_audit_lines_and_applies_the_retention(database: Database) -> None:
+    """audit() lines reach the database through the recorder (ids in columns, other fields in
+    details, a non-UUID user_id kept as a detail); prune() deletes what is older than
+    IDP_AUDIT_RETENTION_DAYS and keeps the rest."""
+    clock = FrozenClock(NOW)
+    recorder = AuditRecorder(admin_store(database), clock, retention_days=30)
+    add_sink(recorder.record)
+    try:
+        user = uuid.uuid4()
+        audit("login", user_id=user, ip="127.0.0.1")
+        clock.advance(31 * 86400)
+        audit("admin_call", client_id="ops", scope="admin:users:read", operation="list_users")
+        audit("odd", user_id="not-a-uuid")
+    finally:
+        remove_sink(recorder.record)
+    assert await recorder.flush() == 3
+    newest, middle, oldest = await recorder.query(AuditQuery())
+    assert (oldest.event, oldest.user_id, oldest.details) == ("login", user, {"ip": "127.0.0.1"})
+    assert (middle.client_id, middle.scope, middle.details) == (
+        "ops",
+        "admin:users:read",
+        {"operation": "list_users"},
+    )
+    assert (newest.user_id, newest.details) == (None, {"user_id": "not-a-uuid"})
+    assert await recorder.prune() == 1
+    assert [event.event for event in await recorder.query(AuditQuery())] == ["odd", "admin_call"]
