@@ -66,7 +66,8 @@ try {
   // 3. Passwordless: the sign-in page, the passkey button, the authenticator, the callback.
   const back = page.waitForRequest((request) => request.url().startsWith(callback));
   await page.goto(authorizeUrl);
-  await page.screenshot({ path: path.join(shotsDir, "02-sign-in.png") });
+  // The page may already be leaving: the virtual authenticator answers the autofill request.
+  await page.screenshot({ path: path.join(shotsDir, "02-sign-in.png") }).catch(() => {});
   await page.locator("#passkey-signin").click().catch(() => {}); // the autofill request may win
   const code = new URL((await back).url()).searchParams.get("code");
   if (!code) throw new Error("no code in the callback");
