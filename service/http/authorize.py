@@ -222,6 +222,37 @@ class AuthorizeController(Controller):
             return await _flow(request, runtime, params, problem=problem)
         return await self._signed_in(request, runtime, params, tokens.refresh_token or "")
 
+    @post("/mfa/passkey", status_code=200)
+    async def second_factor_passkey(
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+    ) -> Response[Any]:
+        """The second step with a passkey of the ticket's account (the page's script)."""
+        form = await read_form(request)
+        try:
+            params, _, _ = await _pending(request, runtime, form)
+        except UnknownClientOrRedirect as exc:
+            return _error_page(runtime, exc)
+        ticket = form.get("mfa_token", "")
+        try:
+            credential = bounded_json.decode(form.get("credential", "").encode())
+            if not isinstance(credential, dict):
+                raise InvalidPasskey
+            tokens = await runtime.mfa.complete_with_passkey(
+                ticket,
+                form.get("state", ""),
+                credential,
+                request.headers.get("user-agent"),
+                origin=BROWSER_ORIGIN,
+            )
+        except InvalidMfaToken as exc:
+            return await _flow(request, runtime, params, problem=exc)
+        except (IdPError, msgspec.DecodeError) as exc:
+            problem = exc if isinstance(exc, IdPError) else InvalidPasskey()
+            if problem.status_code >= 500:
+                raise
+            return await self._second_factor(request, runtime, params, ticket, problem=problem)
+        return await self._signed_in(request, runtime, params, tokens.refresh_token or "")
+
     @post("/mfa", status_code=200)
     async def second_factor(
         self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
@@ -258,6 +289,7 @@ class AuthorizeController(Controller):
         return render(
             "mfa",
             status=problem.status_code if problem else 200,
+            scripts=True,
             headers=problem.headers() if problem else None,
             redirect_uri=redirect_uri,
             cookies=cookies,

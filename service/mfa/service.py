@@ -132,7 +132,13 @@ class Mfa:
         return await self.finish(ticket, user, (method,), user_agent, origin=origin)
 
     async def complete_with_passkey(
-        self, token: str, state: str, credential: dict[str, Any], user_agent: str | None
+        self,
+        token: str,
+        state: str,
+        credential: dict[str, Any],
+        user_agent: str | None,
+        *,
+        origin: str = "mfa",
     ) -> TokenResponse:
         """Second step of a sign-in with a passkey assertion for the ticket's account."""
         ticket, user = await self.ticket_user(token)
@@ -142,7 +148,7 @@ class Mfa:
         except InvalidPasskey:
             await self._limiter.hit(f"mfa|{user.id}", self._settings.attempts, self._clock())
             raise
-        return await self.finish(ticket, user, (amr_method(passkey),), user_agent)
+        return await self.finish(ticket, user, (amr_method(passkey),), user_agent, origin=origin)
 
     async def passwordless(
         self, state: str, credential: dict[str, Any], user_agent: str | None, *, origin: str = "passkey"

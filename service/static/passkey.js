@@ -10,8 +10,13 @@
     return response.json();
   };
 
-  async function assertionOptions() {
-    return json(await fetch("/v1/login/passkey/options", { method: "POST" }));
+  async function assertionOptions(form) {
+    // With the password step's ticket: the account's own passkeys (the second factor).
+    const ticket = form.elements.mfa_token ? form.elements.mfa_token.value : "";
+    const init = ticket
+      ? { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ mfa_token: ticket }) }
+      : { method: "POST" };
+    return json(await fetch("/v1/login/passkey/options", init));
   }
 
   function submit(form, ceremony, credential) {
@@ -26,7 +31,7 @@
     if (pending) pending.abort();
     const controller = new AbortController();
     pending = controller;
-    const ceremony = await assertionOptions();
+    const ceremony = await assertionOptions(form);
     const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(ceremony.options);
     const credential = await navigator.credentials.get({ publicKey, mediation, signal: controller.signal });
     if (credential) submit(form, ceremony, credential);
@@ -52,7 +57,7 @@
     if (!form || !button || !window.PublicKeyCredential) return;
     button.hidden = false;
     button.addEventListener("click", () => signIn(form, "optional").catch(() => {}));
-    if (await PublicKeyCredential.isConditionalMediationAvailable?.()) {
+    if (!form.elements.mfa_token && (await PublicKeyCredential.isConditionalMediationAvailable?.())) {
       signIn(form, "conditional").catch(() => {});
     }
   });

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from service.clock import FrozenClock
 from service.runtime import Runtime
 from tests.http.test_authorize import ISSUER, PASSWORD, authorize_url, redeem, setup
 from tests.mfa.helpers import code_at
+from tests.support.authenticator import SoftAuthenticator
 from tests.support.oidc_browser import Pkce, form_fields, query
 
 
@@ -123,3 +125,36 @@ async def test_a_bad_passkey_post_shows_the_sign_in_page_again(
         )
         assert (response.status_code, "location" in response.headers) == (401, False)
         assert 'action="/oauth2/authorize/signin"' in response.text
+
+
+async def test_a_passkey_as_the_hosted_second_step(app: Litestar, client: httpx.AsyncClient) -> None:
+    """Password → the second-factor page (with the passkey form, scripts from our origin only)
+    → an assertion of Ada's passkey for the ticket's options → redirect; the code's ID token
+    says amr pwd+swk+mfa, acr phr. A forged assertion shows the page again."""
+    runtime, secret = await setup(app, client)
+    user = await runtime.accounts.get_by_email("ada@example.com")
+    device = SoftAuthenticator()
+    ceremony = await runtime.mfa.passkeys.registration(user)
+    await runtime.mfa.register_passkey(user, ceremony.state, device.create(ceremony.options), "laptop")
+    pkce = Pkce()
+    second = await _password_page(client, authorize_url(pkce))
+    assert 'action="/oauth2/authorize/mfa/passkey"' in second.text
+    assert "script-src 'self';" in second.headers["content-security-policy"]
+    fields = form_fields(second)
+    options = (await client.post("/v1/login/passkey/options", json={"mfa_token": fields["mfa_token"]})).json()
+    forged = await client.post(
+        "/oauth2/authorize/mfa/passkey",
+        data={**fields, "state": options["state"], "credential": '{"id": "AA"}'},
+    )
+    assert (forged.status_code, 'action="/oauth2/authorize/mfa"' in forged.text) == (401, True)
+    options = (await client.post("/v1/login/passkey/options", json={"mfa_token": fields["mfa_token"]})).json()
+    assertion = json.dumps(device.get(options["options"]))
+    done = await client.post(
+        "/oauth2/authorize/mfa/passkey", data={**fields, "state": options["state"], "credential": assertion}
+    )
+    if 'action="/oauth2/authorize/consent"' in done.text:
+        done = await client.post("/oauth2/authorize/consent", data={**form_fields(done), "decision": "allow"})
+    assert done.status_code == 303, done.text
+    tokens = await redeem(client, query(done.headers["location"])["code"], pkce, secret)
+    claims = await _id_token_claims(client, tokens.json()["id_token"])
+    assert (claims["amr"], claims["acr"]) == (["pwd", "swk", "mfa"], "phr")
