@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
-__all__ = ["Clock", "FrozenClock", "system_clock"]
+__all__ = ["Clock", "FrozenClock", "rfc3339", "system_clock"]
 
 
 class Clock(Protocol):
@@ -30,3 +31,8 @@ class FrozenClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def rfc3339(ts: float) -> str:
+    """``2026-12-03T07:42:28Z``: whole seconds in UTC, the form API responses use for times."""
+    return datetime.fromtimestamp(int(ts), tz=UTC).isoformat().replace("+00:00", "Z")

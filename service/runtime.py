@@ -27,6 +27,7 @@ from service.keys.files import ensure_alg_key, ensure_signing_key
 from service.keys.keyring import KeyRing
 from service.keys.secrets import SecretBox, ensure_secrets_key
 from service.lifecycle.links import Background
+from service.lifecycle.profile import Profiles
 from service.lifecycle.recovery import PasswordRecovery
 from service.mail.templates import MailRenderer
 from service.mail.transports import FileTransport, SmtpTransport, Transport
@@ -75,6 +76,7 @@ class Runtime:
     audit_log: AuditRecorder
     admin_access: AdminAccess
     user_admin: UserAdmin
+    profiles: Profiles
 
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
@@ -190,6 +192,13 @@ class Runtime:
             sessions=self.sessions,
             settings=settings.mfa,
             public_url=settings.mail.public_url,
+            clock=self.clock,
+        )
+        self.profiles = Profiles(
+            users=self.database,
+            tokens=self.account_tokens,
+            passwords=self.passwords,
+            sessions=self.sessions,
             clock=self.clock,
         )
         self.accounts = Accounts(

@@ -1,4 +1,5 @@
-"""``/v1/signup``, ``/v1/login``, ``/v1/me``, ``/v1/password``, ``/v1/logout``, ``/v1/sessions``."""
+"""``/v1/signup``, ``/v1/login``, ``/v1/me`` (GET, PATCH: name, DELETE: the account),
+``/v1/password``, ``/v1/logout``, ``/v1/sessions``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
@@ -15,6 +16,7 @@ from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from service import bounded_json
+from service.clock import rfc3339
 from service.errors import UnsupportedMediaType
 from service.http.auth import request_ip
 from service.http.openapi import errors
@@ -67,20 +69,39 @@ class PasswordChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     new_password: Password
 
 
+class ProfileUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: Name | None
+
+
+class AccountDeletion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    current_password: Password
+
+
 class LogoutRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     all: bool = False
 
 
-class UserView(msgspec.Struct, frozen=True):
+class UserView(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
     email: str
+    email_verified: bool
     name: str | None
     roles: tuple[str, ...]
-    created_at: float
+    created_at: str
+    """RFC 3339, whole seconds, UTC."""
+    updated_at: str
 
     @classmethod
     def of(cls, user: User) -> UserView:
-        return cls(user.id, user.email, user.name, user.roles, user.created_at)
+        return cls(
+            id=user.id,
+            email=user.email,
+            email_verified=user.email_verified,
+            name=user.name,
+            roles=user.roles,
+            created_at=rfc3339(user.created_at),
+            updated_at=rfc3339(user.updated_at),
+        )
 
 
 class SignupResponse(msgspec.Struct, frozen=True):
@@ -91,9 +112,10 @@ class SignupResponse(msgspec.Struct, frozen=True):
 class SessionView(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     current: bool
-    created_at: float
-    last_used_at: float
-    expires_at: float
+    created_at: str
+    """RFC 3339, whole seconds, UTC (as the other times)."""
+    last_used_at: str
+    expires_at: str
     user_agent: str | None
     client_id: str | None
     origin: str
@@ -103,9 +125,9 @@ class SessionView(msgspec.Struct, frozen=True, kw_only=True):
         return cls(
             id=family.id,
             current=family.id == current_sid,
-            created_at=family.created_at,
-            last_used_at=family.last_used_at,
-            expires_at=family.expires_at,
+            created_at=rfc3339(family.created_at),
+            last_used_at=rfc3339(family.last_used_at),
+            expires_at=rfc3339(family.expires_at),
             user_agent=family.user_agent,
             client_id=family.client_id,
             origin=family.origin,
@@ -156,6 +178,31 @@ class AccountsController(Controller):
     async def me(self, claims: NamedDependency[AccessClaims], runtime: NamedDependency[Runtime]) -> UserView:
         """The profile of the account the Bearer token was issued to."""
         return UserView.of(await runtime.accounts.profile(claims))
+
+    @patch("/me", guards=[require_json], responses=errors(400, 401, 413, 415))
+    async def update_me(
+        self,
+        data: JSONBody[ProfileUpdate],
+        claims: NamedDependency[AccessClaims],
+        runtime: NamedDependency[Runtime],
+    ) -> UserView:
+        """Change the display name (``null`` or blank clears it)."""
+        user = await runtime.accounts.profile(claims)
+        return UserView.of(await runtime.profiles.rename(user, data.name))
+
+    @delete(
+        "/me", status_code=HTTP_204_NO_CONTENT, guards=[require_json], responses=errors(400, 401, 413, 415)
+    )
+    async def delete_me(
+        self,
+        data: JSONBody[AccountDeletion],
+        claims: NamedDependency[AccessClaims],
+        runtime: NamedDependency[Runtime],
+    ) -> None:
+        """Delete the account (current password required): every session ends, identities,
+        pending mail and personal data are erased."""
+        user = await runtime.accounts.profile(claims)
+        await runtime.profiles.delete_own(user, data.current_password)
 
     @post(
         "/password",

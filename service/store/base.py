@@ -39,6 +39,7 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     disabled: bool
     created_at: float
     updated_at: float
+    email_verified: bool = False
 
 
 class UserStore(Protocol):
@@ -63,6 +64,8 @@ class UserStore(Protocol):
     async def set_disabled(self, user_id: UUID, disabled: bool, now: float) -> User | None: ...
 
     async def set_roles(self, user_id: UUID, roles: Sequence[str], now: float) -> User | None: ...
+
+    async def set_name(self, user_id: UUID, name: str | None, now: float) -> User | None: ...
 
 
 @runtime_checkable

@@ -135,3 +135,8 @@ class AccountTokenStore(Protocol):
     async def enqueue_with(self, mails: Sequence[NewMail]) -> None:
         """Enqueue several mails at once (one transaction)."""
         ...
+
+    async def erase_account(self, user_id: UUID) -> bool:
+        """Delete the account with its identities, tokens and every outbox row about it (the
+        rows hold its address), in one transaction. False if there was no such account."""
+        ...

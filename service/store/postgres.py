@@ -19,7 +19,8 @@ __all__ = ["PostgresClientStore", "PostgresDatabase"]
 
 # pg_advisory_xact_lock key: "idp migrations" as a stable 64-bit number.
 MIGRATION_LOCK_KEY = 0x1D9_317A_7105
-_USER_COLUMNS = "id, email, email_normalized, password_hash, name, roles, disabled, created_at, updated_at"
+_INSERT_COLUMNS = "id, email, email_normalized, password_hash, name, roles, disabled, created_at, updated_at"
+_USER_COLUMNS = _INSERT_COLUMNS + ", email_verified"
 # The server cannot serve the request now, whatever the statement: unreachable, the session cut,
 # or (class 57, operator intervention) restarting: 57P03 "the database system is starting up /
 # shutting down", 57P01 admin shutdown. asyncpg may also report a session the server terminated
@@ -35,7 +36,7 @@ _UNAVAILABLE = (
 
 
 _INSERT_USER = (
-    f"INSERT INTO users ({_USER_COLUMNS}) "
+    f"INSERT INTO users ({_INSERT_COLUMNS}) "
     f"VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7) RETURNING {_USER_COLUMNS}"
 )
 _IDENTITY_USER = (
@@ -71,6 +72,7 @@ def _user(row: asyncpg.Record | None) -> User | None:
         name=row["name"],
         roles=tuple(row["roles"]),
         disabled=row["disabled"],
+        email_verified=row["email_verified"],
         created_at=row["created_at"].timestamp(),
         updated_at=row["updated_at"].timestamp(),
     )
@@ -214,6 +216,9 @@ class PostgresDatabase:
 
     async def set_roles(self, user_id: UUID, roles: Sequence[str], now: float) -> User | None:
         return await self._update(user_id, "roles", list(roles), now)
+
+    async def set_name(self, user_id: UUID, name: str | None, now: float) -> User | None:
+        return await self._update(user_id, "name", name, now)
 
     async def _update(self, user_id: UUID, column: str, value: object, now: float) -> User | None:
         return _user(

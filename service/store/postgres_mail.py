@@ -245,3 +245,8 @@ class PostgresAccountTokens:
     async def enqueue_with(self, mails: Sequence[NewMail]) -> None:
         async with self._db.transaction() as conn:
             await insert_mails(conn, mails)
+
+    async def erase_account(self, user_id: UUID) -> bool:
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM mail_outbox WHERE user_id = $1", user_id)
+            return await conn.fetchrow("DELETE FROM users WHERE id = $1 RETURNING id", user_id) is not None

@@ -26,7 +26,8 @@ from service.store.migrations import load_migrations
 __all__ = ["SqliteDatabase", "transaction"]
 
 T = TypeVar("T")
-_USER_COLUMNS = "id, email, email_normalized, password_hash, name, roles, disabled, created_at, updated_at"
+_INSERT_COLUMNS = "id, email, email_normalized, password_hash, name, roles, disabled, created_at, updated_at"
+_USER_COLUMNS = _INSERT_COLUMNS + ", email_verified"
 
 
 def _user(row: sqlite3.Row | None) -> User | None:
@@ -40,6 +41,7 @@ def _user(row: sqlite3.Row | None) -> User | None:
         name=row["name"],
         roles=tuple(json.loads(row["roles"])),
         disabled=bool(row["disabled"]),
+        email_verified=bool(row["email_verified"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -47,7 +49,7 @@ def _user(row: sqlite3.Row | None) -> User | None:
 
 def _insert_user(conn: sqlite3.Connection, user: NewUser) -> User:
     row = conn.execute(
-        f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING {_USER_COLUMNS}",
+        f"INSERT INTO users ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING {_USER_COLUMNS}",
         (
             str(user.id),
             user.email,
@@ -233,6 +235,9 @@ class SqliteDatabase:
 
     async def set_roles(self, user_id: UUID, roles: Sequence[str], now: float) -> User | None:
         return await self._update(user_id, "roles", json.dumps(list(roles)), now)
+
+    async def set_name(self, user_id: UUID, name: str | None, now: float) -> User | None:
+        return await self._update(user_id, "name", name, now)
 
     async def _update(self, user_id: UUID, column: str, value: object, now: float) -> User | None:
         return await self.run(

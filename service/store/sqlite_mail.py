@@ -245,3 +245,11 @@ class SqliteAccountTokens:
                 insert_mails(conn, mails)
 
         await self._db.run(enqueue)
+
+    async def erase_account(self, user_id: UUID) -> bool:
+        def erase(conn: sqlite3.Connection) -> bool:
+            with transaction(conn):
+                conn.execute("DELETE FROM mail_outbox WHERE user_id = ?", (str(user_id),))
+                return conn.execute("DELETE FROM users WHERE id = ?", (str(user_id),)).rowcount > 0
+
+        return await self._db.run(erase)
