@@ -8,7 +8,7 @@ body and timing do not reveal whether an email is registered.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from service.abuse import AbuseGuard
 from service.audit import audit
@@ -17,6 +17,7 @@ from service.emails import normalize_email
 from service.errors import EmailTaken, InvalidCredentials, InvalidEmail, InvalidGrant, InvalidToken, NotFound
 from service.mfa.errors import MfaRequired
 from service.mfa.service import Mfa
+from service.lifecycle.verification import EmailVerification
 from service.passwords import Match, PasswordService, check_password_policy
 from service.sessions import Sessions, TokenResponse
 from service.store.base import NewUser, StorageUnavailable, User, UserStore
@@ -35,7 +36,9 @@ class Accounts:
         guard: AbuseGuard,
         clock: Clock,
         mfa: Mfa | None = None,
+        verification: EmailVerification | None = None,
     ) -> None:
+        self._verification = verification
         self._users = users
         self._passwords = passwords
         self._sessions = sessions
@@ -44,7 +47,13 @@ class Accounts:
         self._mfa = mfa
 
     async def create_user(
-        self, email: str, password: str, name: str | None = None, roles: Sequence[str] = ()
+        self,
+        email: str,
+        password: str,
+        name: str | None = None,
+        roles: Sequence[str] = (),
+        *,
+        register: Callable[[NewUser], Awaitable[User]] | None = None,
     ) -> User:
         """Validate and store a new account; raises the specific 4xx error on bad input."""
         typed, normalized = normalize_email(email)
@@ -52,7 +61,7 @@ class Accounts:
         if await self._users.get_user_by_email(normalized) is not None:
             raise EmailTaken  # cheap early answer; the unique index still decides races
         password_hash = await self._passwords.hash(cleaned)
-        return await self._users.create_user(
+        return await (register or self._users.create_user)(
             NewUser(
                 id=uuid.uuid4(),
                 email=typed,
@@ -75,8 +84,16 @@ class Accounts:
         origin: str = "signup",
     ) -> tuple[User, TokenResponse]:
         """``origin``: ``signup`` for the JSON API, ``browser`` for the hosted sign-up page."""
+        self, email: str, password: str, name: str | None, user_agent: str | None, ip: str
+    ) -> tuple[User, TokenResponse | None]:
+        """A new account, mailed its verification link; signed in unless verification is required."""
         await self._guard.before_signup(ip)
-        user = await self.create_user(email, password, name)
+        verification = self._verification
+        register = verification.register if verification is not None else None
+        user = await self.create_user(email, password, name, register=register)
+        if verification is not None and verification.required:
+            audit("signup", user_id=user.id)
+            return user, None
         try:
             tokens = await self._sessions.start(user, origin=origin, user_agent=user_agent, amr=("pwd",))
         except StorageUnavailable:
@@ -101,6 +118,8 @@ class Accounts:
             raise InvalidCredentials
         assert user is not None
         assert user.password_hash is not None
+        if self._verification is not None:
+            self._verification.check_sign_in(user)
         if match is Match.LEGACY or self._passwords.needs_rehash(user.password_hash):
             new_hash = await self._passwords.hash(password)
             await self._users.set_password_hash(user.id, new_hash, self._clock())

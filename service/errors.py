@@ -15,6 +15,7 @@ __all__ = [
     "ClientExists",
     "ConfigError",
     "ConsentRequired",
+    "EmailNotVerified",
     "EmailTaken",
     "IdPError",
     "InsufficientScope",
@@ -192,6 +193,15 @@ class InvalidLinkToken(IdPError):
     error = "invalid_link"
     status_code = 400
     default_description = "This link is invalid, has expired or was already used."
+
+
+class EmailNotVerified(IdPError):
+    """Sign-in refused until the address is verified (``IDP_EMAIL_VERIFICATION=required``);
+    only said after the password was right."""
+
+    error = "email_not_verified"
+    status_code = 403
+    default_description = "Verify your email address first: follow the link we mailed you."
 
 
 class InvalidClient(IdPError):

@@ -29,6 +29,7 @@ from service.keys.secrets import SecretBox, ensure_secrets_key
 from service.lifecycle.links import Background
 from service.lifecycle.profile import Profiles
 from service.lifecycle.recovery import PasswordRecovery
+from service.lifecycle.verification import EmailVerification
 from service.mail.templates import MailRenderer
 from service.mail.transports import FileTransport, SmtpTransport, Transport
 from service.mail.worker import DeliveryWorker, RetryPolicy
@@ -77,6 +78,7 @@ class Runtime:
     admin_access: AdminAccess
     user_admin: UserAdmin
     profiles: Profiles
+    verification: EmailVerification
 
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
@@ -165,12 +167,23 @@ class Runtime:
             if settings.mail.smtp is None:
                 logger.info("no IDP_SMTP_URL: mail is written to %s/*.eml", settings.mail.folder)
             self._tasks.append(asyncio.create_task(self.mail_worker.run_forever()))
+        renderer = MailRenderer(settings.mail)
+        self.verification = EmailVerification(
+            users=self.database,
+            tokens=self.account_tokens,
+            renderer=renderer,
+            limiter=stores.limiter,
+            settings=settings.mail,
+            clock=self.clock,
+            background=self.background,
+            mail_queued=self.mail_worker.wake,
+        )
         self.recovery = PasswordRecovery(
             users=self.database,
             tokens=self.account_tokens,
             passwords=self.passwords,
             sessions=self.sessions,
-            renderer=MailRenderer(settings.mail),
+            renderer=renderer,
             limiter=stores.limiter,
             settings=settings.mail,
             clock=self.clock,
@@ -208,6 +221,7 @@ class Runtime:
             guard=self.guard,
             clock=self.clock,
             mfa=self.mfa,
+            verification=self.verification,
         )
         self.provider = Provider(
             store=stores.oidc,

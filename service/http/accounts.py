@@ -106,7 +106,8 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
 
 class SignupResponse(msgspec.Struct, frozen=True):
     user: UserView
-    tokens: TokenResponse
+    tokens: TokenResponse | None
+    """None when ``IDP_EMAIL_VERIFICATION=required``: sign in after following the mailed link."""
 
 
 class SessionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,7 +162,12 @@ class AccountsController(Controller):
         )
         return SignupResponse(UserView.of(user), tokens)
 
-    @post("/login", status_code=HTTP_200_OK, guards=[require_json], responses=errors(400, 401, 413, 415, 429))
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        guards=[require_json],
+        responses=errors(400, 401, 403, 413, 415, 429),
+    )
     async def login(
         self,
         request: Request[Any, Any, Any],

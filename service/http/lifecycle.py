@@ -1,4 +1,4 @@
-"""``POST /v1/password/reset`` and ``POST /v1/password/reset/confirm``: password reset by mail."""
+"""Lifecycle by mail: ``/v1/password/reset`` (+ ``/confirm``), ``/v1/email/verify`` (+ ``/resend``)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ class ResetConfirm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     new_password: Password
 
 
+class LinkConfirm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    token: LinkToken
+
+
 class Accepted(msgspec.Struct, frozen=True):
     status: str
     message: str
@@ -40,6 +44,12 @@ class Accepted(msgspec.Struct, frozen=True):
 RESET_ACCEPTED = Accepted(
     status="accepted",
     message="If an account uses this address, a link to reset its password is on its way.",
+)
+
+
+VERIFY_ACCEPTED = Accepted(
+    status="accepted",
+    message="If this address has an account waiting for verification, a new link is on its way.",
 )
 
 
@@ -70,3 +80,26 @@ class LifecycleController(Controller):
     async def confirm_reset(self, data: JSONBody[ResetConfirm], runtime: NamedDependency[Runtime]) -> None:
         """Set a new password with the mailed token; every session of the account ends."""
         await runtime.recovery.confirm(data.token, data.new_password)
+
+    @post(
+        "/email/verify/resend",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[require_json],
+        responses=errors(400, 413, 415, 429),
+    )
+    async def resend_verification(
+        self, request: Request[Any, Any, Any], data: JSONBody[ResetRequest], runtime: NamedDependency[Runtime]
+    ) -> Accepted:
+        """Mail a new verification link if the address has an unverified account (same answer either way)."""
+        await runtime.verification.resend(data.email, request_ip(request, runtime.guard))
+        return VERIFY_ACCEPTED
+
+    @post(
+        "/email/verify",
+        status_code=HTTP_204_NO_CONTENT,
+        guards=[require_json],
+        responses=errors(400, 413, 415),
+    )
+    async def verify_email(self, data: JSONBody[LinkConfirm], runtime: NamedDependency[Runtime]) -> None:
+        """Confirm the address with the mailed token."""
+        await runtime.verification.confirm(data.token)

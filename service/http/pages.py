@@ -80,3 +80,25 @@ class AccountPages(Controller):
                 "reset_confirm", status=422, service_name=name, token=form["token"], error=exc.description
             )
         return page("reset_done", service_name=name)
+
+    @get("/verify")
+    async def verify_page(
+        self, runtime: NamedDependency[Runtime], token: FromQuery[str] = ""
+    ) -> Response[str]:
+        """A button that confirms (a GET never does: mail scanners open links)."""
+        name = runtime.settings.mail.issuer_name
+        if not await runtime.verification.is_valid(token):
+            return page("link_invalid", status=400, service_name=name)
+        return page("verify_confirm", service_name=name, token=token)
+
+    @post("/verify", status_code=200)
+    async def verify_submit(
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+    ) -> Response[str]:
+        form = await _form(request)
+        name = runtime.settings.mail.issuer_name
+        try:
+            await runtime.verification.confirm(form.get("token", ""))
+        except InvalidLinkToken:
+            return page("link_invalid", status=400, service_name=name)
+        return page("verify_done", service_name=name)

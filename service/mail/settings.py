@@ -8,6 +8,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -76,6 +78,10 @@ class MailSettings(msgspec.Struct, frozen=True, kw_only=True):
     retry_base: float = 30.0
     worker: bool = True
     reset_ttl: int = 1800
+    verification: Literal["optional", "required"] = "optional"
+    """``required``: no sign-in before the address is verified; ``optional``: sign-in allowed,
+    ``email_verified`` says false until then."""
+    verify_ttl: int = 86400
     request_ip: Rule = REQUEST_IP
     """Requests that send a link (reset, resend verification) per IP; beyond: 429."""
     mail_account: Rule = MAIL_ACCOUNT
@@ -121,6 +127,14 @@ def _flag(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _verification(raw: str) -> Literal["optional", "required"]:
+    if raw == "optional":
+        return "optional"
+    if raw == "required":
+        return "required"
+    raise ValueError("expected optional or required")
+
+
 def _rule(name: str) -> Callable[[str], Rule]:
     return lambda raw: parse_rule(name, raw)
 
@@ -140,6 +154,8 @@ def load_mail_settings(source: Mapping[str, str], *, issuer: str, data_dir: Path
         retry_base=float(_get(source, "IDP_MAIL_RETRY_BASE", _positive, 30)),
         worker=_get(source, "IDP_MAIL_WORKER", _flag, True),
         reset_ttl=_get(source, "IDP_RESET_TOKEN_TTL", _positive, 1800),
+        verification=_get(source, "IDP_EMAIL_VERIFICATION", _verification, "optional"),
+        verify_ttl=_get(source, "IDP_VERIFY_TOKEN_TTL", _positive, 86400),
         request_ip=_get(source, "IDP_RATELIMIT_MAIL_REQUEST_IP", _rule("mail-request-ip"), REQUEST_IP),
         mail_account=_get(source, "IDP_RATELIMIT_MAIL_ACCOUNT", _rule("mail-account"), MAIL_ACCOUNT),
     )

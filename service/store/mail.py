@@ -15,7 +15,7 @@ from uuid import UUID
 
 import msgspec
 
-from service.store.base import User
+from service.store.base import NewUser, User
 
 __all__ = [
     "AccountChange",
@@ -122,6 +122,11 @@ class AccountTokenStore(Protocol):
 
     async def find_token(self, token_hash: str, purpose: str, now: float) -> AccountToken | None:
         """The unexpired token of this purpose, without using it."""
+        ...
+
+    async def register(self, user: NewUser, token: AccountToken, mails: Sequence[NewMail]) -> User:
+        """Create the account, its first token and mails in one transaction; a taken email
+        raises :class:`service.errors.EmailTaken` and writes nothing."""
         ...
 
     async def redeem_token(

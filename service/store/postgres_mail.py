@@ -12,7 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from service.errors import EmailTaken
-from service.store.base import User
+from service.store.base import NewUser, User
 from service.store.mail import (
     AccountChange,
     AccountToken,
@@ -23,10 +23,12 @@ from service.store.mail import (
     SetEmail,
     SetPassword,
 )
+from service.store.postgres import _INSERT_USER as INSERT_USER
 from service.store.postgres import _USER_COLUMNS as USER_COLUMNS
 from service.store.postgres import PostgresDatabase
 from service.store.postgres import _ts as timestamp
 from service.store.postgres import _user as row_user
+from service.store.postgres import _user_values as user_values
 
 __all__ = ["PostgresAccountTokens", "PostgresOutbox"]
 
@@ -184,6 +186,19 @@ async def _apply(conn: Connection, user_id: UUID, change: AccountChange, now: fl
     return row_user(await conn.fetchrow(query, user_id, timestamp(now), *values))
 
 
+async def _insert_token(conn: Connection, token: AccountToken) -> None:
+    await conn.execute(
+        "INSERT INTO account_tokens (token_hash, user_id, purpose, email, created_at, expires_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        token.token_hash,
+        token.user_id,
+        token.purpose,
+        token.email,
+        timestamp(token.created_at),
+        timestamp(token.expires_at),
+    )
+
+
 class PostgresAccountTokens:
     """:class:`service.store.mail.AccountTokenStore` on PostgreSQL."""
 
@@ -195,17 +210,19 @@ class PostgresAccountTokens:
             await conn.execute(
                 "DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2", token.user_id, token.purpose
             )
-            await conn.execute(
-                "INSERT INTO account_tokens (token_hash, user_id, purpose, email, created_at, expires_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6)",
-                token.token_hash,
-                token.user_id,
-                token.purpose,
-                token.email,
-                timestamp(token.created_at),
-                timestamp(token.expires_at),
-            )
+            await _insert_token(conn, token)
             await insert_mails(conn, mails)
+
+    async def register(self, user: NewUser, token: AccountToken, mails: Sequence[NewMail]) -> User:
+        try:
+            async with self._db.transaction() as conn:
+                created = row_user(await conn.fetchrow(INSERT_USER, *user_values(user)))
+                await _insert_token(conn, token)
+                await insert_mails(conn, mails)
+        except asyncpg.UniqueViolationError as exc:
+            raise EmailTaken from exc
+        assert created is not None
+        return created
 
     async def find_token(self, token_hash: str, purpose: str, now: float) -> AccountToken | None:
         return _token(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from service.errors import EmailTaken
-from service.store.base import User
+from service.store.base import NewUser, User
 from service.store.mail import (
     AccountChange,
     AccountToken,
@@ -22,6 +22,7 @@ from service.store.mail import (
 )
 from service.store.sqlite import _USER_COLUMNS as USER_COLUMNS
 from service.store.sqlite import SqliteDatabase, transaction
+from service.store.sqlite import _insert_user as insert_user
 from service.store.sqlite import _user as row_user
 
 __all__ = ["SqliteAccountTokens", "SqliteOutbox"]
@@ -174,6 +175,21 @@ def _apply(conn: sqlite3.Connection, user_id: str, change: AccountChange, now: f
     return row_user(row.fetchone())
 
 
+def _insert_token(conn: sqlite3.Connection, token: AccountToken) -> None:
+    conn.execute(
+        "INSERT INTO account_tokens (token_hash, user_id, purpose, email, created_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            token.token_hash,
+            str(token.user_id),
+            token.purpose,
+            token.email,
+            token.created_at,
+            token.expires_at,
+        ),
+    )
+
+
 class SqliteAccountTokens:
     """:class:`service.store.mail.AccountTokenStore` on SQLite."""
 
@@ -187,21 +203,23 @@ class SqliteAccountTokens:
                     "DELETE FROM account_tokens WHERE user_id = ? AND purpose = ?",
                     (str(token.user_id), token.purpose),
                 )
-                conn.execute(
-                    "INSERT INTO account_tokens "
-                    "(token_hash, user_id, purpose, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        token.token_hash,
-                        str(token.user_id),
-                        token.purpose,
-                        token.email,
-                        token.created_at,
-                        token.expires_at,
-                    ),
-                )
+                _insert_token(conn, token)
                 insert_mails(conn, mails)
 
         await self._db.run(issue)
+
+    async def register(self, user: NewUser, token: AccountToken, mails: Sequence[NewMail]) -> User:
+        def register(conn: sqlite3.Connection) -> User:
+            with transaction(conn):
+                created = insert_user(conn, user)
+                _insert_token(conn, token)
+                insert_mails(conn, mails)
+                return created
+
+        try:
+            return await self._db.run(register)
+        except sqlite3.IntegrityError as exc:
+            raise EmailTaken from exc
 
     async def find_token(self, token_hash: str, purpose: str, now: float) -> AccountToken | None:
         return await self._db.run(

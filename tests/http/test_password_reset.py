@@ -4,10 +4,8 @@ password, ends every session, and notifies the owner; links never come from the 
 
 from __future__ import annotations
 
-import email
 import re
 from collections.abc import Callable
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from service.app import create_app
 from service.clock import FrozenClock
 from service.config import Settings
 from service.runtime import Runtime
+from tests.support.mailbox import deliver, html_of, text_of
 
 Client = httpx.AsyncClient
 PASSWORD = "correct horse battery"
@@ -52,38 +51,15 @@ Tokens = dict[str, dict[str, Any]]
 
 
 @pytest.fixture
-async def ada(client: Client) -> Tokens:
+async def ada(client: Client, runtime: Runtime, tmp_path: Path) -> Tokens:
     """An account with two sessions (signup, then a login): their token responses."""
     signup = await client.post("/v1/signup", json={"email": "Ada@Example.com", "password": PASSWORD})
     assert signup.status_code == 201, signup.text
     login = await client.post("/v1/login", json={"email": "ada@example.com", "password": PASSWORD})
     assert login.status_code == 200
+    [welcome] = await deliver(runtime, tmp_path / "outbox")  # the verification link
+    assert welcome["Subject"] == "Confirm your email address for Example ID"
     return {"first": signup.json()["tokens"], "second": login.json()}
-
-
-async def deliver(runtime: Runtime, folder: Path) -> list[Message]:
-    """Finish the requests' background work, run the worker once, read what it wrote (new files)."""
-    await runtime.background.settle()
-    before = set(folder.glob("*.eml")) if folder.exists() else set()
-    while await runtime.mail_worker.run_once():
-        pass
-    return [
-        email.message_from_bytes(path.read_bytes()) for path in sorted(set(folder.glob("*.eml")) - before)
-    ]
-
-
-def text_of(message: Message) -> str:
-    part = next(p for p in message.walk() if p.get_content_type() == "text/plain")
-    payload = part.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return payload.decode()
-
-
-def html_of(message: Message) -> str:
-    part = next(p for p in message.walk() if p.get_content_type() == "text/html")
-    payload = part.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return payload.decode()
 
 
 async def request_link(
@@ -278,4 +254,5 @@ async def test_an_account_gets_at_most_its_quota_of_mails(
         sent = await deliver(runtime, tmp_path / "outbox")
     finally:
         await runtime.stop()
-    assert (codes, len(sent)) == ([202] * 4, 2)
+    resets = [m for m in sent if str(m["Subject"]).startswith("Reset")]
+    assert (codes, len(resets)) == ([202] * 4, 2)

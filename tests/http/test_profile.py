@@ -91,7 +91,7 @@ async def test_delete_me_erases_the_account(
     runtime: Runtime = app.state.runtime
     await client.post("/v1/password/reset", json={"email": "ada@example.com"})
     await runtime.background.settle()
-    assert len(await runtime.outbox.list_mail(None, 10)) == 1
+    assert len(await runtime.outbox.list_mail(None, 10)) == 2  # verification and reset links
     caplog.set_level(logging.INFO, logger="idp.audit")
     response = await client.request(
         "DELETE", "/v1/me", json={"current_password": PASSWORD}, headers=bearer(ada)
