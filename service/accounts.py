@@ -15,9 +15,9 @@ from service.audit import audit
 from service.clock import Clock
 from service.emails import normalize_email
 from service.errors import EmailTaken, InvalidCredentials, InvalidEmail, InvalidGrant, InvalidToken, NotFound
+from service.lifecycle.verification import EmailVerification
 from service.mfa.errors import MfaRequired
 from service.mfa.service import Mfa
-from service.lifecycle.verification import EmailVerification
 from service.passwords import Match, PasswordService, check_password_policy
 from service.sessions import Sessions, TokenResponse
 from service.store.base import NewUser, StorageUnavailable, User, UserStore
