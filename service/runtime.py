@@ -26,9 +26,11 @@ from service.exchange.remote_jwks import RemoteJWKS
 from service.keys.files import ensure_alg_key, ensure_signing_key
 from service.keys.keyring import KeyRing
 from service.keys.secrets import SecretBox, ensure_secrets_key
+from service.lifecycle.email_change import EmailChange
 from service.lifecycle.links import Background
 from service.lifecycle.profile import Profiles
 from service.lifecycle.recovery import PasswordRecovery
+from service.lifecycle.signup import QuietSignup
 from service.lifecycle.verification import EmailVerification
 from service.mail.templates import MailRenderer
 from service.mail.transports import FileTransport, SmtpTransport, Transport
@@ -79,6 +81,8 @@ class Runtime:
     user_admin: UserAdmin
     profiles: Profiles
     verification: EmailVerification
+    email_change: EmailChange
+    quiet_signup: QuietSignup
 
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
@@ -229,6 +233,26 @@ class Runtime:
             sessions=self.sessions,
             id_tokens=self.id_tokens,
             clock=self.clock,
+        self.email_change = EmailChange(
+            users=self.database,
+            tokens=self.account_tokens,
+            passwords=self.passwords,
+            sessions=self.sessions,
+            renderer=renderer,
+            settings=settings.mail,
+            clock=self.clock,
+            mail_queued=self.mail_worker.wake,
+        )
+        self.quiet_signup = QuietSignup(
+            accounts=self.accounts,
+            users=self.database,
+            tokens=self.account_tokens,
+            verification=self.verification,
+            renderer=renderer,
+            guard=self.guard,
+            clock=self.clock,
+            background=self.background,
+            mail_queued=self.mail_worker.wake,
         )
         self._start_admin(stores)
 

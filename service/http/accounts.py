@@ -7,13 +7,15 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from service import bounded_json
 from service.clock import rfc3339
@@ -110,6 +112,16 @@ class SignupResponse(msgspec.Struct, frozen=True):
     """None when ``IDP_EMAIL_VERIFICATION=required``: sign in after following the mailed link."""
 
 
+class SignupAccepted(msgspec.Struct, frozen=True):
+    status: str
+    message: str
+
+
+SIGNUP_ACCEPTED = SignupAccepted(
+    status="accepted", message="Check your mail to finish creating your account, then sign in."
+)
+
+
 class SessionView(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     current: bool
@@ -151,16 +163,21 @@ class AccountsController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[SignupRequest],
         runtime: NamedDependency[Runtime],
-    ) -> SignupResponse:
-        """Create an account and sign it in (a new session)."""
+    ) -> Response[SignupResponse | SignupAccepted]:
+        """Create an account and sign it in (a new session). With
+        ``IDP_SIGNUP_ENUMERATION_SAFE=true``: 202 alike for new and existing addresses."""
+        ip = request_ip(request, runtime.guard)
+        if runtime.settings.mail.signup_enumeration_safe:
+            await runtime.quiet_signup.request(data.email, data.password, data.name, ip)
+            return Response(SIGNUP_ACCEPTED, status_code=HTTP_202_ACCEPTED)
         user, tokens = await runtime.accounts.signup(
             data.email,
             data.password,
             data.name,
             request.headers.get("user-agent"),
-            request_ip(request, runtime.guard),
+            ip,
         )
-        return SignupResponse(UserView.of(user), tokens)
+        return Response(SignupResponse(UserView.of(user), tokens), status_code=HTTP_201_CREATED)
 
     @post(
         "/login",

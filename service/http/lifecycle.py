@@ -1,4 +1,5 @@
-"""Lifecycle by mail: ``/v1/password/reset`` (+ ``/confirm``), ``/v1/email/verify`` (+ ``/resend``)."""
+"""Lifecycle by mail: ``/v1/password/reset`` (+ ``/confirm``), ``/v1/email/verify`` (+ ``/resend``),
+``/v1/me/email`` and ``/v1/email/change/confirm``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from service.http.accounts import require_json
 from service.http.auth import request_ip
 from service.http.openapi import errors
 from service.runtime import Runtime
+from service.tokens.access import AccessClaims
 
 __all__ = ["RESET_ACCEPTED", "LifecycleController"]
 
@@ -30,6 +32,11 @@ class ResetRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ResetConfirm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     token: LinkToken
     new_password: Password
+
+
+class EmailChangeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    new_email: Email
+    current_password: Password
 
 
 class LinkConfirm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -50,6 +57,12 @@ RESET_ACCEPTED = Accepted(
 VERIFY_ACCEPTED = Accepted(
     status="accepted",
     message="If this address has an account waiting for verification, a new link is on its way.",
+)
+
+
+CHANGE_ACCEPTED = Accepted(
+    status="accepted",
+    message="A confirmation link is on its way to the new address; the current one was told.",
 )
 
 
@@ -103,3 +116,32 @@ class LifecycleController(Controller):
     async def verify_email(self, data: JSONBody[LinkConfirm], runtime: NamedDependency[Runtime]) -> None:
         """Confirm the address with the mailed token."""
         await runtime.verification.confirm(data.token)
+
+    @post(
+        "/me/email",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[require_json],
+        responses=errors(400, 401, 413, 415, 422),
+    )
+    async def request_email_change(
+        self,
+        data: JSONBody[EmailChangeRequest],
+        claims: NamedDependency[AccessClaims],
+        runtime: NamedDependency[Runtime],
+    ) -> Accepted:
+        """Mail a confirmation link to the new address and a notice to the current one."""
+        user = await runtime.accounts.profile(claims)
+        await runtime.email_change.request(user, data.new_email, data.current_password)
+        return CHANGE_ACCEPTED
+
+    @post(
+        "/email/change/confirm",
+        status_code=HTTP_204_NO_CONTENT,
+        guards=[require_json],
+        responses=errors(400, 409, 413, 415),
+    )
+    async def confirm_email_change(
+        self, data: JSONBody[LinkConfirm], runtime: NamedDependency[Runtime]
+    ) -> None:
+        """Apply the change with the token mailed to the new address (409 if it was taken since)."""
+        await runtime.email_change.confirm(data.token)

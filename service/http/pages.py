@@ -1,7 +1,6 @@
 """Hosted account pages (``/account/…``): the places a mailed link opens. HTML rendered from
-``service/templates/account/`` (extending ``base.html``), autoescaped, sent with a CSP that
-allows no script and posts only to this origin, no referrer (the URL carries a token) and
-no caching."""
+``service/templates/account/`` (extending ``base.html``), autoescaped, never cached; the
+security headers (CSP without script, no referrer) are the hosted pages' policy."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
-from service.errors import IdPError, InvalidLinkToken
+from service.errors import EmailTaken, IdPError, InvalidLinkToken
 from service.http.auth import request_ip
 from service.runtime import Runtime
 
@@ -21,8 +20,8 @@ __all__ = ["AccountPages"]
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 PAGE_HEADERS = {"Cache-Control": "no-store"}
-"""The CSP (no script, posts to this origin only), no-referrer and DENY come from the one policy
-for HTML responses, :func:`service.http.security_headers.html_headers`."""
+"""The CSP (no script, forms to us only), no-referrer (the URL holds a token) and the frame
+refusal come from :mod:`service.http.security_headers`, as for every hosted page."""
 MAX_FORM_FIELD = 4096
 
 _environment = Environment(
@@ -102,3 +101,27 @@ class AccountPages(Controller):
         except InvalidLinkToken:
             return page("link_invalid", status=400, service_name=name)
         return page("verify_done", service_name=name)
+
+    @get("/email")
+    async def email_page(
+        self, runtime: NamedDependency[Runtime], token: FromQuery[str] = ""
+    ) -> Response[str]:
+        """A button that applies an email change (the GET itself changes nothing)."""
+        name = runtime.settings.mail.issuer_name
+        if not await runtime.email_change.is_valid(token):
+            return page("link_invalid", status=400, service_name=name)
+        return page("email_confirm", service_name=name, token=token)
+
+    @post("/email", status_code=200)
+    async def email_submit(
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+    ) -> Response[str]:
+        form = await _form(request)
+        name = runtime.settings.mail.issuer_name
+        try:
+            user = await runtime.email_change.confirm(form.get("token", ""))
+        except InvalidLinkToken:
+            return page("link_invalid", status=400, service_name=name)
+        except EmailTaken:
+            return page("email_taken", status=409, service_name=name)
+        return page("email_done", service_name=name, email=user.email)

@@ -82,6 +82,9 @@ class MailSettings(msgspec.Struct, frozen=True, kw_only=True):
     """``required``: no sign-in before the address is verified; ``optional``: sign-in allowed,
     ``email_verified`` says false until then."""
     verify_ttl: int = 86400
+    signup_enumeration_safe: bool = False
+    """True: signup answers 202 alike for new and existing addresses and mails the owner of an
+    existing one; False (default): an existing address is an explicit 409."""
     request_ip: Rule = REQUEST_IP
     """Requests that send a link (reset, resend verification) per IP; beyond: 429."""
     mail_account: Rule = MAIL_ACCOUNT
@@ -156,6 +159,7 @@ def load_mail_settings(source: Mapping[str, str], *, issuer: str, data_dir: Path
         reset_ttl=_get(source, "IDP_RESET_TOKEN_TTL", _positive, 1800),
         verification=_get(source, "IDP_EMAIL_VERIFICATION", _verification, "optional"),
         verify_ttl=_get(source, "IDP_VERIFY_TOKEN_TTL", _positive, 86400),
+        signup_enumeration_safe=_get(source, "IDP_SIGNUP_ENUMERATION_SAFE", _flag, False),
         request_ip=_get(source, "IDP_RATELIMIT_MAIL_REQUEST_IP", _rule("mail-request-ip"), REQUEST_IP),
         mail_account=_get(source, "IDP_RATELIMIT_MAIL_ACCOUNT", _rule("mail-account"), MAIL_ACCOUNT),
     )
