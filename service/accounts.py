@@ -82,11 +82,10 @@ class Accounts:
         ip: str,
         *,
         origin: str = "signup",
-    ) -> tuple[User, TokenResponse]:
-        """``origin``: ``signup`` for the JSON API, ``browser`` for the hosted sign-up page."""
-        self, email: str, password: str, name: str | None, user_agent: str | None, ip: str
     ) -> tuple[User, TokenResponse | None]:
-        """A new account, mailed its verification link; signed in unless verification is required."""
+        """A new account, mailed its verification link; signed in (a session of ``origin``:
+        ``signup`` for the JSON API, ``browser`` for the hosted sign-up page) unless
+        verification is required."""
         await self._guard.before_signup(ip)
         verification = self._verification
         register = verification.register if verification is not None else None

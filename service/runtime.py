@@ -233,6 +233,7 @@ class Runtime:
             sessions=self.sessions,
             id_tokens=self.id_tokens,
             clock=self.clock,
+        )
         self.email_change = EmailChange(
             users=self.database,
             tokens=self.account_tokens,

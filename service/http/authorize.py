@@ -16,7 +16,13 @@ from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 
 from service import bounded_json
-from service.errors import AccessDenied, IdPError, InvalidCredentials, UnknownClientOrRedirect
+from service.errors import (
+    AccessDenied,
+    EmailNotVerified,
+    IdPError,
+    InvalidCredentials,
+    UnknownClientOrRedirect,
+)
 from service.http.auth import request_ip
 from service.http.html import BrowserCookies, read_form, render
 from service.mfa.errors import InvalidMfaToken, InvalidPasskey, MfaEnrollmentRequired, MfaRequired
@@ -336,6 +342,9 @@ class AuthorizeController(Controller):
             if exc.status_code not in {409, 422, 429, 503}:
                 raise
             return self._signup_form(request, runtime, params, client.name, form=form, problem=exc)
+        if tokens is None:  # IDP_EMAIL_VERIFICATION=required: sign in once the mailed link is followed
+            problem = EmailNotVerified()
+            return self._signup_form(request, runtime, params, client.name, form=form, problem=problem)
         return await self._signed_in(request, runtime, params, tokens.refresh_token or "")
 
     @post("/consent", status_code=200)
