@@ -17,9 +17,9 @@ from service.clock import Clock
 from service.emails import normalize_email
 from service.errors import EmailNotVerified, InvalidEmail, InvalidLinkToken
 from service.lifecycle.links import MAX_TOKEN_LENGTH, Background, hash_link_token, new_link_token
+from service.limits import RateLimiter
 from service.mail.settings import MailSettings
 from service.mail.templates import MailRenderer
-from service.ratelimit import RateLimiter
 from service.store.base import NewUser, User, UserStore
 from service.store.mail import AccountToken, AccountTokenStore, MarkVerified, NewMail
 
