@@ -120,15 +120,6 @@ def cmd_users_roles(settings: Settings, args: argparse.Namespace) -> None:
     with_runtime(settings, update)
 
 
-def cmd_users_delete(settings: Settings, args: argparse.Namespace) -> None:
-    async def remove(runtime: Runtime) -> None:
-        user = await runtime.accounts.get_by_email(args.email)
-        await runtime.profiles.delete(user, by="operator")
-        print(f"deleted user {user.id}")
-
-    with_runtime(settings, remove)
-
-
 def cmd_clients_add(settings: Settings, args: argparse.Namespace) -> None:
     try:
         jwks = None if args.jwks is None else Path(args.jwks).read_text(encoding="utf-8")
@@ -248,9 +239,6 @@ def build_parser() -> argparse.ArgumentParser:
         command = users.add_parser(name, help=f"{name} an account")
         command.add_argument("email")
         command.set_defaults(handler=_set_disabled(disabled))
-    delete = users.add_parser("delete", help="erase an account: sessions, identities, personal data")
-    delete.add_argument("email")
-    delete.set_defaults(handler=cmd_users_delete)
     roles = users.add_parser("roles", help="show or set an account's roles")
     roles.add_argument("email")
     roles.add_argument("--set", help="comma-separated roles replacing the current ones")

@@ -55,25 +55,3 @@ async def test_work_once_delivers_to_files_and_list_shows_it(tmp_path: Path) -> 
     assert (failed.returncode, failed.stdout.strip()) == (0, "no dead mail")
     table = idp(tmp_path, "mail", "list")
     assert str(queued.id) in table.stdout
-
-
-def test_users_delete_erases_an_account(tmp_path: Path) -> None:
-    """``idp users delete EMAIL`` removes the account (its address can sign up again); a second
-    delete is refused with exit 1."""
-    created = subprocess.run(
-        [sys.executable, "-m", "service", "users", "create", "ada@example.com"],
-        cwd=tmp_path,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("IDP_")}, **CHEAP_ARGON2},
-        input="correct horse battery\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert created.returncode == 0, created.stderr
-    user_id = created.stdout.split()[-1]
-    deleted = idp(tmp_path, "users", "delete", "ADA@example.com")
-    assert (deleted.returncode, deleted.stdout.strip()) == (0, f"deleted user {user_id}"), deleted.stderr
-    assert "ada@example.com" not in deleted.stderr.lower()
-    again = idp(tmp_path, "users", "delete", "ada@example.com")
-    assert (again.returncode, "not_found" in again.stderr) == (1, True)
