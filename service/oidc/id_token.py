@@ -40,11 +40,11 @@ def at_hash(access_token: str, alg: str) -> str:
 
 
 def user_claims(user: User, scopes: frozenset[str] | set[str]) -> dict[str, object]:
-    """The standard claims a scope releases (OpenID Connect Core §5.4). Email addresses are
-    not verified by this service yet, so ``email_verified`` is false."""
+    """The standard claims a scope releases (OpenID Connect Core §5.4); ``email_verified`` is
+    true once the mailed verification link was followed (or an email change confirmed)."""
     claims: dict[str, object] = {}
     if "email" in scopes:
-        claims.update(email=user.email, email_verified=False)
+        claims.update(email=user.email, email_verified=user.email_verified)
     if "profile" in scopes and user.name:
         claims["name"] = user.name
     return claims
