@@ -26,6 +26,7 @@ from service.admin.access import (
     USERS_WRITE,
     AdminCaller,
 )
+from service.errors import InvalidRequest
 from service.http.accounts import SessionView, require_json
 from service.http.auth import bearer_token, request_ip
 from service.http.openapi import errors
@@ -58,6 +59,14 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: B
 def _caller(request: Request[Any, Any, Any]) -> AdminCaller:
     caller: AdminCaller = request.state.admin
     return caller
+
+
+def _account(raw: str) -> UUID:
+    """An account id from the path: a UUID, else 400 (never a lookup by anything else)."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise InvalidRequest("user_id: not an account id.") from None
 
 
 def _epoch(moment: datetime | None) -> float | None:
@@ -193,10 +202,10 @@ class AdminController(Controller):
         )
         return UserList([AdminUserView.of(user) for user in page.users], page.next_cursor)
 
-    @get("/users/{user_id:uuid}", opt={"scope": USERS_READ}, responses=errors(401, 403, 404, 429))
-    async def get_user(self, user_id: FromPath[UUID], runtime: NamedDependency[Runtime]) -> AdminUserView:
+    @get("/users/{user_id:str}", opt={"scope": USERS_READ}, responses=errors(400, 401, 403, 404, 429))
+    async def get_user(self, user_id: FromPath[str], runtime: NamedDependency[Runtime]) -> AdminUserView:
         """One account (``admin:users:read``)."""
-        return AdminUserView.of(await runtime.user_admin.get(user_id))
+        return AdminUserView.of(await runtime.user_admin.get(_account(user_id)))
 
     @post(
         "/users",
@@ -215,31 +224,35 @@ class AdminController(Controller):
         return AdminUserView.of(user)
 
     @post(
-        "/users/{user_id:uuid}/disable",
+        "/users/{user_id:str}/disable",
         opt={"scope": USERS_WRITE},
         status_code=HTTP_200_OK,
-        responses=errors(401, 403, 404, 429),
+        responses=errors(400, 401, 403, 404, 429),
     )
     async def disable_user(
-        self, request: Request[Any, Any, Any], user_id: FromPath[UUID], runtime: NamedDependency[Runtime]
+        self, request: Request[Any, Any, Any], user_id: FromPath[str], runtime: NamedDependency[Runtime]
     ) -> AdminUserView:
         """Disable an account and end its sessions (``admin:users:write``)."""
-        return AdminUserView.of(await runtime.user_admin.set_disabled(_caller(request), user_id, True))
+        return AdminUserView.of(
+            await runtime.user_admin.set_disabled(_caller(request), _account(user_id), True)
+        )
 
     @post(
-        "/users/{user_id:uuid}/enable",
+        "/users/{user_id:str}/enable",
         opt={"scope": USERS_WRITE},
         status_code=HTTP_200_OK,
-        responses=errors(401, 403, 404, 429),
+        responses=errors(400, 401, 403, 404, 429),
     )
     async def enable_user(
-        self, request: Request[Any, Any, Any], user_id: FromPath[UUID], runtime: NamedDependency[Runtime]
+        self, request: Request[Any, Any, Any], user_id: FromPath[str], runtime: NamedDependency[Runtime]
     ) -> AdminUserView:
         """Enable an account (``admin:users:write``)."""
-        return AdminUserView.of(await runtime.user_admin.set_disabled(_caller(request), user_id, False))
+        return AdminUserView.of(
+            await runtime.user_admin.set_disabled(_caller(request), _account(user_id), False)
+        )
 
     @put(
-        "/users/{user_id:uuid}/roles",
+        "/users/{user_id:str}/roles",
         opt={"scope": USERS_WRITE},
         guards=[require_json],
         responses=errors(400, 401, 403, 404, 413, 415, 429),
@@ -247,72 +260,78 @@ class AdminController(Controller):
     async def set_roles(
         self,
         request: Request[Any, Any, Any],
-        user_id: FromPath[UUID],
+        user_id: FromPath[str],
         data: JSONBody[SetRoles],
         runtime: NamedDependency[Runtime],
     ) -> AdminUserView:
         """Replace an account's roles; its sessions' next tokens carry them (``admin:users:write``)."""
-        return AdminUserView.of(await runtime.user_admin.set_roles(_caller(request), user_id, data.roles))
+        return AdminUserView.of(
+            await runtime.user_admin.set_roles(_caller(request), _account(user_id), data.roles)
+        )
 
     @delete(
-        "/users/{user_id:uuid}",
+        "/users/{user_id:str}",
         opt={"scope": USERS_WRITE},
         status_code=HTTP_204_NO_CONTENT,
-        responses=errors(401, 403, 404, 429),
+        responses=errors(400, 401, 403, 404, 429),
     )
     async def delete_user(
-        self, request: Request[Any, Any, Any], user_id: FromPath[UUID], runtime: NamedDependency[Runtime]
+        self, request: Request[Any, Any, Any], user_id: FromPath[str], runtime: NamedDependency[Runtime]
     ) -> None:
         """Delete an account: sessions end, identities, links and mail go (``admin:users:write``)."""
-        await runtime.user_admin.delete(_caller(request), user_id)
+        await runtime.user_admin.delete(_caller(request), _account(user_id))
 
     @post(
-        "/users/{user_id:uuid}/mfa/reset",
+        "/users/{user_id:str}/mfa/reset",
         opt={"scope": USERS_WRITE},
         status_code=HTTP_200_OK,
-        responses=errors(401, 403, 404, 429),
+        responses=errors(400, 401, 403, 404, 429),
     )
     async def reset_mfa(
-        self, request: Request[Any, Any, Any], user_id: FromPath[UUID], runtime: NamedDependency[Runtime]
+        self, request: Request[Any, Any, Any], user_id: FromPath[str], runtime: NamedDependency[Runtime]
     ) -> FactorSummary:
         """Remove every second factor and recovery code of an account, which is told by mail;
         the answer says what it had (``admin:users:write``)."""
-        return await runtime.user_admin.reset_mfa(_caller(request), user_id)
+        return await runtime.user_admin.reset_mfa(_caller(request), _account(user_id))
 
-    @get("/users/{user_id:uuid}/sessions", opt={"scope": USERS_READ}, responses=errors(401, 403, 404, 429))
+    @get(
+        "/users/{user_id:str}/sessions", opt={"scope": USERS_READ}, responses=errors(400, 401, 403, 404, 429)
+    )
     async def list_sessions(
-        self, user_id: FromPath[UUID], runtime: NamedDependency[Runtime]
+        self, user_id: FromPath[str], runtime: NamedDependency[Runtime]
     ) -> list[SessionView]:
         """An account's live sessions (``admin:users:read``)."""
-        return [SessionView.of(family, None) for family in await runtime.user_admin.sessions(user_id)]
+        return [
+            SessionView.of(family, None) for family in await runtime.user_admin.sessions(_account(user_id))
+        ]
 
     @delete(
-        "/users/{user_id:uuid}/sessions",
+        "/users/{user_id:str}/sessions",
         opt={"scope": SESSIONS_WRITE},
         status_code=HTTP_200_OK,
-        responses=errors(401, 403, 404, 429),
+        responses=errors(400, 401, 403, 404, 429),
     )
     async def end_sessions(
-        self, request: Request[Any, Any, Any], user_id: FromPath[UUID], runtime: NamedDependency[Runtime]
+        self, request: Request[Any, Any, Any], user_id: FromPath[str], runtime: NamedDependency[Runtime]
     ) -> SessionsEnded:
         """End every session of an account (``admin:sessions:write``)."""
-        return SessionsEnded(await runtime.user_admin.end_sessions(_caller(request), user_id))
+        return SessionsEnded(await runtime.user_admin.end_sessions(_caller(request), _account(user_id)))
 
     @delete(
-        "/users/{user_id:uuid}/sessions/{session_id:str}",
+        "/users/{user_id:str}/sessions/{session_id:str}",
         opt={"scope": SESSIONS_WRITE},
         status_code=HTTP_204_NO_CONTENT,
-        responses=errors(401, 403, 404, 429),
+        responses=errors(400, 401, 403, 404, 429),
     )
     async def end_session(
         self,
         request: Request[Any, Any, Any],
-        user_id: FromPath[UUID],
+        user_id: FromPath[str],
         session_id: FromPath[str],
         runtime: NamedDependency[Runtime],
     ) -> None:
         """End one session of an account (``admin:sessions:write``)."""
-        await runtime.user_admin.end_session(_caller(request), user_id, session_id)
+        await runtime.user_admin.end_session(_caller(request), _account(user_id), session_id)
 
     @get("/clients", opt={"scope": CLIENTS_WRITE}, responses=errors(401, 403, 429))
     async def list_clients(self, runtime: NamedDependency[Runtime]) -> list[ClientView]:

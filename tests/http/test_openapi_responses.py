@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import email
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from service.admin.access import ADMIN_SCOPES
 from service.app import create_app
 from service.clock import FrozenClock
 from service.config import Settings
@@ -55,23 +57,6 @@ NOT_YET_PROBED: set[Operation] = {
     ("POST", "/v1/login/passkey"),
     ("GET", "/oauth2/userinfo"),
     ("POST", "/oauth2/userinfo"),
-    # the admin API (its authorization matrix is tests/http/test_admin_authz.py)
-    ("GET", "/admin/v1/users"),
-    ("POST", "/admin/v1/users"),
-    ("GET", "/admin/v1/users/{user_id}"),
-    ("DELETE", "/admin/v1/users/{user_id}"),
-    ("POST", "/admin/v1/users/{user_id}/disable"),
-    ("POST", "/admin/v1/users/{user_id}/enable"),
-    ("PUT", "/admin/v1/users/{user_id}/roles"),
-    ("POST", "/admin/v1/users/{user_id}/mfa/reset"),
-    ("GET", "/admin/v1/users/{user_id}/sessions"),
-    ("DELETE", "/admin/v1/users/{user_id}/sessions"),
-    ("DELETE", "/admin/v1/users/{user_id}/sessions/{session_id}"),
-    ("GET", "/admin/v1/clients"),
-    ("POST", "/admin/v1/clients"),
-    ("DELETE", "/admin/v1/clients/{client_id}"),
-    ("POST", "/admin/v1/clients/{client_id}/secret"),
-    ("GET", "/admin/v1/audit"),
     ("PATCH", "/v1/me"),
     ("DELETE", "/v1/me"),
     ("POST", "/v1/me/email"),
@@ -133,6 +118,146 @@ async def reset_token(probe: Probe, runtime: Runtime, outbox: Path, address: str
         path.unlink()
     (link,) = links
     return str(link)
+
+
+ADMIN_USER = "/admin/v1/users/{user_id}"
+ADMIN_CLIENT = "/admin/v1/clients/{client_id}"
+
+
+async def admin_bearer(runtime: Runtime, client_id: str, scopes: list[str]) -> dict[str, str]:
+    """A new client holding ``scopes`` and the token the client_credentials grant would give it
+    (minted directly: the tight instance's token endpoint allows one request)."""
+    await runtime.clients.register(client_id, client_id, scopes=scopes)
+    issued = runtime.access_tokens.issue(
+        subject=client_id, email=None, roles=(), client_id=client_id, scope=" ".join(scopes)
+    )
+    return bearer(issued.token)
+
+
+async def admin_answers(probe: Probe, runtime: Runtime) -> None:
+    """The admin API: each operation's success and client errors (the scopes' matrix itself is
+    tests/http/test_admin_authz.py)."""
+    root = await admin_bearer(runtime, "backoffice", list(ADMIN_SCOPES))
+    weak = await admin_bearer(runtime, "weak", ["unrelated"])
+    user = await runtime.accounts.create_user("carol@example.com", PASSWORD)
+    one, gone = f"/admin/v1/users/{user.id}", f"/admin/v1/users/{uuid.uuid4()}"
+    await probe(200, "GET", "/admin/v1/users", headers=root)
+    await probe(400, "GET", "/admin/v1/users", params={"cursor": "x"}, headers=root)
+    await probe(200, "GET", "/admin/v1/audit", headers=root)
+    await probe(400, "GET", "/admin/v1/audit", params={"since": "yesterday"}, headers=root)
+    await probe(200, "GET", "/admin/v1/clients", headers=root)
+    for method, path, url in (
+        ("GET", "/admin/v1/users", None),
+        ("GET", "/admin/v1/audit", None),
+        ("GET", "/admin/v1/clients", None),
+        ("POST", "/admin/v1/users", None),
+        ("POST", "/admin/v1/clients", None),
+        ("GET", ADMIN_USER, one),
+        ("DELETE", ADMIN_USER, one),
+        ("POST", ADMIN_USER + "/disable", one + "/disable"),
+        ("POST", ADMIN_USER + "/enable", one + "/enable"),
+        ("PUT", ADMIN_USER + "/roles", one + "/roles"),
+        ("POST", ADMIN_USER + "/mfa/reset", one + "/mfa/reset"),
+        ("GET", ADMIN_USER + "/sessions", one + "/sessions"),
+        ("DELETE", ADMIN_USER + "/sessions", one + "/sessions"),
+        ("DELETE", ADMIN_USER + "/sessions/{session_id}", one + "/sessions/abc"),
+        ("DELETE", ADMIN_CLIENT, "/admin/v1/clients/weak"),
+        ("POST", ADMIN_CLIENT + "/secret", "/admin/v1/clients/weak/secret"),
+    ):
+        await probe(401, method, path, url)
+        await probe(403, method, path, url, headers=weak)
+    await probe(200, "GET", ADMIN_USER, one, headers=root)
+    await probe(404, "GET", ADMIN_USER, gone, headers=root)
+    for method, path in ADMIN_OPERATIONS:
+        if path.startswith(ADMIN_USER):  # an id that is not a UUID
+            url = path.replace("{user_id}", "not-a-uuid").replace("{session_id}", "s")
+            await probe(400, method, path, url, json={"roles": []}, headers=root)
+    for action in ("disable", "enable", "mfa/reset"):
+        await probe(200, "POST", f"{ADMIN_USER}/{action}", f"{one}/{action}", headers=root)
+        await probe(404, "POST", f"{ADMIN_USER}/{action}", f"{gone}/{action}", headers=root)
+    roles = ADMIN_USER + "/roles"
+    await probe(200, "PUT", roles, one + "/roles", json={"roles": ["a"]}, headers=root)
+    await probe(404, "PUT", roles, gone + "/roles", json={"roles": ["a"]}, headers=root)
+    for expected, body in ((400, NOT_JSON), (415, AS_TEXT), (413, TOO_LARGE)):
+        await probe(
+            expected, "PUT", roles, one + "/roles", content=body["content"], headers=root | body["headers"]
+        )
+    sessions = ADMIN_USER + "/sessions"
+    await probe(200, "GET", sessions, one + "/sessions", headers=root)
+    await probe(404, "GET", sessions, gone + "/sessions", headers=root)
+    await probe(200, "DELETE", sessions, one + "/sessions", headers=root)
+    await probe(404, "DELETE", sessions, gone + "/sessions", headers=root)
+    await probe(404, "DELETE", sessions + "/{session_id}", one + "/sessions/abc", headers=root)
+    await runtime.sessions.start(user, origin="password", user_agent=None)
+    (family,) = await runtime.sessions.list(user.id)
+    await probe(204, "DELETE", sessions + "/{session_id}", f"{one}/sessions/{family.id}", headers=root)
+    new = {"email": "dave@example.com"}
+    await probe(201, "POST", "/admin/v1/users", json=new, headers=root)
+    await probe(409, "POST", "/admin/v1/users", json=new, headers=root)
+    await probe(422, "POST", "/admin/v1/users", json={"email": "not an address"}, headers=root)
+    for expected, body in ((400, NOT_JSON), (415, AS_TEXT), (413, TOO_LARGE)):
+        await probe(
+            expected, "POST", "/admin/v1/users", content=body["content"], headers=root | body["headers"]
+        )
+    app = {"name": "App", "id": "app"}
+    await probe(201, "POST", "/admin/v1/clients", json=app, headers=root)
+    await probe(409, "POST", "/admin/v1/clients", json=app, headers=root)
+    for expected, body in ((400, NOT_JSON), (415, AS_TEXT), (413, TOO_LARGE)):
+        await probe(
+            expected, "POST", "/admin/v1/clients", content=body["content"], headers=root | body["headers"]
+        )
+    await probe(200, "POST", ADMIN_CLIENT + "/secret", "/admin/v1/clients/app/secret", headers=root)
+    await probe(404, "POST", ADMIN_CLIENT + "/secret", "/admin/v1/clients/nobody/secret", headers=root)
+    await probe(400, "POST", ADMIN_CLIENT + "/secret", "/admin/v1/clients/declared/secret", headers=root)
+    await probe(204, "DELETE", ADMIN_CLIENT, "/admin/v1/clients/app", headers=root)
+    await probe(404, "DELETE", ADMIN_CLIENT, "/admin/v1/clients/app", headers=root)
+    await probe(400, "DELETE", ADMIN_CLIENT, "/admin/v1/clients/declared", headers=root)
+    await probe(204, "DELETE", ADMIN_USER, one, headers=root)
+    await probe(404, "DELETE", ADMIN_USER, one, headers=root)
+
+
+async def admin_limited(probe: Probe, runtime: Runtime) -> None:
+    """IDP_RATELIMIT_ADMIN_CLIENT of one call: every admin operation's next call is 429."""
+    root = await admin_bearer(runtime, "backoffice", list(ADMIN_SCOPES))
+    await probe(200, "GET", "/admin/v1/clients", headers=root)
+    for method, path in ADMIN_OPERATIONS:
+        url = (
+            path.replace("{user_id}", str(uuid.uuid4()))
+            .replace("{session_id}", "s")
+            .replace("{client_id}", "c")
+        )
+        await probe(429, method, path, url, headers=root)
+
+
+async def admin_down(probe: Probe, access: dict[str, str]) -> None:
+    """With the stores stopped every admin operation is 503 (the token's client is looked up)."""
+    for method, path in ADMIN_OPERATIONS:
+        url = (
+            path.replace("{user_id}", str(uuid.uuid4()))
+            .replace("{session_id}", "s")
+            .replace("{client_id}", "c")
+        )
+        await probe(503, method, path, url, headers=access)
+
+
+ADMIN_OPERATIONS: list[Operation] = [
+    ("GET", "/admin/v1/users"),
+    ("POST", "/admin/v1/users"),
+    ("GET", ADMIN_USER),
+    ("DELETE", ADMIN_USER),
+    ("POST", ADMIN_USER + "/disable"),
+    ("POST", ADMIN_USER + "/enable"),
+    ("PUT", ADMIN_USER + "/roles"),
+    ("POST", ADMIN_USER + "/mfa/reset"),
+    ("GET", ADMIN_USER + "/sessions"),
+    ("DELETE", ADMIN_USER + "/sessions"),
+    ("DELETE", ADMIN_USER + "/sessions/{session_id}"),
+    ("GET", "/admin/v1/clients"),
+    ("POST", "/admin/v1/clients"),
+    ("DELETE", ADMIN_CLIENT),
+    ("POST", ADMIN_CLIENT + "/secret"),
+    ("GET", "/admin/v1/audit"),
+]
 
 
 async def every_answer(probe: Probe, runtime: Runtime, outbox: Path) -> None:
@@ -242,12 +367,14 @@ async def rate_limited(probe: Probe) -> None:
     await probe(200, "GET", "/metrics", headers=bearer(METRICS_TOKEN))
 
 
-async def storage_down(probe: Probe, stop: Callable[[], None]) -> None:
+async def storage_down(probe: Probe, runtime: Runtime, stop: Callable[[], None]) -> None:
     """With PostgreSQL and Redis stopped, whatever needs them answers 503 (never 500)."""
     credentials = {"email": "ada@example.com", "password": PASSWORD}
     tokens = (await probe(201, "POST", "/v1/signup", json=credentials)).json()["tokens"]
+    admin = await admin_bearer(runtime, "backoffice", list(ADMIN_SCOPES))
     stop()
     access = bearer(tokens["access_token"])
+    await admin_down(probe, admin)
     await probe(503, "POST", "/v1/signup", json={**credentials, "email": "bob@example.com"})
     await probe(503, "POST", "/v1/login", json=credentials)
     await probe(503, "GET", "/v1/me", headers=access)
@@ -273,13 +400,19 @@ async def test_documented_response_codes_are_the_observed_ones(
     """Per operation: {codes the probes observed} == {codes the OpenAPI document lists}."""
     observed: Observed = defaultdict(set)
     mail = {"IDP_PUBLIC_URL": PUBLIC, "IDP_MAX_BODY_BYTES": str(MAX_BODY)}
+    declared = tmp_path / "idp.toml"
+    declared.write_text(
+        '[[clients]]\nid = "declared"\nname = "Declared"\nsecret_sha256 = "' + "0" * 64 + '"\n'
+    )
     generous = make_settings(
+        IDP_CONFIG=str(declared),
         IDP_DATABASE_URL=f"sqlite:///{tmp_path / 'generous.sqlite3'}",
         IDP_MAIL_DIR=str(tmp_path / "outbox"),
         **mail,
     )
     async with serving(generous) as (http, runtime):
         await every_answer(Probe(http, observed), runtime, tmp_path / "outbox")
+        await admin_answers(Probe(http, observed), runtime)
     one = "1/3600"
     tight = make_settings(
         IDP_DATABASE_URL=f"sqlite:///{tmp_path / 'tight.sqlite3'}",
@@ -289,10 +422,12 @@ async def test_documented_response_codes_are_the_observed_ones(
         IDP_RATELIMIT_TOKEN_IP=one,
         IDP_RATELIMIT_MAIL_REQUEST_IP=one,
         IDP_METRICS_TOKEN=METRICS_TOKEN,
+        IDP_RATELIMIT_ADMIN_CLIENT=one,
         **mail,
     )
-    async with serving(tight) as (http, _):
+    async with serving(tight) as (http, tight_runtime):
         await rate_limited(Probe(http, observed))
+        await admin_limited(Probe(http, observed), tight_runtime)
     verifying = make_settings(
         IDP_DATABASE_URL=f"sqlite:///{tmp_path / 'verifying.sqlite3'}",
         IDP_MAIL_DIR=str(tmp_path / "verifying-outbox"),
@@ -319,8 +454,8 @@ async def test_documented_response_codes_are_the_observed_ones(
             redis.stop()
             postgres.stop()
 
-        async with serving(down) as (http, _):
-            await storage_down(Probe(http, observed), stop)
+        async with serving(down) as (http, down_runtime):
+            await storage_down(Probe(http, observed), down_runtime, stop)
     finally:
         redis.stop()
         await asyncio.to_thread(postgres.cleanup)
