@@ -281,6 +281,7 @@ class Runtime:
             renderer=MailRenderer(settings.mail),
             invite_ttl=settings.admin.invite_ttl,
             mfa=self.mfa,
+            profiles=self.profiles,
             mail_queued=self.mail_worker.wake,
             clock=self.clock,
         )

@@ -22,6 +22,7 @@ from service.clock import Clock
 from service.emails import normalize_email
 from service.errors import EmailTaken, InvalidEmail, InvalidRequest, NotFound
 from service.lifecycle.links import new_link_token
+from service.lifecycle.profile import Profiles
 from service.lifecycle.recovery import RESET, RESET_PATH
 from service.mail.templates import MailRenderer
 from service.mfa.service import Mfa
@@ -83,6 +84,7 @@ class UserAdmin:
         renderer: MailRenderer,
         invite_ttl: int,
         mfa: Mfa,
+        profiles: Profiles,
         mail_queued: Callable[[], None],
         clock: Clock,
     ) -> None:
@@ -94,6 +96,7 @@ class UserAdmin:
         self._renderer = renderer
         self._invite_ttl = invite_ttl
         self._mfa = mfa
+        self._profiles = profiles
         self._mail_queued = mail_queued
         self._clock = clock
 
@@ -203,13 +206,10 @@ class UserAdmin:
         return user
 
     async def delete(self, caller: AdminCaller, ref: str | uuid.UUID) -> None:
-        """Disable first (ends every session and refuses new sign-ins), then erase the account,
-        its identities, link tokens and mail; the audit event keeps the id only."""
-        user = await self.get(ref)
-        await self._accounts.set_user_disabled(user, True)
-        if not await self._directory.erase_user(user.id):
-            raise NotFound("No such account.")
-        audit("user_deleted", user_id=user.id, actor=caller.actor)
+        """The account deletion its owner can do (``DELETE /v1/me``): disabled, every session
+        ended, the account, its identities, link tokens and mail erased; the audit event
+        ``account_deleted`` keeps the id and ``by`` = the actor, never the email."""
+        await self._profiles.delete(await self.get(ref), by=caller.actor)
 
     async def reset_mfa(self, caller: AdminCaller, ref: str | uuid.UUID) -> FactorSummary:
         """Remove every second factor and recovery code (the owner is told by mail); return

@@ -1,5 +1,6 @@
-"""Storage Protocols behind the admin operations: listing accounts with a keyset, removing an
-account's personal data, and the audit events kept in the database.
+"""Storage Protocols behind the admin operations: listing accounts with a keyset, and the
+audit events kept in the database. (Erasing an account is the lifecycle's
+:meth:`service.store.mail.AccountTokenStore.erase_account`, shared with self-deletion.)
 
 Listing is ordered by ``(created_at, id)`` and resumes *after* the last row seen, never at an
 offset: a row inserted while someone pages lands after the rows that existed when paging
@@ -70,11 +71,6 @@ class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
 class UserDirectory(Protocol):
     async def list_users(self, query: UserQuery) -> list[User]:
         """Up to ``limit`` accounts after ``query.after`` in ``(created_at, id)`` order."""
-        ...
-
-    async def erase_user(self, user_id: UUID) -> bool:
-        """In one transaction: delete the account (its identities and link tokens go with it)
-        and the mail addressed to it. False when there was no such account."""
         ...
 
 

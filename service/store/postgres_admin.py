@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from uuid import UUID
 
 import asyncpg
 
@@ -72,12 +71,6 @@ class PostgresAdminStore:
         sql = f"SELECT {USER_COLUMNS} FROM users {where.sql()} ORDER BY created_at, id LIMIT {where.next()}"
         rows = await self._db.fetch(sql, *where.values, query.limit)
         return [user for user in map(row_user, rows) if user is not None]
-
-    async def erase_user(self, user_id: UUID) -> bool:
-        async with self._db.transaction() as conn:
-            await conn.execute("DELETE FROM mail_outbox WHERE user_id = $1", user_id)
-            status = await conn.execute("DELETE FROM users WHERE id = $1", user_id)
-        return bool(status != "DELETE 0")
 
     async def append_events(self, events: Sequence[AuditEvent]) -> None:
         if not events:

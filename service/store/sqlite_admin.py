@@ -58,14 +58,6 @@ class SqliteAdminStore:
         rows = await self._db.run(lambda conn: conn.execute(sql, (*values, query.limit)).fetchall())
         return [user for user in map(row_user, rows) if user is not None]
 
-    async def erase_user(self, user_id: UUID) -> bool:
-        def erase(conn: sqlite3.Connection) -> bool:
-            with transaction(conn):
-                conn.execute("DELETE FROM mail_outbox WHERE user_id = ?", (str(user_id),))
-                return conn.execute("DELETE FROM users WHERE id = ?", (str(user_id),)).rowcount > 0
-
-        return await self._db.run(erase)
-
     async def append_events(self, events: Sequence[AuditEvent]) -> None:
         rows = [
             (

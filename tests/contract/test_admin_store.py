@@ -80,29 +80,6 @@ async def test_prefix_and_range_filters(database: Database) -> None:
     assert emails(ranged) == ["a_b@example.com", "adam@example.com"]
 
 
-async def test_erase_removes_the_account_and_its_mail(database: Database) -> None:
-    """Erasure deletes the account (identities cascade); a second erase reports nothing."""
-    store = admin_store(database)
-    user = await add_user(database, "ada@example.com", NOW)
-    await database.provision(
-        "https://issuer.example",
-        "sub-1",
-        NewUser(
-            id=user.id,
-            email=user.email,
-            email_normalized=user.email_normalized,
-            password_hash=None,
-            name=None,
-            created_at=NOW,
-        ),
-        link_existing=True,
-    )
-    assert await store.erase_user(user.id) is True
-    assert await database.get_user(user.id) is None
-    assert await database.user_for_identity("https://issuer.example", "sub-1") is None
-    assert await store.erase_user(user.id) is False
-
-
 async def test_audit_events_query_and_prune(database: Database) -> None:
     """Events read back newest first, filtered by user, event and [since, until), paged by id;
     pruning deletes only events older than the cut."""

@@ -180,10 +180,10 @@ async def test_disable_roles_sessions_and_delete(
     login = await client.post("/v1/login", json={"email": "ada@example.com", "password": PASSWORD})
     assert login.status_code == 401
     events = await client.get(
-        "/admin/v1/audit", params={"user_id": user_id, "event": "user_deleted"}, headers=root
+        "/admin/v1/audit", params={"user_id": user_id, "event": "account_deleted"}, headers=root
     )
     (event,) = events.json()["events"]
-    assert (event["user_id"], event["details"]["actor"]) == (user_id, "client:backoffice")
+    assert (event["user_id"], event["details"]["by"]) == (user_id, "client:backoffice")
     everything = await client.get(
         "/admin/v1/audit", params={"user_id": user_id, "limit": "200"}, headers=root
     )
