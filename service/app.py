@@ -16,28 +16,43 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from service.clock import Clock, system_clock
 from service.config import Settings, load_settings
+from service.grants import GRANT_TYPES
 from service.http.accounts import AccountsController
 from service.http.admin import AdminController
 from service.http.auth import bearer_claims
 from service.http.authorize import AuthorizeController
 from service.http.bodies import BoundedRequest
 from service.http.errors import EXCEPTION_HANDLERS
-from service.http.fastpath import JWKSFastPath, TokenFastPath
+from service.http.fast import JWKSEndpoint, TokenEndpointFast
 from service.http.health import HealthController, metrics
 from service.http.lifecycle import LifecycleController
 from service.http.mfa import MfaController
-from service.http.oauth import GRANT_TYPES, OAuthController
+from service.http.oauth import TOKEN_PATH, OAuthController
 from service.http.observe import ObservabilityMiddleware
 from service.http.oidc import LogoutController, UserinfoController, stylesheet
 from service.http.openapi import render_plugins
 from service.http.pages import AccountPages
 from service.http.passkeys import PasskeyController, passkey_script
+from service.http.prerouter import FastRoute, PreRouter
 from service.http.security_headers import DOCS_PATH, SecurityHeaders, json_headers
-from service.http.wellknown import WellKnownController
-from service.runtime import Runtime
+from service.http.wellknown import JWKS_PATH, WellKnownController
+from service.runtime import Runtime, open_runtime
 from service.tokens.access import quiet_eddsa_deprecation
 
-__all__ = ["create_app", "create_app_from_env"]
+__all__ = ["create_app", "create_app_from_env", "serving"]
+
+
+@asynccontextmanager
+async def serving(app: Litestar, *, deliver_mail: bool = False) -> AsyncIterator[Runtime]:
+    """Open the app's runtime and publish it as ``app.state.runtime`` while the block runs (the
+    lifespan does this; tests do it on their own event loop, without the mail worker)."""
+    async with open_runtime(app.state.settings, app.state.clock, deliver_mail=deliver_mail) as runtime:
+        app.state.runtime = runtime
+        try:
+            yield runtime
+        finally:
+            del app.state.runtime
+
 
 ADMIN_TAG = (
     "Account, session, client and audit administration for back offices. Authorised only by a "
@@ -52,15 +67,11 @@ ADMIN_TOKEN = (
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     quiet_eddsa_deprecation()
-    runtime = Runtime(settings, clock)
 
     @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await runtime.start(deliver_mail=settings.mail.worker)
-        try:
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with serving(app, deliver_mail=settings.mail.worker):
             yield
-        finally:
-            await runtime.stop()
 
     cors = (
         CORSConfig(
@@ -95,7 +106,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         # One dependency per handler (plus ``claims``, which depends on it): Litestar resolves
         # independent dependencies concurrently in an anyio task group, a cost on every request.
         dependencies={
-            "runtime": Provide(lambda: runtime, sync_to_thread=False),
+            "runtime": Provide(lambda: app.state.runtime, sync_to_thread=False),
             "claims": Provide(bearer_claims),
         },
         exception_handlers=EXCEPTION_HANDLERS,
@@ -120,23 +131,28 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
         logging_config=_logging_config(),
         debug=False,
     )
-    app.state.runtime = runtime
+    app.state.settings = settings
+    app.state.clock = clock
     jwks_cache_control = CacheControlHeader(public=True, max_age=settings.keys.jwks_max_age).to_header()
     app.state.jwks_cache_control = jwks_cache_control
     app.state.grant_types = GRANT_TYPES
     app.state.discovery_cache = {}
     common_headers = json_headers(settings.hsts_max_age)
-    token_path = TokenFastPath(
+
+    def runtime() -> Runtime:
+        return app.state.runtime  # type: ignore[no-any-return]
+
+    # The pre-router's table: the hot endpoints answered before Litestar routing.
+    jwks = JWKSEndpoint(runtime, cache_control=jwks_cache_control)
+    token = TokenEndpointFast(runtime, max_body_bytes=settings.max_body_bytes, path=TOKEN_PATH)
+    app.asgi_handler = PreRouter(
         SecurityHeaders(app.asgi_handler, hsts_max_age=settings.hsts_max_age),
-        runtime,
+        {
+            ("GET", JWKS_PATH): FastRoute(jwks, measured=False),  # counted in idp_jwks_responses_total
+            ("HEAD", JWKS_PATH): FastRoute(jwks, measured=False),
+            ("POST", TOKEN_PATH): FastRoute(token),
+        },
         common_headers=common_headers,
-        defer_on_origin=cors is not None,
-        max_body_bytes=settings.max_body_bytes,
-    )
-    app.asgi_handler = JWKSFastPath(
-        token_path,
-        runtime,
-        common_headers=[(b"cache-control", jwks_cache_control.encode()), *common_headers],
         defer_on_origin=cors is not None,
     )
     return app

@@ -39,6 +39,12 @@ class Stores(msgspec.Struct, frozen=True):
     limiter: RateLimiter
     outbox: MailOutbox
     account_tokens: AccountTokenStore
+
+    async def close(self) -> None:
+        """Sessions first (on Redis: the link the replay cache and limiter share), then SQL."""
+        await self.families.close()
+        await self.database.close()
+
     mfa: MfaStore
     oidc: OidcStore
     admin: AdminStore

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from service.config import Settings
-from service.runtime import Runtime
+from service.runtime import Runtime, open_runtime
 
 __all__ = ["EXIT_REFUSED", "EXIT_USAGE", "CliError", "iso", "print_json", "when", "with_runtime"]
 
@@ -42,11 +42,7 @@ def with_runtime(
     settings: Settings, action: Callable[[Runtime], Awaitable[None]], *, with_keys: bool = False
 ) -> None:
     async def run() -> None:
-        runtime = Runtime(settings)
-        try:
-            await runtime.start(with_keys=with_keys)
+        async with open_runtime(settings, with_keys=with_keys) as runtime:
             await action(runtime)
-        finally:
-            await runtime.stop()
 
     asyncio.run(run())

@@ -1,4 +1,7 @@
-"""The composition root: builds the domain services from settings, starts and stops them.
+"""The composition root: ``async with open_runtime(settings, clock) as runtime`` opens the
+backends, migrates, loads the keys and builds the domain services; leaving the block stops
+them in the reverse order (a start that fails half-way closes what it had opened). The
+:class:`Runtime` it yields is frozen and complete.
 
 Used by the HTTP app's lifespan and by the CLI, so both run the same wiring.
 """
@@ -8,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -17,12 +23,13 @@ from service.admin.access import AdminAccess
 from service.admin.audit_log import AuditRecorder
 from service.admin.users import UserAdmin
 from service.audit import add_sink, remove_sink
-from service.backends import Stores, open_stores
+from service.backends import open_stores
 from service.clients import Clients
 from service.clock import Clock, system_clock
 from service.config import Settings
 from service.exchange.grant import TokenExchange
 from service.exchange.remote_jwks import RemoteJWKS
+from service.grants import GrantServices, TokenEndpoint
 from service.keys.files import ensure_alg_key, ensure_signing_key
 from service.keys.keyring import KeyRing
 from service.keys.secrets import SecretBox, ensure_secrets_key
@@ -47,7 +54,7 @@ from service.store.mail import AccountTokenStore, MailOutbox
 from service.store.sessions import FamilyStore
 from service.tokens.access import AccessTokens
 
-__all__ = ["Runtime", "StartupError"]
+__all__ = ["Runtime", "StartupError", "open_runtime"]
 
 logger = logging.getLogger("idp")
 
@@ -56,57 +63,65 @@ class StartupError(Exception):
     """The service cannot start with this configuration; the message says why."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Runtime:
-    """Everything a running instance holds; attributes exist once :meth:`start` returned."""
+    """Everything a running instance holds, all of it present from the start."""
 
+    settings: Settings
+    clock: Clock
     database: Database
     families: FamilyStore
-    clients: Clients
-    sessions: Sessions
-    keyring: KeyRing
-    passwords: PasswordService
-    access_tokens: AccessTokens
-    accounts: Accounts
-    exchange: TokenExchange
-    guard: AbuseGuard
     outbox: MailOutbox
     account_tokens: AccountTokenStore
+    clients: Clients
+    passwords: PasswordService
+    keyring: KeyRing
+    access_tokens: AccessTokens
+    id_tokens: IdTokens
+    sessions: Sessions
+    exchange: TokenExchange
+    guard: AbuseGuard
+    tokens: TokenEndpoint
     mail_worker: DeliveryWorker
+    background: Background
+    verification: EmailVerification
     recovery: PasswordRecovery
     mfa: Mfa
-    id_tokens: IdTokens
+    profiles: Profiles
+    accounts: Accounts
     provider: Provider
+    email_change: EmailChange
+    quiet_signup: QuietSignup
     audit_log: AuditRecorder
     admin_access: AdminAccess
     user_admin: UserAdmin
-    profiles: Profiles
-    verification: EmailVerification
-    email_change: EmailChange
-    quiet_signup: QuietSignup
 
-    def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
-        self.settings = settings
-        self.clock = clock
-        self._tasks: list[asyncio.Task[None]] = []
-        self.background = Background()
 
-    async def start(self, *, with_keys: bool = True, deliver_mail: bool = False) -> None:
-        """``deliver_mail``: also run the outbox delivery worker (``idp serve``, ``idp mail work``)."""
-        settings = self.settings
+@contextlib.asynccontextmanager
+async def open_runtime(  # noqa: PLR0915 - the composition root names every service once, in order
+    settings: Settings, clock: Clock = system_clock, *, with_keys: bool = True, deliver_mail: bool = False
+) -> AsyncIterator[Runtime]:
+    """Open everything, yield the runtime, close everything in the reverse order of opening.
+
+    ``with_keys``: load the signing keys (and reload them when the folder changes);
+    ``deliver_mail``: also run the outbox delivery worker (``idp serve``, ``idp mail work``)."""
+    async with contextlib.AsyncExitStack() as stack:
+        background = Background()
         stores = await open_stores(settings.storage)
-        self.database, self.families = stores.database, stores.families
-        self.outbox, self.account_tokens = stores.outbox, stores.account_tokens
+        stack.push_async_callback(stores.close)
+        database, families = stores.database, stores.families
+        outbox, account_tokens = stores.outbox, stores.account_tokens
         assertions = ClientAssertions(
             replay=stores.replay,
             audiences=(settings.issuer, f"{settings.issuer}/oauth2/token"),
-            clock=self.clock,
+            clock=clock,
         )
-        self.clients = Clients(stores.clients, self.clock, settings.trust.clients, assertions)
+        clients = Clients(stores.clients, clock, settings.trust.clients, assertions)
         if settings.storage.auto_migrate:
-            applied = await self.database.migrate()
+            applied = await database.migrate()
             if applied:
                 logger.info("applied migrations %s", ", ".join(applied))
-        self.passwords = PasswordService(
+        passwords = PasswordService(
             memory_kib=settings.argon2.memory_kib,
             time_cost=settings.argon2.time_cost,
             parallelism=settings.argon2.parallelism,
@@ -114,235 +129,274 @@ class Runtime:
             max_queue=settings.argon2.max_queue,
             idle_priority=settings.argon2.priority == "idle",
         )
-        self.keyring = KeyRing(settings.keys.dir, self.clock, settings.keys.signing_alg)
+        stack.callback(passwords.close)
+        keyring = KeyRing(settings.keys.dir, clock, settings.keys.signing_alg)
         if with_keys:
-            self._load_keys()
+            _load_keys(settings, keyring, clock)
             if settings.keys.reload_interval > 0:
-                self._tasks.append(asyncio.create_task(self._reload_keys_forever()))
-        self.access_tokens = AccessTokens(
-            keyring=self.keyring,
+                await stack.enter_async_context(_running(_reload_keys_forever(settings, keyring)))
+        access_tokens = AccessTokens(
+            keyring=keyring,
             issuer=settings.issuer,
             audience=settings.audience,
             ttl=settings.sessions.access_token_ttl,
-            clock=self.clock,
+            clock=clock,
         )
-        self.id_tokens = IdTokens(
-            keyring=self.keyring,
+        id_tokens = IdTokens(
+            keyring=keyring,
             issuer=settings.issuer,
             ttl=settings.sessions.access_token_ttl,
-            clock=self.clock,
+            clock=clock,
         )
-        self.sessions = Sessions(
-            families=self.families,
-            users=self.database,
-            access_tokens=self.access_tokens,
+        sessions = Sessions(
+            families=families,
+            users=database,
+            access_tokens=access_tokens,
             policy=SessionPolicy(
                 absolute_ttl=settings.sessions.absolute_ttl,
                 idle_ttl=settings.sessions.idle_ttl,
                 reuse_grace=settings.sessions.reuse_grace,
             ),
-            clock=self.clock,
+            clock=clock,
         )
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(3.0), follow_redirects=False)
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=httpx.Timeout(3.0), follow_redirects=False)
+        )
         remote_jwks = {
-            issuer.issuer: RemoteJWKS(
-                issuer=issuer.issuer, url=issuer.jwks_uri, http=self._http, clock=self.clock
-            )
+            issuer.issuer: RemoteJWKS(issuer=issuer.issuer, url=issuer.jwks_uri, http=http, clock=clock)
             for issuer in settings.trust.issuers.values()
         }
-        self.exchange = TokenExchange(
+        exchange = TokenExchange(
             issuers=settings.trust.issuers,
             jwks=remote_jwks,
-            identities=self.database,
+            identities=database,
             replay=stores.replay,
-            sessions=self.sessions,
+            sessions=sessions,
             audience=settings.audience,
-            clock=self.clock,
+            clock=clock,
         )
-        self.guard = AbuseGuard(stores.limiter, settings.limits, self.clock, settings.trusted_proxies)
-        self.mail_worker = DeliveryWorker(
-            outbox=self.outbox,
-            transport=self._transport(),
+        guard = AbuseGuard(stores.limiter, settings.limits, clock, settings.trusted_proxies)
+        mail_worker = DeliveryWorker(
+            outbox=outbox,
+            transport=_transport(settings),
             sender=settings.mail.sender,
-            clock=self.clock,
+            clock=clock,
             policy=RetryPolicy(max_attempts=settings.mail.max_attempts, base_delay=settings.mail.retry_base),
         )
         if deliver_mail:
             if settings.mail.smtp is None:
                 logger.info("no IDP_SMTP_URL: mail is written to %s/*.eml", settings.mail.folder)
-            self._tasks.append(asyncio.create_task(self.mail_worker.run_forever()))
+            await stack.enter_async_context(_running(mail_worker.run_forever()))
         renderer = MailRenderer(settings.mail)
-        self.verification = EmailVerification(
-            users=self.database,
-            tokens=self.account_tokens,
+        verification = EmailVerification(
+            users=database,
+            tokens=account_tokens,
             renderer=renderer,
             limiter=stores.limiter,
             settings=settings.mail,
-            clock=self.clock,
-            background=self.background,
-            mail_queued=self.mail_worker.wake,
+            clock=clock,
+            background=background,
+            mail_queued=mail_worker.wake,
         )
-        self.recovery = PasswordRecovery(
-            users=self.database,
-            tokens=self.account_tokens,
-            passwords=self.passwords,
-            sessions=self.sessions,
+        recovery = PasswordRecovery(
+            users=database,
+            tokens=account_tokens,
+            passwords=passwords,
+            sessions=sessions,
             renderer=renderer,
             limiter=stores.limiter,
             settings=settings.mail,
-            clock=self.clock,
-            background=self.background,
-            mail_queued=self.mail_worker.wake,
+            clock=clock,
+            background=background,
+            mail_queued=mail_worker.wake,
         )
         secrets_key, created = ensure_secrets_key(settings.keys.dir)
         if created:
             logger.warning("no secrets-at-rest key in %s: generated one", settings.keys.dir)
         box = SecretBox(secrets_key)
-        self.mfa = Mfa(
+        mfa = Mfa(
             store=stores.mfa,
-            users=self.database,
+            users=database,
             box=box,
-            tickets=Tickets(box, stores.replay, self.clock, settings.mfa.ticket_ttl),
+            tickets=Tickets(box, stores.replay, clock, settings.mfa.ticket_ttl),
             replay=stores.replay,
             limiter=stores.limiter,
-            outbox=self.outbox,
-            sessions=self.sessions,
+            outbox=outbox,
+            sessions=sessions,
             settings=settings.mfa,
             public_url=settings.mail.public_url,
-            clock=self.clock,
+            clock=clock,
         )
-        self.profiles = Profiles(
-            users=self.database,
-            tokens=self.account_tokens,
-            passwords=self.passwords,
-            sessions=self.sessions,
-            clock=self.clock,
+        profiles = Profiles(
+            users=database,
+            tokens=account_tokens,
+            passwords=passwords,
+            sessions=sessions,
+            clock=clock,
         )
-        self.accounts = Accounts(
-            users=self.database,
-            passwords=self.passwords,
-            sessions=self.sessions,
-            guard=self.guard,
-            clock=self.clock,
-            mfa=self.mfa,
-            verification=self.verification,
+        accounts = Accounts(
+            users=database,
+            passwords=passwords,
+            sessions=sessions,
+            guard=guard,
+            clock=clock,
+            mfa=mfa,
+            verification=verification,
         )
-        self.provider = Provider(
+        provider = Provider(
             store=stores.oidc,
-            users=self.database,
-            sessions=self.sessions,
-            id_tokens=self.id_tokens,
-            clock=self.clock,
+            users=database,
+            sessions=sessions,
+            id_tokens=id_tokens,
+            clock=clock,
         )
-        self.email_change = EmailChange(
-            users=self.database,
-            tokens=self.account_tokens,
-            passwords=self.passwords,
-            sessions=self.sessions,
+        email_change = EmailChange(
+            users=database,
+            tokens=account_tokens,
+            passwords=passwords,
+            sessions=sessions,
             renderer=renderer,
             settings=settings.mail,
-            clock=self.clock,
-            mail_queued=self.mail_worker.wake,
+            clock=clock,
+            mail_queued=mail_worker.wake,
         )
-        self.quiet_signup = QuietSignup(
-            accounts=self.accounts,
-            users=self.database,
-            tokens=self.account_tokens,
-            verification=self.verification,
+        quiet_signup = QuietSignup(
+            accounts=accounts,
+            users=database,
+            tokens=account_tokens,
+            verification=verification,
             renderer=renderer,
-            guard=self.guard,
-            clock=self.clock,
-            background=self.background,
-            mail_queued=self.mail_worker.wake,
+            guard=guard,
+            clock=clock,
+            background=background,
+            mail_queued=mail_worker.wake,
         )
-        self._start_admin(stores)
 
-    def _start_admin(self, stores: Stores) -> None:
-        """The stored audit trail (every event from now on) and the admin operations."""
-        settings = self.settings
-        self.audit_log = AuditRecorder(
-            stores.admin, self.clock, retention_days=settings.admin.audit_retention_days
-        )
-        add_sink(self.audit_log.record)
-        self._tasks.append(asyncio.create_task(self.audit_log.run_forever()))
-        self.admin_access = AdminAccess(
-            access_tokens=self.access_tokens,
-            clients=self.clients,
+        audit_log = AuditRecorder(stores.admin, clock, retention_days=settings.admin.audit_retention_days)
+        add_sink(audit_log.record)
+        stack.push_async_callback(_stop_recording, audit_log)
+        await stack.enter_async_context(_running(audit_log.run_forever()))
+        admin_access = AdminAccess(
+            access_tokens=access_tokens,
+            clients=clients,
             limiter=stores.limiter,
             rule=settings.admin.client_rule,
-            clock=self.clock,
+            clock=clock,
         )
-        self.user_admin = UserAdmin(
-            accounts=self.accounts,
-            users=self.database,
+        user_admin = UserAdmin(
+            accounts=accounts,
+            users=database,
             directory=stores.admin,
-            sessions=self.sessions,
-            tokens=self.account_tokens,
+            sessions=sessions,
+            tokens=account_tokens,
             renderer=MailRenderer(settings.mail),
             invite_ttl=settings.admin.invite_ttl,
-            mfa=self.mfa,
-            profiles=self.profiles,
-            mail_queued=self.mail_worker.wake,
-            clock=self.clock,
+            mfa=mfa,
+            profiles=profiles,
+            mail_queued=mail_worker.wake,
+            clock=clock,
         )
 
-    def _transport(self) -> Transport:
-        mail = self.settings.mail
-        if mail.smtp is not None:
-            return SmtpTransport(mail.smtp)
-        return FileTransport(mail.folder)
+        tokens = TokenEndpoint(
+            guard=guard,
+            clients=clients,
+            services=GrantServices(
+                sessions=sessions,
+                access_tokens=access_tokens,
+                exchange=exchange,
+                clients=clients,
+                provider=provider,
+            ),
+        )
+        stack.push_async_callback(background.settle)  # first on the way out: work started by requests
+        yield Runtime(
+            settings=settings,
+            clock=clock,
+            database=database,
+            families=families,
+            outbox=outbox,
+            account_tokens=account_tokens,
+            clients=clients,
+            passwords=passwords,
+            keyring=keyring,
+            access_tokens=access_tokens,
+            id_tokens=id_tokens,
+            sessions=sessions,
+            exchange=exchange,
+            guard=guard,
+            tokens=tokens,
+            mail_worker=mail_worker,
+            background=background,
+            verification=verification,
+            recovery=recovery,
+            mfa=mfa,
+            profiles=profiles,
+            accounts=accounts,
+            provider=provider,
+            email_change=email_change,
+            quiet_signup=quiet_signup,
+            audit_log=audit_log,
+            admin_access=admin_access,
+            user_admin=user_admin,
+        )
 
-    def _load_keys(self) -> None:
-        settings = self.settings
-        if settings.env == "development":
-            created = ensure_signing_key(settings.keys.dir, settings.keys.signing_alg, self.clock())
-            if created is not None:
-                logger.warning(
-                    "no signing key in %s: generated %s key %s (development only)",
-                    settings.keys.dir,
-                    created.alg,
-                    created.kid,
-                )
-            rs256 = ensure_alg_key(settings.keys.dir, "RS256", self.clock())
-            if rs256 is not None:
-                logger.warning("generated RS256 key %s for ID tokens (development only)", rs256.kid)
-        self.keyring.refresh()
-        if not self.keyring.keys:
-            raise StartupError(
-                f"no signing keys in {settings.keys.dir} (IDP_KEYS_DIR); "
-                "run `idp keys generate` before starting in production"
-            )
-        if "RS256" not in {key.alg for key in self.keyring.keys}:
+
+@contextlib.asynccontextmanager
+async def _running(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """``work`` as a task while the block runs; cancelled, and waited for, on the way out."""
+    task = asyncio.create_task(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _stop_recording(audit_log: AuditRecorder) -> None:
+    remove_sink(audit_log.record)
+    await audit_log.close()
+
+
+def _transport(settings: Settings) -> Transport:
+    mail = settings.mail
+    if mail.smtp is not None:
+        return SmtpTransport(mail.smtp)
+    return FileTransport(mail.folder)
+
+
+def _load_keys(settings: Settings, keyring: KeyRing, clock: Clock) -> None:
+    if settings.env == "development":
+        created = ensure_signing_key(settings.keys.dir, settings.keys.signing_alg, clock())
+        if created is not None:
             logger.warning(
-                "no RS256 key in %s: OpenID Connect clients need one for ID tokens; "
-                "run `idp keys rotate --alg RS256` (published now, signing after the delay)",
+                "no signing key in %s: generated %s key %s (development only)",
                 settings.keys.dir,
+                created.alg,
+                created.kid,
             )
+        rs256 = ensure_alg_key(settings.keys.dir, "RS256", clock())
+        if rs256 is not None:
+            logger.warning("generated RS256 key %s for ID tokens (development only)", rs256.kid)
+    keyring.refresh()
+    if not keyring.keys:
+        raise StartupError(
+            f"no signing keys in {settings.keys.dir} (IDP_KEYS_DIR); "
+            "run `idp keys generate` before starting in production"
+        )
+    if "RS256" not in {key.alg for key in keyring.keys}:
+        logger.warning(
+            "no RS256 key in %s: OpenID Connect clients need one for ID tokens; "
+            "run `idp keys rotate --alg RS256` (published now, signing after the delay)",
+            settings.keys.dir,
+        )
 
-    async def _reload_keys_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.keys.reload_interval)
-            try:
-                if self.keyring.refresh():
-                    logger.info("signing keys reloaded: %s", ", ".join(key.kid for key in self.keyring.keys))
-            except Exception:
-                logger.exception("key reload failed; keeping the previous keys")
 
-    async def stop(self) -> None:
-        await self.background.settle()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        if hasattr(self, "audit_log"):
-            remove_sink(self.audit_log.record)
-            await self.audit_log.close()
-        if hasattr(self, "passwords"):
-            self.passwords.close()
-        if hasattr(self, "_http"):
-            await self._http.aclose()
-        if hasattr(self, "families"):
-            await self.families.close()
-        if hasattr(self, "database"):
-            await self.database.close()
+async def _reload_keys_forever(settings: Settings, keyring: KeyRing) -> None:
+    while True:
+        await asyncio.sleep(settings.keys.reload_interval)
+        try:
+            if keyring.refresh():
+                logger.info("signing keys reloaded: %s", ", ".join(key.kid for key in keyring.keys))
+        except Exception:
+            logger.exception("key reload failed; keeping the previous keys")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Awaitable
 from uuid import UUID
 
 import msgspec
@@ -24,6 +23,7 @@ from service.tokens.refresh import hash_secret, new_family_id, new_token, parse_
 
 __all__ = [
     "BROWSER_ORIGIN",
+    "Presented",
     "SessionPolicy",
     "Sessions",
     "TokenResponse",
@@ -53,6 +53,16 @@ class TokenResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     scope: str | None = None
     id_token: str | None = None
     """OpenID Connect Core §3.1.3.3, for the authorization_code grant with ``openid``."""
+
+
+class Presented(msgspec.Struct, frozen=True):
+    """A refresh token as presented, with its family as read at ``now`` (None: unknown,
+    revoked or expired). Reading changes nothing; :meth:`Sessions.refresh` acts on it."""
+
+    family_id: str
+    secret: str
+    family: Family | None
+    now: float
 
 
 class SessionPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -183,23 +193,23 @@ class Sessions:
             await self._families.update_claims(user.id, claims)
         return self._access_response(claims, family, scope, token)
 
-    async def refresh(
-        self,
-        refresh_token: str,
-        *,
-        client: Client | None,
-        scope: str | None,
-        admitted: Awaitable[None] | None = None,
-    ) -> TokenResponse:
-        """The ``refresh_token`` grant (RFC 6749 §6) with rotation, grace and reuse detection.
-
-        ``admitted`` (the caller's rate-limit decision, already asked for) is awaited once the
-        family has been read and before anything changes."""
+    async def present(self, refresh_token: str) -> Presented:
+        """Parse the token and read its family; nothing changes (the token endpoint sends this
+        read together with its rate-limit check)."""
         family_id, secret = parse_token(refresh_token)
         now = self._clock()
-        family = await self._families.get_family(family_id, now)
-        if admitted is not None:
-            await admitted
+        return Presented(family_id, secret, await self._families.get_family(family_id, now), now)
+
+    async def refresh(
+        self, presented: Presented, *, client: Client | None, scope: str | None
+    ) -> TokenResponse:
+        """The ``refresh_token`` grant (RFC 6749 §6) with rotation, grace and reuse detection."""
+        family_id, secret, family, now = (
+            presented.family_id,
+            presented.secret,
+            presented.family,
+            presented.now,
+        )
         if family is None or family.origin == BROWSER_ORIGIN:
             raise InvalidGrant("The refresh token is invalid, expired or revoked.")
         if family.client_id is not None and client is None:

@@ -6,6 +6,7 @@ Set ``IDP_TEST_POSTGRES_URL`` to point at another server (default: local, user p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,17 +19,17 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 from redis.exceptions import RedisError
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings, load_settings
 from service.limits import RateLimiter
 from service.ratelimit import MemoryRateLimiter
-from service.runtime import Runtime
 from service.store.base import Database
 from service.store.exchange import ReplayCache
 from service.store.postgres import PostgresDatabase
 from service.store.redis import RedisFamilyStore, RedisReplayCache, connect_redis
 from service.store.redis_limits import RedisRateLimiter
+from service.store.redis_link import RedisLink
 from service.store.sessions import FamilyStore
 from service.store.sqlite import SqliteDatabase
 from service.store.sqlite_sessions import SqliteFamilyStore, SqliteReplayCache
@@ -181,14 +182,10 @@ def app(make_settings: Callable[..., Settings], backend_env: dict[str, str], clo
 async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the app in the test's own event loop, so tests may also await the
     app's runtime directly. The runtime is started here, as the app's lifespan would."""
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
-    try:
+    async with serving(app):
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
             yield http
-    finally:
-        await runtime.stop()
 
 
 @pytest.fixture
@@ -207,22 +204,33 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@contextlib.asynccontextmanager
+async def redis_under_test(
+    request: pytest.FixtureRequest, redis_server: str
+) -> AsyncIterator[tuple[RedisLink, str]]:
+    """A link to the shared Redis (``request.param == "redis"``) or to the session's cluster
+    (``"redis-cluster"``), with a key prefix of the test's own; keys on the shared Redis are
+    deleted afterwards (the cluster is the session's own)."""
+    cluster = request.param == "redis-cluster"
+    url = request.getfixturevalue("redis_cluster") if cluster else redis_server
+    prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
+    link = await connect_redis(url, cluster=cluster)
+    try:
+        yield link, prefix
+    finally:
+        await link.close()
+        if not cluster:
+            await delete_prefix(redis_server, prefix)
+
+
 @pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 async def families(
     request: pytest.FixtureRequest, tmp_path: Path, redis_server: str
 ) -> AsyncIterator[FamilyStore]:
     """Every session store: SQLite (embedded), Redis, and Redis Cluster (own key prefix)."""
     if request.param.startswith("redis"):
-        cluster = request.param == "redis-cluster"
-        url = request.getfixturevalue("redis_cluster") if cluster else redis_server
-        prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
-        store = RedisFamilyStore(await connect_redis(url, cluster=cluster), prefix=prefix)
-        try:
-            yield store
-        finally:
-            await store.close()
-            if not cluster:
-                await delete_prefix(redis_server, prefix)
+        async with redis_under_test(request, redis_server) as (link, prefix):
+            yield RedisFamilyStore(link, prefix=prefix)
     else:
         db = await SqliteDatabase.open(tmp_path / "sessions.sqlite3")
         await db.migrate()
@@ -238,16 +246,8 @@ async def replay(
 ) -> AsyncIterator[ReplayCache]:
     """Every exchange replay cache: SQLite (embedded), Redis and Redis Cluster (own key prefix)."""
     if request.param.startswith("redis"):
-        cluster = request.param == "redis-cluster"
-        url = request.getfixturevalue("redis_cluster") if cluster else redis_server
-        prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
-        client = await connect_redis(url, cluster=cluster)
-        try:
-            yield RedisReplayCache(client, prefix=prefix)
-        finally:
-            await client.close()
-            if not cluster:
-                await delete_prefix(redis_server, prefix)
+        async with redis_under_test(request, redis_server) as (link, prefix):
+            yield RedisReplayCache(link, prefix=prefix)
     else:
         db = await SqliteDatabase.open(tmp_path / "replay.sqlite3")
         await db.migrate()
@@ -263,13 +263,5 @@ async def limiter(request: pytest.FixtureRequest, redis_server: str) -> AsyncIte
     if request.param == "memory":
         yield MemoryRateLimiter()
         return
-    cluster = request.param == "redis-cluster"
-    url = request.getfixturevalue("redis_cluster") if cluster else redis_server
-    prefix = f"idptest:{uuid.uuid4().hex[:10]}:"
-    client = await connect_redis(url, cluster=cluster)
-    try:
-        yield RedisRateLimiter(client, prefix=prefix)
-    finally:
-        await client.close()
-        if not cluster:
-            await delete_prefix(redis_server, prefix)
+    async with redis_under_test(request, redis_server) as (link, prefix):
+        yield RedisRateLimiter(link, prefix=prefix)

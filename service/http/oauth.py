@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
@@ -12,74 +10,18 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK
 
-from service.errors import IdPError, InvalidClient, InvalidRequest, UnsupportedGrantType
-from service.exchange.grant import GRANT_TYPE
-from service.http.auth import authenticate_client, basic_client_id, read_params, request_ip
+from service.errors import IdPError, InvalidClient
+from service.grants import authenticate_client, required
+from service.http.auth import read_params, request_ip
 from service.http.openapi import errors, json_body
-from service.oidc.client_credentials import GRANT_TYPE as CLIENT_CREDENTIALS
-from service.oidc.client_credentials import client_credentials
-from service.oidc.provider import GRANT_TYPE as AUTHORIZATION_CODE
 from service.runtime import Runtime
 from service.sessions import TokenResponse
 from service.tokens.access import FIRST_PARTY_CLIENT, AccessClaims
 from service.tokens.refresh import PREFIX as REFRESH_PREFIX
 
-__all__ = ["GRANT_TYPES", "OAuthController", "token_grant"]
+__all__ = ["TOKEN_PATH", "OAuthController"]
 
-GRANT_TYPES = [AUTHORIZATION_CODE, "refresh_token", CLIENT_CREDENTIALS, GRANT_TYPE]
-
-
-def _required(params: dict[str, str], name: str) -> str:
-    value = params.get(name)
-    if not value:
-        raise InvalidRequest(f"The {name} parameter is required.")
-    return value
-
-
-async def token_grant(
-    runtime: Runtime, params: dict[str, str], *, authorization: str, ip: str
-) -> TokenResponse:
-    """The token endpoint behind both ways in (:class:`service.http.fastpath.TokenFastPath`
-    and the Litestar route). Grants: ``refresh_token`` and RFC 8693 token exchange.
-
-    The rate-limit decision is asked for first and awaited before the grant changes any state,
-    while the grant's first read (the refresh family) is already on its way: both go to the
-    store in one round trip. A refused request is a 429 whatever else is wrong with it, as if
-    the limit had been checked alone first.
-    """
-    client_id = params.get("client_id") or basic_client_id(authorization)
-    admission = asyncio.ensure_future(runtime.guard.before_token(ip, client_id))
-    try:
-        return await _grant(runtime, params, authorization, admission)
-    except asyncio.CancelledError:
-        admission.cancel()
-        raise
-    except Exception:
-        await admission  # raises the 429 (or the outage) in place of the grant's error
-        raise
-
-
-async def _grant(
-    runtime: Runtime, params: dict[str, str], authorization: str, admission: Awaitable[None]
-) -> TokenResponse:
-    grant_type = _required(params, "grant_type")
-    client = await authenticate_client(authorization, params, runtime.clients)
-    if grant_type == "refresh_token":
-        return await runtime.sessions.refresh(
-            _required(params, "refresh_token"), client=client, scope=params.get("scope"), admitted=admission
-        )
-    await admission
-    if grant_type == GRANT_TYPE:
-        if client is None:
-            raise InvalidClient("Token exchange requires client authentication.")
-        return await runtime.exchange.exchange(params, client)
-    if grant_type == CLIENT_CREDENTIALS:
-        return client_credentials(client, params.get("scope"), runtime.access_tokens)
-    if grant_type == AUTHORIZATION_CODE:
-        if client is None:  # a public client: identified, not authenticated (PKCE binds the code)
-            client = await runtime.clients.identify_public(_required(params, "client_id"))
-        return await runtime.provider.redeem(client, params)
-    raise UnsupportedGrantType(f"The grant type {grant_type[:64]!r} is not supported.")
+TOKEN_PATH = "/oauth2/token"
 
 
 class Introspection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -115,10 +57,11 @@ class OAuthController(Controller):
         """Token endpoint. Grants: ``refresh_token``, ``client_credentials``, RFC 8693 token exchange.
 
         Most requests are answered before routing by the same code
-        (:class:`service.http.fastpath.TokenFastPath`); this route serves the others (CORS)."""
+        (:mod:`service.http.prerouter`); this route serves the others (CORS).
+        Both call :meth:`service.grants.TokenEndpoint.token`."""
         authorization = request.headers.get("authorization", "")
         ip = request_ip(request, runtime.guard)
-        return await token_grant(runtime, await read_params(request), authorization=authorization, ip=ip)
+        return await runtime.tokens.token(await read_params(request), authorization=authorization, ip=ip)
 
     @post("/revoke", status_code=HTTP_200_OK, responses={**errors(400, 401, 413), **json_body(200, None)})
     async def revoke(
@@ -131,7 +74,7 @@ class OAuthController(Controller):
         Always 200 for a well-formed request, whether or not the token was valid (RFC 7009 §2.2).
         """
         params = await read_params(request)
-        token = _required(params, "token")
+        token = required(params, "token")
         client = await authenticate_client(request.headers.get("authorization", ""), params, runtime.clients)
         sessions = runtime.sessions
         if token.startswith(REFRESH_PREFIX):
@@ -163,7 +106,7 @@ class OAuthController(Controller):
         sessions = runtime.sessions
         if client is None:
             raise InvalidClient("Introspection requires client authentication.")
-        token = _required(params, "token")
+        token = required(params, "token")
         if token.startswith(REFRESH_PREFIX):
             family = await sessions.introspect_refresh_token(token, client)
             if family is None:

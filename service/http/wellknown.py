@@ -64,7 +64,7 @@ class WellKnownController(Controller):
         """Public signing keys (RFC 7517); revalidate with ``If-None-Match``.
 
         ``GET`` and ``HEAD`` are answered before routing by
-        :class:`service.http.fastpath.JWKSFastPath`; this route serves CORS requests and the
+        :mod:`service.http.prerouter`; this route serves CORS requests and the
         OpenAPI description, with the same headers.
         """
         keyring: KeyRing = request.app.state.runtime.keyring

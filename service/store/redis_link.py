@@ -13,9 +13,10 @@ Redis restart or ``SCRIPT FLUSH``).
 :class:`ClusterLink` sends the same calls through redis-py's ``RedisCluster`` client, which
 routes each by its first key (every script here touches one hash slot).
 
-Both raise :class:`StorageUnavailable` when Redis cannot be reached, so callers answer 503.
-Replies are Redis's own values: ``bytes``, ``int``, lists, ``None`` (the Cluster client may
-return a ``dict`` for ``HGETALL`` and a ``set`` for ``SMEMBERS``; callers accept both).
+Both raise :class:`StorageUnavailable` when Redis cannot be reached, so callers answer 503,
+and both return Redis's own reply shapes: ``bytes``, ``int``, lists, ``None`` (redis-py's
+cluster client parses some replies; :class:`ClusterLink` turns those back). The contract is
+``tests/contract/test_redis_link.py``, run over both.
 """
 
 from __future__ import annotations
@@ -104,8 +105,10 @@ class DirectLink:
     def from_url(cls, url: str, *, timeout: float = 2.0) -> DirectLink:
         """``redis://``, ``rediss://`` or ``unix://`` URLs, as redis-py reads them (user,
         password, database number, TLS)."""
+        # RESP2: Redis's replies as lists (a hash is a flat field/value list, a set a list), the
+        # shapes ClusterLink returns too; redis-py 8 would negotiate RESP3 maps and sets.
         pool = ConnectionPool.from_url(
-            url, socket_timeout=None, socket_connect_timeout=timeout, decode_responses=False
+            url, socket_timeout=None, socket_connect_timeout=timeout, decode_responses=False, protocol=2
         )
         factory = pool.connection_class
         kwargs = pool.connection_kwargs
@@ -252,6 +255,21 @@ class DirectLink:
                 future.set_exception(error)
 
 
+def _flat(mapping: dict[Any, Any]) -> list[Any]:
+    return [item for pair in mapping.items() for item in pair]
+
+
+# The commands the stores send whose replies redis-py's cluster client parses, back to Redis's
+# own shapes (what DirectLink returns). A command not listed here keeps redis-py's reply: the
+# link contract test fails if that is not Redis's own.
+_RAW_REPLY: dict[str, Callable[[Any], Any]] = {
+    "HGETALL": _flat,
+    "SMEMBERS": list,
+    "SET": lambda reply: b"OK" if reply else None,
+    "PING": lambda reply: b"PONG" if reply else reply,
+}
+
+
 class ClusterLink:
     """:class:`RedisLink` over redis-py's ``RedisCluster`` (routing by the first key)."""
 
@@ -270,9 +288,11 @@ class ClusterLink:
 
     async def command(self, *args: Arg) -> Any:
         try:
-            return await self._client.execute_command(*args)
+            reply = await self._client.execute_command(*args)
         except _OUTAGE as exc:
             raise _unavailable(exc) from exc
+        raw = _RAW_REPLY.get(str(args[0]).upper())
+        return reply if raw is None else raw(reply)
 
     async def ping(self) -> None:
         await self.command("PING")

@@ -1,6 +1,7 @@
-"""The single-node Redis link (service.store.redis_link.DirectLink) against a real redis-server:
-pipelined calls answered in order, error replies, NOSCRIPT after a flush, a stalled server, a
-restarted one, and a caller that gives up."""
+"""The Redis links against real servers. Both links (DirectLink on one node, ClusterLink on a
+three-master cluster) as one contract: the same calls give the same reply shapes and errors.
+The single-node link alone: pipelined calls answered in order, NOSCRIPT after a flush, a
+stalled server, a restarted one, and a caller that gives up."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import os
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,10 +17,11 @@ import pytest
 from redis.exceptions import ResponseError
 
 from service.store.base import StorageUnavailable
-from service.store.redis_link import DirectLink, LuaScript
+from service.store.redis_link import DirectLink, LuaScript, RedisLink, connect_redis
 from tests.support.own_redis import OwnRedis
 
 ECHO = LuaScript("return {KEYS[1], ARGV[1]}")
+NUMBERS = LuaScript("return {1, {2, 'three'}, false}")
 
 
 @pytest.fixture
@@ -88,3 +91,67 @@ async def test_a_cancelled_call_does_not_shift_the_replies(link: DirectLink) -> 
     slow.cancel()
     assert await link.command("GET", "one") == b"1"
     assert slow.cancelled()
+
+
+# ---- one contract for both links: the same calls give the same reply shapes ----
+
+
+@pytest.fixture(params=["direct", "cluster"])
+async def any_link(request: pytest.FixtureRequest, redis_server: str) -> AsyncIterator[RedisLink]:
+    """The single-node link on the shared Redis and the Cluster link on a real three-master
+    cluster; keys under a prefix of the test's own (deleted afterwards on the shared Redis)."""
+    cluster = request.param == "cluster"
+    url = request.getfixturevalue("redis_cluster") if cluster else redis_server
+    link = await connect_redis(url, cluster=cluster)
+    try:
+        yield link
+    finally:
+        await link.close()
+
+
+def tag() -> str:
+    """A fresh hash tag: the keys of one test share a slot (and a cluster node)."""
+    return f"{{idptest:{uuid.uuid4().hex[:10]}}}"
+
+
+async def test_both_links_give_raw_reply_shapes(any_link: RedisLink) -> None:
+    """Redis's own values from either link: a flat list for HGETALL, a list for SMEMBERS,
+    b"OK" / None for SET NX, b"PONG", bytes and ints; the stores need no per-link cases."""
+    key = tag()
+    try:
+        assert await any_link.command("HSET", f"{key}h", "a", "1", "b", "2") == 2
+        assert sorted(_pairs(await any_link.command("HGETALL", f"{key}h"))) == [(b"a", b"1"), (b"b", b"2")]
+        assert await any_link.command("HGETALL", f"{key}missing") == []
+        assert await any_link.command("SADD", f"{key}s", "x", "y") == 2
+        members = await any_link.command("SMEMBERS", f"{key}s")
+        assert (type(members), sorted(members)) == (list, [b"x", b"y"])
+        assert await any_link.command("SET", f"{key}k", "v", "NX", "PX", 60_000) == b"OK"
+        assert await any_link.command("SET", f"{key}k", "w", "NX", "PX", 60_000) is None
+        assert await any_link.command("GET", f"{key}k") == b"v"
+        assert await any_link.command("GET", f"{key}nothing") is None
+        assert await any_link.command("PING") == b"PONG"
+        assert await any_link.run(ECHO, [f"{key}e"], [7]) == [f"{key}e".encode(), b"7"]
+        assert await any_link.run(NUMBERS, [f"{key}n"], []) == [1, [2, b"three"], None]
+    finally:
+        await any_link.command("DEL", f"{key}h", f"{key}s", f"{key}k")
+
+
+async def test_both_links_raise_the_same_error_for_an_error_reply(any_link: RedisLink) -> None:
+    """A Redis error reply is a ResponseError from either link, and fails only its own call."""
+    key = tag()
+    try:
+        await any_link.command("SET", f"{key}text", "x")
+        answers: tuple[Any, ...] = await asyncio.gather(
+            any_link.command("HGETALL", f"{key}text"),
+            any_link.command("GET", f"{key}text"),
+            return_exceptions=True,
+        )
+        wrong, right = answers
+        assert isinstance(wrong, ResponseError)
+        assert right == b"x"
+    finally:
+        await any_link.command("DEL", f"{key}text")
+
+
+def _pairs(flat: list[Any]) -> list[tuple[Any, Any]]:
+    return list(zip(flat[::2], flat[1::2], strict=True))

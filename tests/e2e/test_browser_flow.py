@@ -32,6 +32,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
+from tests.support.processes import stop_process
 from tests.support.server import free_port, run_server
 
 pytestmark = pytest.mark.slow
@@ -93,12 +94,7 @@ def process(
             time.sleep(0.2)
         yield log_path
     finally:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop_process(child)
         log.close()
 
 

@@ -35,6 +35,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 from joserfc.jws import JWSRegistry
 
 from service.keys.files import load_keys
+from tests.support.processes import stop_process
 from tests.support.server import CHEAP_ARGON2, RunningServer, free_port, run_server
 
 __all__ = [
@@ -401,12 +402,7 @@ def run_kit(name: str, idp: IdP, logdir: Path, **env: str) -> Iterator[RunningKi
             _wait_healthy(kit)
             yield kit
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 def start_refused(name: str, idp: IdP, logdir: Path, **env: str) -> tuple[int | None, str]:

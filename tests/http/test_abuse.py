@@ -8,7 +8,7 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings
 from service.runtime import Runtime
@@ -32,20 +32,16 @@ async def limited(
         IDP_TRUSTED_PROXIES="127.0.0.1/32",
     )
     app: Litestar = create_app(settings, clock=clock)
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
     delays: list[float] = []
 
     async def record(seconds: float) -> None:
         delays.append(seconds)
 
-    runtime.guard._sleep = record
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))  # type: ignore[arg-type]
-    try:
+    async with serving(app) as runtime:
+        runtime.guard._sleep = record
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
             yield client, runtime, delays
-    finally:
-        await runtime.stop()
 
 
 def from_ip(ip: str) -> dict[str, str]:
@@ -171,23 +167,21 @@ async def test_forwarded_for_is_ignored_from_untrusted_peers(
 ) -> None:
     """Without IDP_TRUSTED_PROXIES a spoofed X-Forwarded-For does not reset the per-IP limit."""
     app = create_app(make_settings(**backend_env, IDP_RATELIMIT_SIGNUP_IP="2/3600"), clock=clock)
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
     transport = httpx.ASGITransport(app=app, client=("198.51.100.50", 5000))  # type: ignore[arg-type]
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-            codes = [
-                (
-                    await client.post(
-                        "/v1/signup",
-                        json={"email": f"s{i}@example.com", "password": PASSWORD},
-                        headers=from_ip(f"10.0.0.{i}"),
-                    )
-                ).status_code
-                for i in range(3)
-            ]
-    finally:
-        await runtime.stop()
+    async with (
+        serving(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client,
+    ):
+        codes = [
+            (
+                await client.post(
+                    "/v1/signup",
+                    json={"email": f"s{i}@example.com", "password": PASSWORD},
+                    headers=from_ip(f"10.0.0.{i}"),
+                )
+            ).status_code
+            for i in range(3)
+        ]
     assert codes == [201, 201, 429]
 
 
@@ -213,15 +207,13 @@ async def test_cors_allow_list_and_hsts(
         **backend_env, IDP_CORS_ORIGINS="https://app.example.com", IDP_HSTS_MAX_AGE="31536000"
     )
     app = create_app(settings, clock=clock)
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-            allowed = await client.get("/health/live", headers={"Origin": "https://app.example.com"})
-            denied = await client.get("/health/live", headers={"Origin": "https://evil.example"})
-    finally:
-        await runtime.stop()
+    async with (
+        serving(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client,
+    ):
+        allowed = await client.get("/health/live", headers={"Origin": "https://app.example.com"})
+        denied = await client.get("/health/live", headers={"Origin": "https://evil.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "access-control-allow-origin" not in denied.headers
     assert allowed.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"

@@ -16,7 +16,7 @@ import pytest
 from litestar import Litestar
 
 from service.admin.access import ADMIN_SCOPES, AUDIT_READ, USERS_READ
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings
 from service.runtime import Runtime
@@ -270,14 +270,10 @@ async def limited(
     make_settings: Callable[..., Settings], backend_env: dict[str, str], clock: FrozenClock
 ) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
     app = create_app(make_settings(**backend_env, IDP_RATELIMIT_ADMIN_CLIENT="3/60"), clock=clock)
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
-    try:
+    async with serving(app) as runtime:
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
             yield runtime, http
-    finally:
-        await runtime.stop()
 
 
 async def test_rate_limit_per_admin_client(limited: tuple[Runtime, httpx.AsyncClient]) -> None:

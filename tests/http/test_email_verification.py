@@ -12,7 +12,7 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings
 from service.runtime import Runtime
@@ -23,14 +23,10 @@ LINK = re.compile(r"https://id\.example\.com/account/verify\?token=([A-Za-z0-9_-
 
 
 async def started(app: Litestar) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
-    try:
+    async with serving(app) as runtime:
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
             yield http, runtime
-    finally:
-        await runtime.stop()
 
 
 def settings_for(make_settings: Callable[..., Settings], tmp_path: Path, **env: str) -> Settings:

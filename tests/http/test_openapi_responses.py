@@ -23,6 +23,7 @@ import httpx
 
 from service.admin.access import ADMIN_SCOPES
 from service.app import create_app
+from service.app import serving as open_app
 from service.clock import FrozenClock
 from service.config import Settings
 from service.runtime import Runtime
@@ -92,14 +93,10 @@ def bearer(token: str) -> dict[str, str]:
 async def serving(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     """The app in this event loop, its runtime started as the lifespan would."""
     app = create_app(settings, clock=FrozenClock(1_800_000_000.0))
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
-    try:
+    async with open_app(app) as runtime:
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
             yield http, runtime
-    finally:
-        await runtime.stop()
 
 
 async def reset_token(probe: Probe, runtime: Runtime, outbox: Path, address: str) -> str:

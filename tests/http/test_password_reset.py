@@ -13,7 +13,7 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings
 from service.runtime import Runtime
@@ -42,7 +42,7 @@ def app(
 
 
 @pytest.fixture
-def runtime(app: Litestar) -> Runtime:
+def runtime(app: Litestar, client: httpx.AsyncClient) -> Runtime:
     value: Runtime = app.state.runtime
     return value
 
@@ -220,17 +220,15 @@ async def test_too_many_requests_from_one_ip_get_429(
         make_settings(IDP_MAIL_DIR=str(tmp_path / "outbox"), IDP_RATELIMIT_MAIL_REQUEST_IP="2/3600"),
         clock=clock,
     )
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:  # type: ignore[arg-type]
-            codes = [
-                (await http.post("/v1/password/reset", json={"email": f"u{i}@example.com"})).status_code
-                for i in range(3)
-            ]
-            limited = await http.post("/v1/password/reset", json={"email": "x@example.com"})
-    finally:
-        await runtime.stop()
+    async with (
+        serving(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,  # type: ignore[arg-type]
+    ):
+        codes = [
+            (await http.post("/v1/password/reset", json={"email": f"u{i}@example.com"})).status_code
+            for i in range(3)
+        ]
+        limited = await http.post("/v1/password/reset", json={"email": "x@example.com"})
     assert codes == [202, 202, 429]
     assert int(limited.headers["retry-after"]) > 0
 
@@ -242,9 +240,7 @@ async def test_an_account_gets_at_most_its_quota_of_mails(
     app = create_app(
         make_settings(IDP_MAIL_DIR=str(tmp_path / "outbox"), IDP_RATELIMIT_MAIL_ACCOUNT="2/3600"), clock=clock
     )
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
-    try:
+    async with serving(app) as runtime:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:  # type: ignore[arg-type]
             await http.post("/v1/signup", json={"email": "ada@example.com", "password": PASSWORD})
             codes = [
@@ -252,7 +248,5 @@ async def test_an_account_gets_at_most_its_quota_of_mails(
                 for _ in range(4)
             ]
         sent = await deliver(runtime, tmp_path / "outbox")
-    finally:
-        await runtime.stop()
     resets = [m for m in sent if str(m["Subject"]).startswith("Reset")]
     assert (codes, len(resets)) == ([202] * 4, 2)

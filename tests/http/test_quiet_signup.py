@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings
 from service.runtime import Runtime
@@ -29,14 +29,10 @@ async def service(
         **backend_env,
     )
     app = create_app(settings, clock=clock)
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
-    try:
+    async with serving(app) as runtime:
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
             yield http, runtime
-    finally:
-        await runtime.stop()
 
 
 async def test_existing_and_new_addresses_are_answered_alike(

@@ -6,9 +6,8 @@ from collections.abc import Callable
 
 import httpx
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.config import Settings
-from service.runtime import Runtime
 from tests.conftest import empty_postgres
 from tests.support.own_redis import OwnRedis
 
@@ -21,11 +20,12 @@ async def test_redis_outage_is_503_then_recovers(
     """No 500 while Redis is gone; after it returns, new sessions work without a restart."""
     settings = make_settings(IDP_DATABASE_URL=postgres_server, IDP_REDIS_URL=own_redis.url)
     app = create_app(settings)
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+        async with (
+            serving(app),
+            httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client,
+        ):
             tokens = (
                 await client.post("/v1/signup", json={"email": "ada@example.com", "password": PASSWORD})
             ).json()
@@ -55,5 +55,4 @@ async def test_redis_outage_is_503_then_recovers(
             fresh = {"grant_type": "refresh_token", "refresh_token": login.json()["refresh_token"]}
             assert (await client.post("/oauth2/token", data=fresh)).status_code == 200
     finally:
-        await runtime.stop()
         await empty_postgres(postgres_server)

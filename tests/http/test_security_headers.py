@@ -13,12 +13,11 @@ import httpx
 import pytest
 from litestar import Litestar, Response, get
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings, load_settings
 from service.errors import ConfigError
 from service.http.security_headers import JSON_CSP, REDOC_JS, REDOC_SRI, html_csp
-from service.runtime import Runtime
 
 Client = httpx.AsyncClient
 COMMON = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "x-frame-options": "DENY"}
@@ -112,14 +111,9 @@ def settings_for(
 
 async def _serve(settings: Settings, clock: FrozenClock, peer: str) -> AsyncIterator[Client]:
     app = create_app(settings, clock=clock)
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
     transport = httpx.ASGITransport(app=app, client=(peer, 5000))  # type: ignore[arg-type]
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
-            yield http
-    finally:
-        await runtime.stop()
+    async with serving(app), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+        yield http
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""``POST /oauth2/token`` is answered before Litestar routing (service.http.fastpath.TokenFastPath).
+"""``POST /oauth2/token`` is answered before Litestar routing (service.http.prerouter).
 
 Every other token-endpoint test goes through the fast path already (the test client wraps the
 whole app); these check that it answers exactly as the Litestar route does, keeps request ids
@@ -15,11 +15,10 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings
-from service.http.fastpath import JWKSFastPath, TokenFastPath
-from service.runtime import Runtime
+from service.http.prerouter import PreRouter
 
 PASSWORD = "correct horse battery"
 # Headers whose values differ per response, or that only the fast path adds to error answers
@@ -30,9 +29,8 @@ FAST_ONLY_ON_ERRORS = {"pragma", "x-content-type-options"}
 
 def litestar_route(app: Litestar) -> Any:
     """The app without its fast paths: what Litestar itself answers."""
-    assert isinstance(app.asgi_handler, JWKSFastPath)
-    assert isinstance(app.asgi_handler.app, TokenFastPath)
-    routed = app.asgi_handler.app.app
+    assert isinstance(app.asgi_handler, PreRouter)
+    routed = app.asgi_handler.app
 
     async def asgi(scope: Any, receive: Any, send: Any) -> None:
         scope["app"] = scope["litestar_app"] = app
@@ -44,19 +42,13 @@ def litestar_route(app: Litestar) -> Any:
 
 @pytest.fixture
 async def both(app: Litestar) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
     base = "http://127.0.0.1:8000"
-    try:
-        async with (
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as fast,  # type: ignore[arg-type]
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=litestar_route(app)), base_url=base
-            ) as routed,
-        ):
-            yield fast, routed
-    finally:
-        await runtime.stop()
+    async with (
+        serving(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as fast,  # type: ignore[arg-type]
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=litestar_route(app)), base_url=base) as routed,
+    ):
+        yield fast, routed
 
 
 def _headers(response: httpx.Response) -> dict[str, str]:
@@ -144,18 +136,14 @@ async def test_cors_requests_use_the_cors_middleware(
 ) -> None:
     settings = make_settings(**backend_env, IDP_CORS_ORIGINS="https://app.example.com")
     app = create_app(settings, clock=clock)
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     form = {"grant_type": "refresh_token", "refresh_token": "nope"}
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-            allowed = await client.post(
-                "/oauth2/token", data=form, headers={"Origin": "https://app.example.com"}
-            )
-            plain = await client.post("/oauth2/token", data=form)
-    finally:
-        await runtime.stop()
+    async with (
+        serving(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client,
+    ):
+        allowed = await client.post("/oauth2/token", data=form, headers={"Origin": "https://app.example.com"})
+        plain = await client.post("/oauth2/token", data=form)
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "access-control-allow-origin" not in plain.headers
     assert allowed.json() == plain.json()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings
 from service.keys.files import generate_key
@@ -188,17 +188,13 @@ async def test_jwks_cors_requests_use_the_cors_middleware(
         **backend_env, IDP_CORS_ORIGINS="https://app.example.com", IDP_HSTS_MAX_AGE="31536000"
     )
     app = create_app(settings, clock=clock)
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-            allowed = await client.get(
-                "/.well-known/jwks.json", headers={"Origin": "https://app.example.com"}
-            )
-            plain = await client.get("/.well-known/jwks.json")
-    finally:
-        await runtime.stop()
+    async with (
+        serving(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client,
+    ):
+        allowed = await client.get("/.well-known/jwks.json", headers={"Origin": "https://app.example.com"})
+        plain = await client.get("/.well-known/jwks.json")
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert allowed.content == plain.content
     assert "access-control-allow-origin" not in plain.headers

@@ -20,7 +20,7 @@ from joserfc import jws, jwt
 from joserfc.jwk import OctKey, OKPKey
 from litestar import Litestar
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings
 from service.exchange.remote_jwks import JWKS_EVENTS
@@ -100,17 +100,17 @@ async def idp(
 class serve:  # noqa: N801 - used like a function: ``async with serve(app) as client``
     def __init__(self, app: Litestar) -> None:
         self.app = app
-        self.runtime: Runtime = app.state.runtime
+        self._serving = serving(app)
 
     async def __aenter__(self) -> httpx.AsyncClient:
-        await self.runtime.start()
+        self.runtime: Runtime = await self._serving.__aenter__()
         transport = httpx.ASGITransport(app=self.app)  # type: ignore[arg-type]
         self.client = httpx.AsyncClient(transport=transport, base_url=IDP)
         return self.client
 
     async def __aexit__(self, *_: object) -> None:
         await self.client.aclose()
-        await self.runtime.stop()
+        await self._serving.__aexit__(None, None, None)
 
 
 def exchange_form(subject_token: str, **extra: str) -> dict[str, str]:

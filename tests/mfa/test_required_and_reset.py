@@ -6,20 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from litestar import Litestar
 
-from service.app import create_app
+from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings
-from service.runtime import Runtime
 from tests.mfa.helpers import PASSWORD, bearer, claims, code_at, enrol_totp, password_step, signup
 from tests.support.cli import run_idp
-
-
-async def _started(app: Litestar) -> Runtime:
-    runtime: Runtime = app.state.runtime
-    await runtime.start()
-    return runtime
 
 
 async def test_required_mfa_makes_an_account_without_a_factor_enrol_first(
@@ -29,8 +21,7 @@ async def test_required_mfa_makes_an_account_without_a_factor_enrol_first(
     with a ticket, no tokens; the ticket (X-MFA-Token) enrols and confirms a TOTP, and the
     confirmation completes the sign-in with amr pwd+otp+mfa. A forged ticket enrols nothing."""
     app = create_app(make_settings(IDP_MFA_REQUIRED="true"), clock=clock)
-    runtime = await _started(app)
-    try:
+    async with serving(app) as runtime:
         await runtime.accounts.create_user("ada@example.com", PASSWORD)
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
@@ -57,8 +48,6 @@ async def test_required_mfa_makes_an_account_without_a_factor_enrol_first(
             clock.advance(30)
             step = await password_step(client)
             assert step["methods"] == ["totp", "recovery_code"]
-    finally:
-        await runtime.stop()
 
 
 async def test_cli_reset_removes_every_factor_audits_and_mails(
@@ -69,8 +58,7 @@ async def test_cli_reset_removes_every_factor_audits_and_mails(
     names the account by id only; an unknown email exits non-zero."""
     settings = make_settings()
     app = create_app(settings, clock=clock)
-    runtime = await _started(app)
-    try:
+    async with serving(app) as runtime:
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
             token = await signup(client)
@@ -90,5 +78,3 @@ async def test_cli_reset_removes_every_factor_audits_and_mails(
             assert [(m.kind, m.recipient) for m in mails] == [("mfa_reset", "ada@example.com")]
             unknown = run_idp(tmp_path, "users", "mfa", "reset", "nobody@example.com", env=env)
             assert unknown.returncode != 0
-    finally:
-        await runtime.stop()

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.processes import stop_process
 from tests.support.server import free_port
 
 __all__ = [
@@ -162,12 +163,7 @@ class BetterAuthServer:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, STOP_TIMEOUT_SECONDS)
 
     def _session(self, what: str, path: str, body: dict[str, str]) -> BetterAuthSession:
         with self._client() as client:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.processes import stop_process
+
 __all__ = ["CHEAP_ARGON2", "GENEROUS_LIMITS", "RunningServer", "free_port", "run_server"]
 
 # Cheap argon2 parameters for tests that are not about hashing cost.
@@ -73,12 +75,7 @@ def run_server(
         _wait_ready(server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 15)
 
 
 def _wait_ready(server: RunningServer) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from service.clock import FrozenClock
 from service.emails import normalize_email
 from service.errors import InvalidEmail, InvalidGrant, InvalidRequest, InvalidToken
-from service.http.auth import parse_form
+from service.grants import parse_form
 from service.keys.files import generate_key
 from service.keys.keyring import KeyRing
 from service.tokens.access import AccessTokens

@@ -1,0 +1,96 @@
+"""The endpoints the pre-router (:mod:`service.http.prerouter`) answers before Litestar routing.
+
+``GET``/``HEAD /.well-known/jwks.json`` (:class:`JWKSEndpoint`): an IdP's hottest request and
+its cheapest, a pre-serialised body and its ETag, with the Litestar route's headers (``ETag``
+and ``If-None-Match`` → 304, ``Cache-Control``), counted in ``idp_jwks_responses_total``.
+
+``POST /oauth2/token`` (:class:`TokenEndpointFast`): the body (bounded like Litestar's
+``request_max_body_size``) is parsed with the same :func:`~service.grants.parse_params` and
+answered by the same :meth:`~service.grants.TokenEndpoint.token` as the route; errors get the
+same codes, bodies and headers (:func:`~service.http.errors.error_for`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+from prometheus_client import Counter
+
+from service.grants import parse_params
+from service.http.errors import error_body, error_for
+from service.http.prerouter import Disconnected, FastRequest, FastResponse, Headers
+from service.http.wellknown import JWKS_MEDIA_TYPE, if_none_match_matches
+from service.runtime import Runtime
+
+__all__ = ["JWKSEndpoint", "TokenEndpointFast"]
+
+JWKS_RESPONSES = Counter("idp_jwks_responses", "JWKS responses served before routing, by status.", ["status"])
+_SERVED = JWKS_RESPONSES.labels(status="200")
+_NOT_MODIFIED = JWKS_RESPONSES.labels(status="304")
+
+
+class JWKSEndpoint:
+    def __init__(self, runtime: Callable[[], Runtime], *, cache_control: str) -> None:
+        self._runtime = runtime
+        self._cache_control = cache_control.encode()
+        self._etag = ""
+        self._body = b""
+        self._full: Headers = []
+        self._empty: Headers = []
+
+    async def __call__(self, request: FastRequest) -> FastResponse:
+        keyring = self._runtime().keyring
+        if keyring.jwks_etag is not self._etag:
+            self._prepare(keyring.jwks_etag, keyring.jwks_body)
+        if request.if_none_match and if_none_match_matches(
+            request.if_none_match.decode("latin-1"), self._etag
+        ):
+            _NOT_MODIFIED.inc()
+            return 304, self._empty, b""
+        _SERVED.inc()
+        return 200, self._full, self._body
+
+    def _prepare(self, etag: str, body: bytes) -> None:
+        """Build both header lists once per JWKS version (the key ring swaps body and ETag)."""
+        shared = [(b"etag", etag.encode()), (b"cache-control", self._cache_control)]
+        self._full = [
+            (b"content-type", JWKS_MEDIA_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *shared,
+        ]
+        self._empty = [(b"content-length", b"0"), *shared]
+        self._body = body
+        self._etag = etag
+
+
+class TokenEndpointFast:
+    _HEADERS: Headers = [  # noqa: RUF012 - read only
+        (b"content-type", b"application/json"),
+        (b"cache-control", b"no-store"),
+        (b"pragma", b"no-cache"),
+    ]
+
+    def __init__(self, runtime: Callable[[], Runtime], *, max_body_bytes: int, path: str) -> None:
+        self._runtime = runtime
+        self._max_body = max_body_bytes
+        self._where = f"POST {path}"
+
+    async def __call__(self, request: FastRequest) -> FastResponse:
+        runtime = self._runtime()
+        extra: Headers = []
+        try:
+            params = parse_params(request.content_type.decode("latin-1"), await request.body(self._max_body))
+            peer = request.client[0] if request.client else None
+            ip = runtime.guard.client_ip(peer, request.forwarded_for.decode("latin-1") or None)
+            response = await runtime.tokens.token(
+                params, authorization=request.authorization.decode("latin-1"), ip=ip
+            )
+            status, body = 200, msgspec.json.encode(response)
+        except Disconnected:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated in the one place, service.http.errors
+            error = error_for(exc, self._where)
+            extra = [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
+            status, body = error.status_code, error_body(error)
+        return status, [*self._HEADERS, (b"content-length", str(len(body)).encode()), *extra], body

@@ -1,0 +1,160 @@
+"""The pre-router: a few hot endpoints answered before Litestar routes anything.
+
+Litestar's routing, middleware stack, dependency resolution and response building cost several
+times what the JWKS or a refresh costs (docs/PERFORMANCE.md), so a table
+``{(method, path): endpoint}`` is looked at first. One header scan collects what any endpoint
+needs (:class:`FastRequest`); one wrapper gives every answer the request id (kept when sane,
+audit lines carry it), the per-route HTTP metrics of :mod:`service.http.observe` and the
+app's common headers (``X-Content-Type-Options``, HSTS when configured).
+
+Whatever the table does not hold goes to Litestar unchanged, and so does any request with an
+``Origin`` header when CORS is configured (the CORS middleware answers those). The Litestar
+routes of the fast endpoints stay, for OpenAPI and those cases.
+
+To add a fast endpoint: write ``async def endpoint(request: FastRequest) -> FastResponse`` (or a
+class with that ``__call__``, see :mod:`service.http.fast`), give it the runtime getter, and
+add a :class:`FastRoute` under its method(s) and path to the table in
+:func:`service.app.create_app`; keep its Litestar route (OpenAPI, CORS). Errors go through
+:func:`service.http.errors.error_for`, as on the routes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NamedTuple
+
+from service.audit import REQUEST_ID, request_id_from
+from service.http.observe import RouteSeries
+
+__all__ = ["Disconnected", "FastEndpoint", "FastRequest", "FastResponse", "FastRoute", "Headers", "PreRouter"]
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Disconnected(Exception):
+    """The client went away before its body arrived: nothing to answer."""
+
+
+class FastRequest:
+    """What the fast endpoints read of a request, from one scan of its headers."""
+
+    __slots__ = (
+        "authorization",
+        "client",
+        "content_type",
+        "forwarded_for",
+        "if_none_match",
+        "method",
+        "receive",
+    )
+
+    def __init__(self, method: str, client: tuple[str, int] | None, receive: Any) -> None:
+        self.method = method
+        self.client = client
+        self.receive = receive
+        self.content_type = self.authorization = self.forwarded_for = self.if_none_match = b""
+
+    def read_headers(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+        """The one scan: fills the fields; returns the incoming request id and whether the
+        request carries an ``Origin``."""
+        incoming_id, origin = b"", False
+        for name, value in headers:
+            if name == b"content-type":
+                self.content_type = value
+            elif name == b"authorization":
+                self.authorization = value
+            elif name == b"if-none-match":
+                self.if_none_match = value
+            elif name == b"x-forwarded-for":
+                self.forwarded_for = value
+            elif name == b"x-request-id":
+                incoming_id = value
+            elif name == b"origin":
+                origin = True
+        return incoming_id, origin
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body; :class:`RequestTooLarge` beyond ``limit`` bytes."""
+        from service.errors import RequestTooLarge  # noqa: PLC0415 - keeps the hot import list short
+
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+FastResponse = tuple[int, Headers, bytes]
+"""Status, headers (beyond the common ones), body."""
+
+FastEndpoint = Callable[[FastRequest], Awaitable[FastResponse]]
+
+
+class FastRoute(NamedTuple):
+    endpoint: FastEndpoint
+    measured: bool = True
+    """Counted in the per-route HTTP metrics (the JWKS has its own cheaper counter)."""
+
+
+class PreRouter:
+    """Wraps Litestar's ASGI handler (``app.asgi_handler``); see the module docstring."""
+
+    def __init__(
+        self,
+        app: Any,
+        routes: Mapping[tuple[str, str], FastRoute],
+        *,
+        common_headers: Headers,
+        defer_on_origin: bool,
+    ) -> None:
+        self.app = app
+        self.routes = dict(routes)
+        self._common = common_headers
+        self._defer_on_origin = defer_on_origin
+        self._series = RouteSeries()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        route = (
+            self.routes.get((scope.get("method", ""), scope.get("path", "")))
+            if scope["type"] == "http"
+            else None
+        )
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        request = FastRequest(method, scope.get("client"), receive)
+        incoming_id, origin = request.read_headers(scope["headers"])
+        if origin and self._defer_on_origin:
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(incoming_id)
+        running = self._series.in_progress(method, path) if route.measured else None
+        if running is not None:
+            running.inc()
+        started = time.perf_counter()
+        context = REQUEST_ID.set(request_id)
+        status: int | None = 500
+        try:
+            status, headers, body = await route.endpoint(request)
+        except Disconnected:
+            status = None  # nobody to answer: neither a success nor a server error
+            return
+        finally:
+            REQUEST_ID.reset(context)
+            if running is not None:
+                running.dec()
+                if status is not None:
+                    self._series.finished(method, path, status, time.perf_counter() - started)
+        headers = [*headers, *self._common, (b"x-request-id", request_id.encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
