@@ -141,10 +141,12 @@ class IdP:
         return match.group(1)
 
     def signing_key(self) -> tuple[str, str, Key]:
-        """(kid, alg, private key) of the key signing now, read from the keys folder."""
+        """(kid, alg, private key) of the key signing access tokens now, read from the keys folder
+        (the folder also holds the RS256 key that signs ID tokens)."""
         now = time.time()
+        alg = self.env.get("IDP_SIGNING_ALG", "EdDSA")
         for stored in reversed(load_keys(self.workdir / "keys")):
-            if stored.is_signing(now):
+            if stored.alg == alg and stored.is_signing(now):
                 key = import_key(dict(stored.jwk))
                 assert isinstance(key, OKPKey | ECKey | RSAKey)
                 return stored.kid, stored.alg, key
