@@ -32,7 +32,7 @@ GENEROUS_LIMITS = {
         "TOKEN_CLIENT",
     )
 }
-START_TIMEOUT_SECONDS = 30
+START_TIMEOUT_SECONDS = 60
 
 
 def free_port() -> int:
