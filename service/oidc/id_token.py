@@ -19,8 +19,8 @@ from joserfc.errors import JoseError
 
 from service import bounded_json
 from service.clock import Clock
-from service.errors import IdPError
-from service.keys.keyring import KeyRing, NoSigningKey, b64url
+from service.errors import TemporarilyUnavailable
+from service.keys.keyring import KeyRing, LoadedKey, NoSigningKey, b64url
 from service.store.base import User
 from service.store.sessions import Client
 from service.tokens.access import MAX_TOKEN_LENGTH, acr_for
@@ -28,9 +28,10 @@ from service.tokens.access import MAX_TOKEN_LENGTH, acr_for
 __all__ = ["IdTokens", "at_hash", "user_claims"]
 
 
-class MissingIdTokenKey(IdPError):
-    error = "server_error"
-    status_code = 500
+class MissingIdTokenKey(TemporarilyUnavailable):
+    """No key of the client's ID-token algorithm signs yet: an operator's step is missing (or a
+    staged key is still waiting out the rotation delay). 503, never a half-issued response."""
+
     default_description = "No key of this client's ID-token algorithm can sign now."
 
 
@@ -57,6 +58,14 @@ class IdTokens:
         self._ttl = ttl
         self._clock = clock
 
+    def signing_key_for(self, client: Client) -> LoadedKey:
+        """The key that signs ``client``'s ID tokens now, or :class:`MissingIdTokenKey`."""
+        alg = client.id_token_signed_response_alg
+        try:
+            return self._keyring.signing_key(alg)
+        except NoSigningKey as exc:
+            raise MissingIdTokenKey(f"No {alg} key signs now; run `idp keys rotate --alg {alg}`.") from exc
+
     def issue(
         self,
         *,
@@ -69,11 +78,7 @@ class IdTokens:
         access_token: str,
         amr: tuple[str, ...] = (),
     ) -> str:
-        alg = client.id_token_signed_response_alg
-        try:
-            key = self._keyring.signing_key(alg)
-        except NoSigningKey as exc:
-            raise MissingIdTokenKey(f"No {alg} key signs now; run `idp keys rotate --alg {alg}`.") from exc
+        key = self.signing_key_for(client)
         now = int(self._clock())
         claims: dict[str, object] = {
             "iss": self._issuer,
@@ -85,7 +90,7 @@ class IdTokens:
             "auth_time": int(auth_time),
             "sid": sid,
             "jti": secrets.token_urlsafe(16),
-            "at_hash": at_hash(access_token, alg),
+            "at_hash": at_hash(access_token, key.stored.alg),
             **user_claims(user, scopes),
         }
         if nonce is not None:

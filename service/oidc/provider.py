@@ -127,6 +127,8 @@ class Provider:
             raise InvalidGrant("redirect_uri differs from the authorization request's.")
         if not hmac.compare_digest(_s256(verifier), record.code_challenge):
             raise InvalidGrant("The code_verifier does not match the code_challenge.")
+        if "openid" in record.scopes:
+            self._id_tokens.signing_key_for(client)  # before a session exists: nothing half-issued
         return await self._tokens(client, record, family_id)
 
     async def _tokens(self, client: Client, record: CodeRecord, family_id: str) -> TokenResponse:

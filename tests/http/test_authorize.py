@@ -331,3 +331,20 @@ async def test_max_age_prompt_login_login_hint_and_ui_locales(
     id_token = (await redeem(client, code, pkce, secret)).json()["id_token"]
     claims = jwt.decode(id_token, options={"verify_signature": False})
     assert claims["auth_time"] == int(clock())
+
+
+async def test_an_id_token_algorithm_without_a_signing_key_is_503_and_starts_no_session(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """A client whose ID-token algorithm has no signing key (no ES256 key in this folder) gets
+    503 ``temporarily_unavailable`` at the code exchange, never a 500, and the refused exchange
+    leaves no session behind: only the browser session exists afterwards."""
+    runtime, secret = await setup(app, client, id_token_signed_response_alg="ES256")
+    pkce = Pkce()
+    code = await code_for(client, pkce)
+    user = await runtime.accounts.get_by_email("ada@example.com")
+    before = {family.id for family in await runtime.sessions.list(user.id)}
+    answer = await redeem(client, code, pkce, secret)
+    assert (answer.status_code, answer.json()["error"]) == (503, "temporarily_unavailable")
+    assert answer.headers["cache-control"] == "no-store"
+    assert {family.id for family in await runtime.sessions.list(user.id)} == before
