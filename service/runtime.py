@@ -219,7 +219,6 @@ async def open_runtime(  # noqa: PLR0915 - the composition root names every serv
             users=database,
             box=box,
             tickets=Tickets(box, stores.replay, clock, settings.mfa.ticket_ttl),
-            replay=stores.replay,
             limiter=stores.limiter,
             outbox=outbox,
             sessions=sessions,

@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from service.http.accounts import require_json
 from service.http.auth import bearer_claims
 from service.http.openapi import errors
-from service.mfa.service import TotpEnrolment
+from service.mfa.service import PasskeyAssertion, TotpEnrolment
 from service.mfa.tickets import Ticket
 from service.runtime import Runtime
 from service.sessions import TokenResponse
@@ -37,7 +37,11 @@ class CodeBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class FreshCode(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The fresh second factor of a sensitive change: a TOTP or recovery code, or a passkey
+    assertion."""
+
     code: Code | None = None
+    passkey: PasskeyAssertion | None = None
 
 
 class RecoveryCodes(msgspec.Struct, frozen=True):
@@ -129,8 +133,9 @@ class MfaController(Controller):
         claims: NamedDependency[AccessClaims],
         runtime: NamedDependency[Runtime],
     ) -> None:
-        """Remove the authenticator app; needs a current TOTP or recovery code in ``code``."""
-        await runtime.mfa.remove_totp(await runtime.accounts.profile(claims), data.code)
+        """Remove the authenticator app; needs a current TOTP or recovery code in ``code``, or a
+        passkey assertion in ``passkey``."""
+        await runtime.mfa.remove_totp(await runtime.accounts.profile(claims), data.code, data.passkey)
 
     @post(
         "/mfa/recovery-codes",
@@ -144,6 +149,7 @@ class MfaController(Controller):
         claims: NamedDependency[AccessClaims],
         runtime: NamedDependency[Runtime],
     ) -> RecoveryCodes:
-        """Ten new recovery codes (the old ones stop working); needs a current TOTP or recovery code."""
+        """Ten new recovery codes (the old ones stop working); needs a current TOTP or recovery
+        code, or a passkey assertion."""
         user = await runtime.accounts.profile(claims)
-        return RecoveryCodes(await runtime.mfa.regenerate_recovery_codes(user, data.code))
+        return RecoveryCodes(await runtime.mfa.regenerate_recovery_codes(user, data.code, data.passkey))

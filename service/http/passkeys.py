@@ -17,6 +17,7 @@ from service import bounded_json
 from service.http.accounts import require_json, require_json_if_body
 from service.http.openapi import errors
 from service.mfa.passkeys import Ceremony, PasskeyView
+from service.mfa.service import PasskeyAssertion
 from service.runtime import Runtime
 from service.sessions import TokenResponse
 from service.tokens.access import AccessClaims
@@ -56,6 +57,7 @@ class Assertion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class FreshCode(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: Code | None = None
+    passkey: PasskeyAssertion | None = None
 
 
 class PasskeyController(Controller):
@@ -85,6 +87,14 @@ class PasskeyController(Controller):
         view, codes = await runtime.mfa.register_passkey(user, data.state, data.credential, data.name)
         return Registered(view, codes)
 
+    @post("/mfa/passkeys/assertion-options", status_code=HTTP_200_OK, responses=errors(401))
+    async def fresh_factor_options(
+        self, claims: NamedDependency[AccessClaims], runtime: NamedDependency[Runtime]
+    ) -> Ceremony:
+        """Options for ``navigator.credentials.get`` limited to the account's passkeys, and the
+        state: the assertion proves a fresh second factor (``passkey`` of a removal)."""
+        return await runtime.mfa.passkeys.authentication(await runtime.accounts.profile(claims))
+
     @get("/mfa/passkeys", responses=errors(401))
     async def list_passkeys(
         self, claims: NamedDependency[AccessClaims], runtime: NamedDependency[Runtime]
@@ -105,8 +115,10 @@ class PasskeyController(Controller):
         claims: NamedDependency[AccessClaims],
         runtime: NamedDependency[Runtime],
     ) -> None:
-        """Remove a passkey; needs a current TOTP or recovery code in ``code``."""
-        await runtime.mfa.remove_passkey(await runtime.accounts.profile(claims), passkey_id, data.code)
+        """Remove a passkey; needs a current TOTP or recovery code in ``code``, or an assertion
+        of any of the account's passkeys (this one too) in ``passkey``."""
+        user = await runtime.accounts.profile(claims)
+        await runtime.mfa.remove_passkey(user, passkey_id, data.code, data.passkey)
 
     @post(
         "/login/passkey/options",

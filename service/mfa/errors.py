@@ -74,4 +74,4 @@ class NothingToConfirm(IdPError):
 class FreshFactorRequired(IdPError):
     error = "fresh_factor_required"
     status_code = 403
-    default_description = "This change needs a current second factor (a TOTP or recovery code)."
+    default_description = "This change needs a current second factor (a TOTP or recovery code, or a passkey)."

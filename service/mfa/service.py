@@ -10,7 +10,7 @@ ticket and a TOTP or recovery code, spends both, and opens the session with
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -37,13 +37,20 @@ from service.mfa.settings import MfaSettings
 from service.mfa.tickets import Ticket, Tickets
 from service.sessions import Sessions, TokenResponse
 from service.store.base import User, UserStore
-from service.store.exchange import ReplayCache
 from service.store.mail import MailOutbox
 from service.store.mfa import FactorSummary, MfaStore
 
-__all__ = ["SIGN_IN", "Mfa", "TotpEnrolment"]
+__all__ = ["SIGN_IN", "Mfa", "PasskeyAssertion", "TotpEnrolment"]
 
 SIGN_IN = "signin"
+
+
+class PasskeyAssertion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A passkey assertion proving a fresh second factor: the ``state`` of
+    ``POST /v1/mfa/passkeys/assertion-options`` and ``PublicKeyCredential.toJSON()``."""
+
+    state: Annotated[str, msgspec.Meta(max_length=2048)]
+    credential: dict[str, Any]
 
 
 class TotpEnrolment(msgspec.Struct, frozen=True):
@@ -60,7 +67,6 @@ class Mfa:
         users: UserStore,
         box: SecretBox,
         tickets: Tickets,
-        replay: ReplayCache,
         limiter: RateLimiter,
         outbox: MailOutbox,
         sessions: Sessions,
@@ -73,7 +79,6 @@ class Mfa:
         self._users = users
         self._box = box
         self.tickets = tickets
-        self._replay = replay
         self._limiter = limiter
         self._outbox = outbox
         self._sessions = sessions
@@ -168,8 +173,10 @@ class Mfa:
         passkey = await self.passkeys.register(user, state, credential, name)
         return PasskeyView.of(passkey), await self.first_recovery_codes(user)
 
-    async def remove_passkey(self, user: User, passkey_id: str, code: str | None) -> None:
-        await self.require_fresh_factor(user, code)
+    async def remove_passkey(
+        self, user: User, passkey_id: str, code: str | None, assertion: PasskeyAssertion | None = None
+    ) -> None:
+        await self.require_fresh_factor(user, code, assertion)
         if not await self.passkeys.remove(user, passkey_id):
             raise NotFound("No such passkey.")
 
@@ -218,13 +225,11 @@ class Mfa:
         step = totp.matching_step(secret, code, now)
         if step is None:
             return False
-        # Remembered until no window could accept this step again (its end + the drift).
-        expires_at = (step + 1 + totp.DRIFT_STEPS) * totp.STEP_SECONDS + 1
-        fingerprint = self._box.mac("totp-step", f"{user.id} {step}".encode())
-        if not await self._replay.remember(fingerprint, expires_at=expires_at, now=now):
+        # RFC 6238 §5.2: once step N was accepted no code of a step <= N is, on any instance
+        # (one conditional UPDATE in the shared database; this replaced a Redis replay cache).
+        if not await self.store.accept_totp_step(user.id, step, now):
             audit("mfa_verify", outcome="totp_replayed", user_id=user.id)
             return False
-        await self.store.touch_totp(user.id, now)
         audit("mfa_verify", outcome="totp", user_id=user.id)
         return True
 
@@ -290,18 +295,33 @@ class Mfa:
         audit("mfa_recovery_codes", outcome="generated", user_id=user.id)
         return codes
 
-    async def require_fresh_factor(self, user: User, code: str | None) -> None:
-        """Sensitive changes need a second factor proven in the request itself."""
+    async def require_fresh_factor(
+        self, user: User, code: str | None, assertion: PasskeyAssertion | None = None
+    ) -> None:
+        """Sensitive changes need a second factor proven in the request itself: a TOTP or
+        recovery code, or a passkey assertion (``state`` + ``credential``) of this account."""
+        if assertion is not None:
+            await self._within_budget(user)
+            try:
+                await self.passkeys.authenticate(assertion.state, assertion.credential, user)
+            except InvalidPasskey:
+                await self._limiter.hit(f"mfa|{user.id}", self._settings.attempts, self._clock())
+                raise
+            return
         if not code:
             raise FreshFactorRequired
         await self.check_code(user, code)
 
-    async def regenerate_recovery_codes(self, user: User, code: str | None) -> list[str]:
-        await self.require_fresh_factor(user, code)
+    async def regenerate_recovery_codes(
+        self, user: User, code: str | None, assertion: PasskeyAssertion | None = None
+    ) -> list[str]:
+        await self.require_fresh_factor(user, code, assertion)
         return await self._new_recovery_codes(user)
 
-    async def remove_totp(self, user: User, code: str | None) -> None:
-        await self.require_fresh_factor(user, code)
+    async def remove_totp(
+        self, user: User, code: str | None, assertion: PasskeyAssertion | None = None
+    ) -> None:
+        await self.require_fresh_factor(user, code, assertion)
         if not await self.store.delete_totp(user.id):
             raise NothingToConfirm("No authenticator app is enrolled.")
         audit("mfa_totp_removed", user_id=user.id)

@@ -1,7 +1,7 @@
 """RFC 6238 TOTP with pyotp: SHA-1, 6 digits, 30-second steps, one step of drift either way.
 
-A code is accepted once: the step it matched is remembered in the replay cache (shared by the
-instances) until the window that could still accept it has passed.
+A code is accepted once: the store keeps the last accepted step per factor and accepts a code only
+for a later step (RFC 6238 §5.2), see :meth:`service.store.mfa.MfaStore.accept_totp_step`.
 """
 
 from __future__ import annotations

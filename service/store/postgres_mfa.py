@@ -73,8 +73,8 @@ class PostgresMfaStore:
     async def begin_totp(self, user_id: UUID, sealed_secret: bytes, now: float) -> bool:
         row = await self._db.fetchrow(
             "INSERT INTO mfa_totp (user_id, secret, confirmed, created_at) VALUES ($1, $2, false, $3) "
-            "ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at "
-            "WHERE NOT mfa_totp.confirmed RETURNING user_id",
+            "ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at, "
+            "last_step = NULL WHERE NOT mfa_totp.confirmed RETURNING user_id",
             user_id,
             sealed_secret,
             timestamp(now),
@@ -90,10 +90,15 @@ class PostgresMfaStore:
         )
         return row is not None
 
-    async def touch_totp(self, user_id: UUID, now: float) -> None:
-        await self._db.fetchrow(
-            "UPDATE mfa_totp SET last_used_at = $2 WHERE user_id = $1", user_id, timestamp(now)
+    async def accept_totp_step(self, user_id: UUID, step: int, now: float) -> bool:
+        row = await self._db.fetchrow(
+            "UPDATE mfa_totp SET last_step = $2, last_used_at = $3 "
+            "WHERE user_id = $1 AND (last_step IS NULL OR last_step < $2) RETURNING user_id",
+            user_id,
+            step,
+            timestamp(now),
         )
+        return row is not None
 
     async def delete_totp(self, user_id: UUID) -> bool:
         row = await self._db.fetchrow("DELETE FROM mfa_totp WHERE user_id = $1 RETURNING user_id", user_id)

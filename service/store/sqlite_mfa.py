@@ -72,7 +72,7 @@ class SqliteMfaStore:
             lambda conn: conn.execute(
                 "INSERT INTO mfa_totp (user_id, secret, confirmed, created_at) VALUES (?, ?, 0, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, "
-                "created_at = excluded.created_at WHERE mfa_totp.confirmed = 0",
+                "created_at = excluded.created_at, last_step = NULL WHERE mfa_totp.confirmed = 0",
                 (str(user_id), sealed_secret, now),
             )
         )
@@ -87,12 +87,15 @@ class SqliteMfaStore:
         )
         return cursor.rowcount == 1
 
-    async def touch_totp(self, user_id: UUID, now: float) -> None:
-        await self._db.run(
+    async def accept_totp_step(self, user_id: UUID, step: int, now: float) -> bool:
+        cursor = await self._db.run(
             lambda conn: conn.execute(
-                "UPDATE mfa_totp SET last_used_at = ? WHERE user_id = ?", (now, str(user_id))
+                "UPDATE mfa_totp SET last_step = ?, last_used_at = ? "
+                "WHERE user_id = ? AND (last_step IS NULL OR last_step < ?)",
+                (step, now, str(user_id), step),
             )
         )
+        return cursor.rowcount == 1
 
     async def delete_totp(self, user_id: UUID) -> bool:
         cursor = await self._db.run(

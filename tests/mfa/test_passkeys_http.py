@@ -239,3 +239,38 @@ async def test_removing_a_passkey_needs_a_fresh_factor(client: Client, clock: Fr
     assert removed.status_code == 204, removed.text
     ceremony = await passwordless_options(client)
     assert (await sign_in(client, ceremony, device.get(ceremony["options"]))).status_code == 401
+
+
+async def test_a_passkey_assertion_is_the_fresh_factor_for_removing_a_passkey(client: Client) -> None:
+    """A passkey-only account removes a passkey with an assertion of its own passkey (no recovery
+    code spent); an assertion of another account's passkey, or a replayed one, is refused."""
+    token = await signup(client)
+    device, spare = SoftAuthenticator(), SoftAuthenticator()
+    first = (await register(client, token, device))["passkey"]
+    second = (await register(client, token, spare, "phone"))["passkey"]
+    other = await signup(client, "bob@example.com")
+    stranger = SoftAuthenticator()
+    await register(client, other, stranger)
+
+    async def assertion(by: SoftAuthenticator, owner: str) -> dict[str, Any]:
+        options = await client.post("/v1/mfa/passkeys/assertion-options", headers=bearer(owner))
+        assert options.status_code == 200, options.text
+        ceremony = options.json()
+        return {"state": ceremony["state"], "credential": by.get(ceremony["options"])}
+
+    foreign = await assertion(stranger, other)
+    refused = await client.request(
+        "DELETE", f"/v1/mfa/passkeys/{first['id']}", json={"passkey": foreign}, headers=bearer(token)
+    )
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_passkey")
+    own = await assertion(device, token)
+    removed = await client.request(
+        "DELETE", f"/v1/mfa/passkeys/{first['id']}", json={"passkey": own}, headers=bearer(token)
+    )
+    assert removed.status_code == 204, removed.text
+    replayed = await client.request(
+        "DELETE", f"/v1/mfa/passkeys/{second['id']}", json={"passkey": own}, headers=bearer(token)
+    )
+    assert (replayed.status_code, replayed.json()["error"]) == (401, "invalid_passkey")
+    factors = (await client.get("/v1/mfa", headers=bearer(token))).json()
+    assert (factors["passkeys"], factors["recovery_codes_left"]) == (1, 10)

@@ -82,6 +82,30 @@ async def test_totp_is_pending_until_confirmed_and_then_cannot_be_replaced(
     assert not await store.delete_totp(user.id)
 
 
+async def test_a_totp_step_is_accepted_only_after_the_last_one(store: MfaStore, user: User) -> None:
+    """RFC 6238 §5.2: after step N, steps <= N are refused and N+1 is accepted; a new pending
+    secret starts over (its steps were never used)."""
+    assert await store.begin_totp(user.id, b"first", NOW)
+    assert await store.accept_totp_step(user.id, 100, NOW)
+    assert not await store.accept_totp_step(user.id, 100, NOW)
+    assert not await store.accept_totp_step(user.id, 99, NOW)
+    assert await store.accept_totp_step(user.id, 101, NOW + 30)
+    totp = await store.get_totp(user.id)
+    assert totp is not None
+    assert totp.last_used_at == NOW + 30
+    assert await store.begin_totp(user.id, b"second", NOW + 40)
+    assert await store.accept_totp_step(user.id, 50, NOW + 40)
+    assert not await store.accept_totp_step(uuid.uuid4(), 1, NOW)
+
+
+async def test_a_totp_step_is_accepted_once_even_when_raced(store: MfaStore, user: User) -> None:
+    """Twenty concurrent acceptances of one step (the pool's connections, as instances would
+    race): exactly one wins."""
+    assert await store.begin_totp(user.id, b"secret", NOW)
+    results = await asyncio.gather(*(store.accept_totp_step(user.id, 7, NOW) for _ in range(20)))
+    assert results.count(True) == 1
+
+
 async def test_a_recovery_code_is_spent_once_even_when_raced(store: MfaStore, user: User) -> None:
     """Twenty concurrent uses of one code: exactly one succeeds; the count drops by one."""
     await store.replace_recovery_codes(user.id, [f"h{i}" for i in range(10)], NOW)

@@ -124,6 +124,28 @@ async def test_a_code_is_accepted_once(client: Client, clock: FrozenClock) -> No
     assert third.status_code == 200
 
 
+async def test_an_older_unused_code_is_refused_after_a_newer_one(client: Client, clock: FrozenClock) -> None:
+    """RFC 6238 §5.2 across steps: once the current step's code was accepted, the previous step's
+    code (never used, still inside the ±1 window) is refused; the next step's code still works."""
+    secret, _ = await enrol_totp(client, await signup(client), clock)
+    clock.advance(120)
+    newer = await client.post(
+        "/v1/login/mfa",
+        json={"mfa_token": (await password_step(client))["mfa_token"], "code": code_at(secret, clock())},
+    )
+    assert newer.status_code == 200
+    older = await client.post(
+        "/v1/login/mfa",
+        json={"mfa_token": (await password_step(client))["mfa_token"], "code": code_at(secret, clock() - 30)},
+    )
+    assert (older.status_code, older.json()["error"]) == (401, "invalid_code")
+    ahead = await client.post(
+        "/v1/login/mfa",
+        json={"mfa_token": (await password_step(client))["mfa_token"], "code": code_at(secret, clock() + 30)},
+    )
+    assert ahead.status_code == 200
+
+
 async def test_the_mfa_token_is_single_use_and_expires(client: Client, clock: FrozenClock) -> None:
     """A spent ticket is refused even with a fresh code; an expired one too; a forged one too."""
     secret, _ = await enrol_totp(client, await signup(client), clock)
