@@ -76,7 +76,12 @@ class MfaController(Controller):
     cache_control = CacheControlHeader(no_store=True)
     tags = ["mfa"]  # noqa: RUF012
 
-    @post("/login/mfa", status_code=HTTP_200_OK, guards=[require_json], responses=errors(400, 401, 415, 429))
+    @post(
+        "/login/mfa",
+        status_code=HTTP_200_OK,
+        guards=[require_json],
+        responses=errors(400, 401, 413, 415, 429),
+    )
     async def complete_login(
         self, request: Request[Any, Any, Any], data: JSONBody[SecondFactor], runtime: NamedDependency[Runtime]
     ) -> TokenResponse:
@@ -107,7 +112,7 @@ class MfaController(Controller):
         "/mfa/totp/confirm",
         status_code=HTTP_200_OK,
         guards=[require_json],
-        responses=errors(400, 401, 409, 415, 429),
+        responses=errors(400, 401, 409, 413, 415),
     )
     async def confirm_totp(
         self, request: Request[Any, Any, Any], data: JSONBody[CodeBody], runtime: NamedDependency[Runtime]
@@ -125,7 +130,7 @@ class MfaController(Controller):
         "/mfa/totp",
         status_code=HTTP_204_NO_CONTENT,
         guards=[require_json],
-        responses=errors(400, 401, 403, 409, 415, 429),
+        responses=errors(400, 401, 403, 409, 413, 415, 429),
     )
     async def remove_totp(
         self,
@@ -141,7 +146,7 @@ class MfaController(Controller):
         "/mfa/recovery-codes",
         status_code=HTTP_200_OK,
         guards=[require_json],
-        responses=errors(400, 401, 403, 415, 429),
+        responses=errors(400, 401, 403, 413, 415, 429),
     )
     async def regenerate_codes(
         self,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from litestar import Controller, Request, Response, get, route
+from litestar import Controller, Request, Response, get, post, route
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 
@@ -15,6 +15,7 @@ from service.errors import InvalidToken
 from service.http.auth import bearer_token
 from service.http.authorize import browser_cookies
 from service.http.html import read_form, render
+from service.http.openapi import errors
 from service.runtime import Runtime
 
 __all__ = ["LogoutController", "UserinfoController", "stylesheet"]
@@ -27,20 +28,30 @@ class UserinfoController(Controller):
     cache_control = CacheControlHeader(no_store=True)
     tags = ["oidc"]  # noqa: RUF012
 
-    @route("/", http_method=["GET", "POST"], status_code=200)
+    @get("/", responses=errors(401, 403))
     async def userinfo(
         self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
     ) -> dict[str, object]:
-        """The signed-in user's claims for an access token with ``openid`` (Bearer header, or
-        ``access_token`` in a form body: RFC 6750 §2.2)."""
-        if request.method == "POST" and "authorization" not in request.headers:
-            token = (await read_form(request)).get("access_token", "")
-            if not token:
-                raise InvalidToken("A Bearer access token is required.")
-        else:
-            token = bearer_token(request)
-        claims = await runtime.sessions.authenticate(runtime.access_tokens.verify(token))
-        return await runtime.provider.userinfo(claims)
+        """The signed-in user's claims for an access token with ``openid`` (Bearer header)."""
+        return await _userinfo(runtime, bearer_token(request))
+
+    @post("/", status_code=200, responses=errors(401, 403, 413))
+    async def userinfo_form(
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+    ) -> dict[str, object]:
+        """The same, the access token in the Bearer header or as ``access_token`` in a form body
+        (RFC 6750 §2.2)."""
+        if "authorization" in request.headers:
+            return await _userinfo(runtime, bearer_token(request))
+        token = (await read_form(request)).get("access_token", "")
+        if not token:
+            raise InvalidToken("A Bearer access token is required.")
+        return await _userinfo(runtime, token)
+
+
+async def _userinfo(runtime: Runtime, token: str) -> dict[str, object]:
+    claims = await runtime.sessions.authenticate(runtime.access_tokens.verify(token))
+    return await runtime.provider.userinfo(claims)
 
 
 class LogoutController(Controller):

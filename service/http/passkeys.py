@@ -74,7 +74,10 @@ class PasskeyController(Controller):
         return await runtime.mfa.passkeys.registration(await runtime.accounts.profile(claims))
 
     @post(
-        "/mfa/passkeys", status_code=HTTP_201_CREATED, guards=[require_json], responses=errors(400, 401, 415)
+        "/mfa/passkeys",
+        status_code=HTTP_201_CREATED,
+        guards=[require_json],
+        responses=errors(400, 401, 413, 415),
     )
     async def register(
         self,
@@ -106,7 +109,7 @@ class PasskeyController(Controller):
         "/mfa/passkeys/{passkey_id:str}",
         status_code=HTTP_204_NO_CONTENT,
         guards=[require_json],
-        responses=errors(400, 401, 403, 404, 415, 429),
+        responses=errors(400, 401, 403, 404, 413, 415, 429),
     )
     async def remove(
         self,
@@ -124,7 +127,7 @@ class PasskeyController(Controller):
         "/login/passkey/options",
         status_code=HTTP_200_OK,
         guards=[require_json_if_body],
-        responses=errors(400, 401, 415),
+        responses=errors(400, 401, 413, 415),
     )
     async def assertion_options(
         self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
@@ -141,7 +144,10 @@ class PasskeyController(Controller):
         return await runtime.mfa.passkeys.authentication(user)
 
     @post(
-        "/login/passkey", status_code=HTTP_200_OK, guards=[require_json], responses=errors(400, 401, 415, 429)
+        "/login/passkey",
+        status_code=HTTP_200_OK,
+        guards=[require_json],
+        responses=errors(400, 401, 413, 415, 429),
     )
     async def sign_in(
         self, request: Request[Any, Any, Any], data: JSONBody[Assertion], runtime: NamedDependency[Runtime]
