@@ -6,6 +6,8 @@ plugin publishes ``/api/auth/jwks``), the IdP (``idp serve``, SQLite, access tok
 Debian's chromium, driven by playwright-core (``tests/e2e/browser.mjs``), signs up, sees the
 profile the API returned, waits past the access token's lifetime and reloads in two tabs at once
 (the app refreshes server-side), signs out (the refresh token is revoked) and is then refused.
+A second test takes the other path: "Sign in with idp" (Better Auth's genericOAuth plugin, our
+IdP as its OpenID Connect provider, ``tests/e2e/oidc.mjs``) and the API's answer for our user.
 
 Needs ``/usr/bin/chromium`` (Debian's ``chromium`` package; set ``E2E_CHROMIUM`` for another path)
 and ``npm ci`` in ``examples/nextjs-app`` and ``tests/e2e``; anything missing fails, never skips.
@@ -32,6 +34,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
+from tests.support.cli import run_idp
 from tests.support.processes import stop_process
 from tests.support.server import free_port, run_server
 
@@ -119,6 +122,14 @@ def build_app(node: str, workdir: Path) -> None:
     assert result.returncode == 0, f"next build failed:\n{result.stdout}\n{result.stderr}"
 
 
+@pytest.fixture(scope="module")
+def built_app(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """``node`` and chromium, after one ``next build`` shared by this module's browser tests."""
+    node, chromium = require_tools()
+    build_app(node, tmp_path_factory.mktemp("next-build"))
+    return node, chromium
+
+
 def run_browser(node: str, chromium: str, app_url: str, workdir: Path, email: str) -> list[dict[str, Any]]:
     """Run ``browser.mjs``; return its step reports (one JSON object per line)."""
     update_docs = not DOCS_SCREENSHOT.exists() or os.environ.get("E2E_DOCS_SCREENSHOT") == "1"
@@ -166,10 +177,9 @@ secret_env = "WEB_CLIENT_SECRET"
     )
 
 
-def test_sign_up_profile_refresh_sign_out(tmp_path: Path) -> None:
+def test_sign_up_profile_refresh_sign_out(tmp_path: Path, built_app: tuple[str, str]) -> None:
     """Sign up → API profile → refresh past the TTL (two tabs) → sign out → refused → sign in again."""
-    node, chromium = require_tools()
-    build_app(node, tmp_path)
+    node, chromium = built_app
     next_port, idp_port, api_port = free_port(), free_port(), free_port()
     next_url, idp_url, api_url = (f"http://127.0.0.1:{p}" for p in (next_port, idp_port, api_port))
     write_trust_file(tmp_path / "idp.toml", next_url, idp_url)
@@ -231,6 +241,110 @@ def test_sign_up_profile_refresh_sign_out(tmp_path: Path) -> None:
     assert CLIENT_SECRET not in app_log
     screenshots = sorted(p.name for p in (tmp_path / "screenshots").glob("*.png"))
     assert len(screenshots) == 7, screenshots
+
+
+def test_sign_in_with_idp(tmp_path: Path, built_app: tuple[str, str]) -> None:
+    """The app's "Sign in with idp" button (genericOAuth: discovery, code + PKCE, ID token checked)
+    signs a user of ours in on our hosted page and back into the app, whose profile shows the
+    API's answer for that very user (our ``sub``), from the access token our IdP issued with the
+    code: no token exchange happens."""
+    node, chromium = built_app
+    next_port, idp_port, api_port = free_port(), free_port(), free_port()
+    next_url, idp_url, api_url = (f"http://127.0.0.1:{p}" for p in (next_port, idp_port, api_port))
+    idp_env = {"IDP_KEYS_DIR": str(tmp_path / "keys")}
+    redirect_uri = f"{next_url}/api/auth/callback/idp"  # Better Auth 1.7's genericOAuth callback
+    added = run_idp(
+        tmp_path,
+        "clients",
+        "add",
+        "Next.js app",
+        "--id",
+        "nextjs-app",
+        "--redirect-uri",
+        redirect_uri,
+        env=idp_env,
+    )
+    assert added.returncode == 0, added.stderr
+    oidc_secret = dict(line.split(": ", 1) for line in added.stdout.strip().splitlines())["client_secret"]
+    next_env = {
+        **base_env(),
+        "BETTER_AUTH_URL": next_url,
+        "BETTER_AUTH_SECRET": secrets.token_hex(32),
+        "IDP_URL": idp_url,
+        "IDP_CLIENT_ID": CLIENT_ID,
+        "IDP_CLIENT_SECRET": CLIENT_SECRET,
+        "IDP_OIDC_CLIENT_ID": "nextjs-app",
+        "IDP_OIDC_CLIENT_SECRET": oidc_secret,
+        "API_URL": api_url,
+    }
+    api_env = {**base_env(), "IDP_ISSUER": idp_url, "IDP_AUDIENCE": idp_url}
+    email, password = f"oidc-{uuid.uuid4().hex[:8]}@example.com", "correct horse battery staple"
+    with (
+        run_server(tmp_path, idp_env, port=idp_port) as idp,
+        process(
+            "next",
+            [node, "node_modules/next/dist/bin/next", "start", "-H", "127.0.0.1", "-p", str(next_port)],
+            cwd=APP_DIR,
+            env=next_env,
+            workdir=tmp_path,
+            ready_url=f"{next_url}/api/auth/jwks",
+        ) as next_log,
+        process(
+            "fastapi",
+            [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(api_port)],
+            cwd=API_DIR,
+            env=api_env,
+            workdir=tmp_path,
+            ready_url=f"{api_url}/health",
+        ),
+    ):
+        signup = httpx.post(
+            f"{idp.url}/v1/signup", json={"email": email, "password": password, "name": "Ada"}
+        )
+        assert signup.status_code == 201, signup.text
+        user_id = signup.json()["user"]["id"]
+        env = {
+            **base_env(),
+            "APP_URL": next_url,
+            "IDP_URL": idp_url,
+            "SHOTS_DIR": str(tmp_path / "screenshots"),
+            "EMAIL": email,
+            "PASSWORD": password,
+            "CHROMIUM": chromium,
+            "USER_DATA_DIR": str(tmp_path / "chromium-profile"),
+        }
+        result = subprocess.run(
+            [node, str(E2E_DIR / "oidc.mjs")],
+            cwd=E2E_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=BROWSER_TIMEOUT,
+            check=False,
+        )
+        (tmp_path / "browser.log").write_text(result.stdout + result.stderr)
+        app_log = next_log.read_text(errors="replace")
+        assert result.returncode == 0, (
+            f"browser failed (screenshots in {tmp_path}):\n{result.stdout}\n{result.stderr}\n{app_log}"
+        )
+    steps = {step.pop("step"): step for step in map(json.loads, result.stdout.splitlines()) if step}
+    query = steps["authorize"]["query"]
+    assert steps["authorize"]["path"] == "/oauth2/authorize"
+    assert (query["client_id"], query["redirect_uri"], query["code_challenge_method"]) == (
+        "nextjs-app",
+        redirect_uri,
+        "S256",
+    )
+    assert set(query["scope"].split()) == {"openid", "email", "profile"}
+    assert query["state"]
+    assert query["nonce"]
+    profile = steps["profile"]
+    assert profile["email"] == email
+    assert profile["user_id"] == user_id, (profile, user_id)
+    assert profile["path"] == "through idp (OpenID Connect)"
+    assert steps["signed-out"]["url"] == f"{next_url}/sign-in"
+    assert "idp: exchanging" not in app_log, app_log
+    assert oidc_secret not in app_log
 
 
 def test_pinned_versions() -> None:

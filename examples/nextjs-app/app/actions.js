@@ -41,6 +41,22 @@ export async function signIn(form) {
   );
 }
 
+// "Sign in with idp": Better Auth (genericOAuth) stores the state and PKCE verifier, then we send
+// the browser to our IdP's /oauth2/authorize; it comes back to /api/auth/callback/idp.
+export async function signInWithIdp() {
+  let url;
+  try {
+    ({ url } = await getAuth().api.signInSocial({
+      body: { provider: "idp", callbackURL: "/profile", errorCallbackURL: "/sign-in" },
+      headers: await headers(),
+    }));
+  } catch (error) {
+    console.error(error);
+    redirect(`/sign-in?error=${encodeURIComponent("Sign in with idp is unavailable")}`);
+  }
+  redirect(url);
+}
+
 export async function signOut() {
   const auth = getAuth();
   const requestHeaders = await headers();

@@ -1,13 +1,37 @@
-// Better Auth: email + password, in-memory storage, and the JWT plugin whose tokens we exchange at
-// the IdP. One instance per process (kept on globalThis: Next.js may load this module more than
+// Better Auth: email + password, in-memory storage, the JWT plugin whose tokens we exchange at
+// the IdP, and (when IDP_OIDC_CLIENT_ID is set) "Sign in with idp" through Better Auth's
+// genericOAuth plugin, our IdP being an ordinary OpenID Connect provider. One instance per process (kept on globalThis: Next.js may load this module more than
 // once, and the memory adapter must be shared).
 
 import { memoryAdapter } from "@better-auth/memory-adapter";
 import { betterAuth } from "better-auth";
 import { nextCookies } from "better-auth/next-js";
-import { jwt } from "better-auth/plugins";
+import { genericOAuth, jwt } from "better-auth/plugins";
 
 import { env } from "./env";
+
+// Sign in with idp: discovery, authorization code + PKCE (S256), a confidential client
+// (client_secret_basic), the ID token checked against our JWKS with the nonce. Register the
+// client at the IdP with the redirect URI <BETTER_AUTH_URL>/api/auth/callback/idp (Better Auth's
+// callback path for a genericOAuth provider). Add "offline_access" to the scopes to get a
+// refresh token (Better Auth then refreshes the stored access token by itself).
+function idpProvider() {
+  if (!process.env.IDP_OIDC_CLIENT_ID) return [];
+  return [
+    genericOAuth({
+      config: [
+        {
+          providerId: "idp",
+          discoveryUrl: `${env("IDP_URL")}/.well-known/openid-configuration`,
+          clientId: env("IDP_OIDC_CLIENT_ID"),
+          clientSecret: env("IDP_OIDC_CLIENT_SECRET"),
+          scopes: ["openid", "email", "profile"],
+          pkce: true,
+        },
+      ],
+    }),
+  ];
+}
 
 function createAuth() {
   const baseURL = env("BETTER_AUTH_URL");
@@ -23,6 +47,7 @@ function createAuth() {
     plugins: [
       // iss = our baseURL (the IdP's trusted issuer), aud = the IdP's issuer URL.
       jwt({ jwt: { issuer: baseURL, audience: env("IDP_URL"), expirationTime: "5m" } }),
+      ...idpProvider(),
       nextCookies(), // lets server actions set the session cookie; must be last
     ],
   });

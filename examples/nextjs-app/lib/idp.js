@@ -1,5 +1,7 @@
 // Our IdP, seen from the Next.js server: exchange the Better Auth JWT for our tokens (RFC 8693),
 // refresh them before they expire, revoke the refresh token at sign-out, call the API.
+// A session that came by "Sign in with idp" (genericOAuth) needs no exchange: Better Auth stored
+// the access token our IdP issued with the code on the user's "idp" account row.
 //
 // Our tokens never reach the browser: they live in this process, keyed by the Better Auth session
 // id (the browser only holds Better Auth's httpOnly session cookie). With several Next.js
@@ -112,16 +114,40 @@ export async function accessToken(sessionId, { force = false } = {}) {
   return fresh.access;
 }
 
-/** GET {API_URL}/api/profile with our access token; one forced refresh if the API says 401. */
-export async function apiProfile(sessionId) {
+/** The Better Auth account row of this session's user at our IdP ("Sign in with idp"), or null. */
+export async function idpAccount(requestHeaders) {
+  const accounts = await getAuth().api.listUserAccounts({ headers: requestHeaders });
+  return accounts.find((account) => account.providerId === "idp") ?? null;
+}
+
+/** The access token our IdP issued at sign-in with idp (Better Auth refreshes it if it holds a
+ * refresh token, i.e. with the offline_access scope; without one, an expired token means
+ * signing in again). */
+async function storedAccessToken({ account, requestHeaders }) {
+  const { accessToken } = await getAuth().api.getAccessToken({
+    body: { accountId: account.id }, // Better Auth's account row id, not our sub
+    headers: requestHeaders,
+  });
+  return accessToken;
+}
+
+/** GET {API_URL}/api/profile with our access token; one forced refresh if the API says 401.
+ * `viaIdp` ({ account, requestHeaders }) given: the session signed in with idp, use the token
+ * Better Auth stored on that account instead. */
+export async function apiProfile(sessionId, viaIdp = null) {
   const call = async (token) =>
     fetch(`${env("API_URL")}/api/profile`, {
       headers: { authorization: `Bearer ${token}` },
       cache: "no-store",
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
-  let response = await call(await accessToken(sessionId));
-  if (response.status === 401) response = await call(await accessToken(sessionId, { force: true }));
+  let response;
+  if (viaIdp) {
+    response = await call(await storedAccessToken(viaIdp));
+  } else {
+    response = await call(await accessToken(sessionId));
+    if (response.status === 401) response = await call(await accessToken(sessionId, { force: true }));
+  }
   if (!response.ok) throw new Error(`GET /api/profile: HTTP ${response.status} ${await response.text()}`);
   return response.json();
 }
