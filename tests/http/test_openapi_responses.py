@@ -449,6 +449,8 @@ async def mfa_answers(probe: Probe) -> None:
     passkey = (await probe(201, "POST", "/v1/mfa/passkeys", json=registration, headers=auth)).json()
     await probe(200, "GET", "/v1/mfa/passkeys", headers=auth)
     await probe(401, "GET", "/v1/mfa/passkeys")
+    await probe(200, "POST", "/v1/mfa/passkeys/assertion-options", headers=auth)
+    await probe(401, "POST", "/v1/mfa/passkeys/assertion-options")
 
     options = "/v1/login/passkey/options"
     ceremony = (await probe(200, "POST", options)).json()
@@ -524,6 +526,7 @@ async def mfa_down(probe: Probe, stop: Callable[[], None]) -> None:
         ("POST", "/v1/mfa/passkeys/options", None, None),
         ("POST", "/v1/mfa/passkeys", None, {"state": ceremony["state"], "credential": {}}),
         ("GET", "/v1/mfa/passkeys", None, None),
+        ("POST", "/v1/mfa/passkeys/assertion-options", None, None),
         ("DELETE", "/v1/mfa/passkeys/{passkey_id}", "/v1/mfa/passkeys/x", code),
         ("POST", "/v1/login/passkey/options", None, {"mfa_token": ticket}),
         ("POST", "/v1/login/passkey", None, {"state": ceremony["state"], "credential": {}}),
