@@ -103,10 +103,18 @@ class Accounts:
         return user, tokens
 
     async def login(
-        self, email: str, password: str, user_agent: str | None, ip: str, *, origin: str = "password"
+        self,
+        email: str,
+        password: str,
+        user_agent: str | None,
+        ip: str,
+        *,
+        origin: str = "password",
+        require_mfa: bool = False,
     ) -> tuple[User, TokenResponse]:
         """``origin``: ``password`` for the JSON API, ``browser`` for the hosted sign-in page;
-        both under the same rate limits, progressive delay and argon2 load shedding."""
+        both under the same rate limits, progressive delay and argon2 load shedding.
+        ``require_mfa``: the client asks for a second factor even when the account has none."""
         await self._guard.before_login(ip, email)
         user = await self._find_by_email(email)
         match = await self._verify(user, password)
@@ -124,7 +132,7 @@ class Accounts:
             await self._users.set_password_hash(user.id, new_hash, self._clock())
         if self._mfa is not None:
             try:
-                await self._mfa.gate(user, ("pwd",))
+                await self._mfa.gate(user, ("pwd",), required=require_mfa)
             except MfaRequired as required:
                 audit("login", outcome=required.error, user_id=user.id, ip=ip)
                 raise

@@ -138,9 +138,12 @@ def cmd_clients_add(settings: Settings, args: argparse.Namespace) -> None:
             first_party=args.first_party,
             id_token_signed_response_alg=args.id_token_alg,
             jwks=jwks,
+            require_mfa=args.require_mfa,
         )
         print(f"client_id: {client.id}")
         print(f"grant_types: {' '.join(client.grant_types)}")
+        if client.require_mfa:
+            print("require_mfa: true")
         if secret is None:
             how = "private_key_jwt with its registered keys" if args.jwks else "PKCE only"
             print(f"no secret: the client authenticates with {how}", file=sys.stderr)
@@ -286,6 +289,9 @@ def _add_client_parser(clients: argparse._SubParsersAction[argparse.ArgumentPars
     )
     add.add_argument("--scope", action="append", default=[], help="scopes beyond the OpenID Connect ones")
     add.add_argument("--first-party", action="store_true", help="skip the consent screen")
+    add.add_argument(
+        "--require-mfa", action="store_true", help="sign-ins for this client need a second factor"
+    )
     add.add_argument(
         "--jwks", metavar="FILE", help="public JWKS: authenticate with private_key_jwt (RFC 7523)"
     )

@@ -174,6 +174,7 @@ class Clients:
         first_party: bool = False,
         id_token_signed_response_alg: str = "RS256",  # noqa: S107 (an algorithm name)
         jwks: str | None = None,
+        require_mfa: bool = False,
         actor: str = "cli",
     ) -> tuple[Client, str | None]:
         """Create a client; return it and its secret (the only time the secret is visible;
@@ -203,6 +204,7 @@ class Clients:
                 id_token_signed_response_alg=id_token_signed_response_alg,
                 token_endpoint_auth_method=method,
                 jwks=jwks,
+                require_mfa=require_mfa,
             )
         )
         await self._store.create_client(client)

@@ -216,6 +216,9 @@ class Sessions:
             raise InvalidClient("This refresh token was issued to a client; authenticate as it.")
         if (client.id if client else None) != family.client_id:
             raise InvalidGrant("The refresh token was not issued to this client.")
+        if client is not None and client.require_mfa and "mfa" not in family.amr:
+            # A family from before the client required MFA: its sign-in had one factor.
+            raise InvalidGrant("This client requires a sign-in with a second factor; sign in again.")
         granted_scope = _scope_within(scope, family.scope)
         claims = family.claims
         successor, successor_hash = new_token(family_id)

@@ -27,6 +27,7 @@
     grant_types = ["authorization_code", "refresh_token"]   # default: as `idp clients add`
     scopes = ["api:read"]                            # beyond openid profile email offline_access
     first_party = true                               # skip the consent screen
+    require_mfa = true                               # sign-ins for this client need a second factor
     id_token_signed_response_alg = "RS256"
     token_endpoint_auth_method = "client_secret_basic"      # or client_secret_post, or
     # private_key_jwt with jwks = '{"keys": [...]}' (public keys) and no secret
@@ -83,6 +84,7 @@ class DeclaredClient(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     grant_types: list[str] | None = None
     scopes: list[str] = msgspec.field(default_factory=list)
     first_party: bool = False
+    require_mfa: bool = False
     id_token_signed_response_alg: str = "RS256"
     token_endpoint_auth_method: (
         Literal["client_secret_basic", "client_secret_post", "private_key_jwt"] | None
@@ -183,6 +185,7 @@ def _registration(client: DeclaredClient, where: str, environment: Mapping[str, 
                 if client.public
                 else client.token_endpoint_auth_method or "client_secret_basic",
                 jwks=client.jwks,
+                require_mfa=client.require_mfa,
             )
         )
     except InvalidRequest as exc:

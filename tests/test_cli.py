@@ -156,6 +156,17 @@ def test_clients_add_registers_a_public_code_flow_client(idp: Run) -> None:
     assert "loopback" in refused.stderr
 
 
+def test_clients_add_require_mfa(idp: Run) -> None:
+    """--require-mfa registers a client whose sign-ins need a second factor; without it the
+    output has no such line."""
+    added = idp("clients", "add", "Payroll", "--id", "payroll", "--require-mfa")
+    assert added.returncode == 0, added.stderr
+    lines = dict(line.split(": ", 1) for line in added.stdout.strip().splitlines())
+    assert lines["require_mfa"] == "true"
+    plain = idp("clients", "add", "Billing", "--id", "billing")
+    assert "require_mfa" not in plain.stdout
+
+
 @pytest.mark.parametrize(
     ("cpus", "workers", "threads"), [(2, 1, 2), (2, 2, 1), (8, 3, 2), (2, 4, 1), (None, 1, 2)]
 )

@@ -93,6 +93,8 @@ class TokenExchange:
         self._clock = clock
 
     async def exchange(self, params: dict[str, str], client: Client) -> TokenResponse:
+        if client.require_mfa:  # a foreign token proves no second factor here
+            raise UnauthorizedClient("This client requires a sign-in with a second factor.")
         subject_token = params.get("subject_token")
         token_type = params.get("subject_token_type")
         if not subject_token or not token_type:

@@ -129,6 +129,7 @@ class ClientView(msgspec.Struct, frozen=True, kw_only=True):
     redirect_uris: tuple[str, ...]
     public: bool
     first_party: bool
+    require_mfa: bool
     token_endpoint_auth_method: str
     created_at: float
 
@@ -142,6 +143,7 @@ class ClientView(msgspec.Struct, frozen=True, kw_only=True):
             redirect_uris=client.redirect_uris,
             public=client.public,
             first_party=client.first_party,
+            require_mfa=client.require_mfa,
             token_endpoint_auth_method=client.token_endpoint_auth_method,
             created_at=client.created_at,
         )
@@ -156,6 +158,7 @@ class CreateClient(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     grant_types: Names | None = None
     scopes: Names = msgspec.field(default_factory=list)
     first_party: bool = False
+    require_mfa: bool = False
     id_token_signed_response_alg: Short = "RS256"
 
 
@@ -359,6 +362,7 @@ class AdminController(Controller):
             grant_types=data.grant_types,
             scopes=data.scopes,
             first_party=data.first_party,
+            require_mfa=data.require_mfa,
             id_token_signed_response_alg=data.id_token_signed_response_alg,
             actor=_caller(request).actor,
         )

@@ -25,7 +25,13 @@ from service.errors import (
 )
 from service.http.auth import request_ip
 from service.http.html import BrowserCookies, read_form, render
-from service.mfa.errors import InvalidMfaToken, InvalidPasskey, MfaEnrollmentRequired, MfaRequired
+from service.mfa.errors import (
+    ClientRequiresMfa,
+    InvalidMfaToken,
+    InvalidPasskey,
+    MfaEnrollmentRequired,
+    MfaRequired,
+)
 from service.oidc.authorize import error_redirect, next_step, parse_request, resolve_client, success_redirect
 from service.runtime import Runtime
 from service.sessions import BROWSER_ORIGIN
@@ -123,6 +129,8 @@ async def _flow(
         "csrf": csrf,
         "lang": (auth.ui_locales or "en").split()[0],
     }
+    if step == "authenticate" and problem is None and fresh_login and client.require_mfa:
+        problem = ClientRequiresMfa()  # a new account signed up here: it has no factor yet
     if step == "authenticate":
         status, headers = (problem.status_code, problem.headers()) if problem else (200, {})
         return render(
@@ -181,7 +189,7 @@ class AuthorizeController(Controller):
         """Identify and authenticate (email + password), then continue the request."""
         form = await read_form(request)
         try:
-            params, _, _ = await _pending(request, runtime, form)
+            params, client, _ = await _pending(request, runtime, form)
         except UnknownClientOrRedirect as exc:
             return _error_page(runtime, exc)
         try:
@@ -191,6 +199,7 @@ class AuthorizeController(Controller):
                 request.headers.get("user-agent"),
                 request_ip(request, runtime.guard),
                 origin=BROWSER_ORIGIN,
+                require_mfa=client.require_mfa,
             )
         except MfaRequired as required:
             if isinstance(required, MfaEnrollmentRequired):  # enrolment is done through the API

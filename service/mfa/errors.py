@@ -5,6 +5,7 @@ from __future__ import annotations
 from service.errors import IdPError
 
 __all__ = [
+    "ClientRequiresMfa",
     "FactorExists",
     "FreshFactorRequired",
     "InvalidCode",
@@ -39,6 +40,15 @@ class MfaEnrollmentRequired(MfaRequired):
     error = "mfa_enrollment_required"
     status_code = 403
     default_description = "This service requires a second factor: enrol one to complete the sign-in."
+
+
+class ClientRequiresMfa(IdPError):
+    """The client's ``require_mfa`` and a sign-in without a second factor (the hosted page:
+    an account just signed up there has none yet)."""
+
+    error = "mfa_enrollment_required"
+    status_code = 403
+    default_description = "This application requires a second factor: enrol one to sign in to it."
 
 
 class InvalidMfaToken(IdPError):

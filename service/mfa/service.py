@@ -97,11 +97,12 @@ class Mfa:
             methods.append("recovery_code")
         return methods
 
-    async def gate(self, user: User, amr: tuple[str, ...]) -> None:
+    async def gate(self, user: User, amr: tuple[str, ...], *, required: bool = False) -> None:
         """After a first factor: raise :class:`MfaRequired` (with a ticket) if the account has a
-        second factor, :class:`MfaEnrollmentRequired` if it has none and MFA is required."""
+        second factor, :class:`MfaEnrollmentRequired` if it has none and MFA is required (by
+        ``IDP_MFA_REQUIRED``, or ``required``: the client's ``require_mfa``)."""
         summary = await self.store.summary(user.id)
-        if not summary.any and not self._settings.required:
+        if not summary.any and not (required or self._settings.required):
             return
         token, _ = self.tickets.issue(SIGN_IN, str(user.id), amr=amr)
         ttl = self.tickets.ttl

@@ -147,7 +147,11 @@ def next_step(
     stale = request.max_age is not None and session is not None and now - session.created_at > request.max_age
     # Step-up: a session weaker than the acr_values asked for signs in again (once: a fresh
     # sign-in is what the account can do, and its acr says so).
-    weak = session is not None and not fresh_login and not acr_satisfies(session.amr, request.acr_values)
+    # A client with require_mfa takes no sign-in without a second factor, however fresh.
+    weak = session is not None and (
+        (not fresh_login and not acr_satisfies(session.amr, request.acr_values))
+        or (client.require_mfa and "mfa" not in session.amr)
+    )
     if session is None or stale or weak or ("login" in request.prompt and not fresh_login):
         if "none" in request.prompt:
             raise LoginRequired

@@ -127,6 +127,9 @@ class Provider:
             raise InvalidGrant("redirect_uri differs from the authorization request's.")
         if not hmac.compare_digest(_s256(verifier), record.code_challenge):
             raise InvalidGrant("The code_verifier does not match the code_challenge.")
+        if client.require_mfa and "mfa" not in record.amr:
+            audit("code_exchange", outcome="mfa_required", user_id=record.user_id, client_id=client.id)
+            raise InvalidGrant("This client requires a sign-in with a second factor.")
         if "openid" in record.scopes:
             self._id_tokens.signing_key_for(client)  # before a session exists: nothing half-issued
         return await self._tokens(client, record, family_id)

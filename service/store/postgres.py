@@ -233,7 +233,7 @@ class PostgresDatabase:
 
 _CLIENT_COLUMNS = (
     "id, name, secret_hash, created_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, "
-    "first_party, id_token_signed_response_alg, token_endpoint_auth_method, jwks"
+    "first_party, id_token_signed_response_alg, token_endpoint_auth_method, jwks, require_mfa"
 )
 
 
@@ -253,6 +253,7 @@ def _client(row: asyncpg.Record | None) -> Client | None:
         id_token_signed_response_alg=row["id_token_signed_response_alg"],
         token_endpoint_auth_method=row["token_endpoint_auth_method"],
         jwks=row["jwks"],
+        require_mfa=row["require_mfa"],
     )
 
 
@@ -266,7 +267,7 @@ class PostgresClientStore:
         try:
             await self._db.fetchrow(
                 f"INSERT INTO clients ({_CLIENT_COLUMNS}) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 client.id,
                 client.name,
                 client.secret_hash,
@@ -279,6 +280,7 @@ class PostgresClientStore:
                 client.id_token_signed_response_alg,
                 client.token_endpoint_auth_method,
                 client.jwks,
+                client.require_mfa,
             )
         except asyncpg.UniqueViolationError as exc:
             raise ClientExists from exc

@@ -152,6 +152,9 @@ class Client(msgspec.Struct, frozen=True, kw_only=True):
     token_endpoint_auth_method: AuthMethod = "client_secret_basic"
     jwks: str | None = None
     """The client's public keys (a JWKS document) for ``private_key_jwt``."""
+    require_mfa: bool = False
+    """Sign-ins for this client need a second factor (``amr`` contains ``mfa``), as
+    ``IDP_MFA_REQUIRED`` demands for every client."""
 
     @property
     def public(self) -> bool:

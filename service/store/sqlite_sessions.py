@@ -211,7 +211,7 @@ class SqliteFamilyStore:
 
 _CLIENT_COLUMNS = (
     "id, name, secret_hash, created_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, "
-    "first_party, id_token_signed_response_alg, token_endpoint_auth_method, jwks"
+    "first_party, id_token_signed_response_alg, token_endpoint_auth_method, jwks, require_mfa"
 )
 
 
@@ -231,6 +231,7 @@ def _client(row: sqlite3.Row | None) -> Client | None:
         id_token_signed_response_alg=row["id_token_signed_response_alg"],
         token_endpoint_auth_method=row["token_endpoint_auth_method"],
         jwks=row["jwks"],
+        require_mfa=bool(row["require_mfa"]),
     )
 
 
@@ -254,12 +255,13 @@ class SqliteClientStore:
             client.id_token_signed_response_alg,
             client.token_endpoint_auth_method,
             client.jwks,
+            int(client.require_mfa),
         )
 
         def insert(conn: sqlite3.Connection) -> bool:
             try:
                 conn.execute(
-                    f"INSERT INTO clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     values,
                 )
             except sqlite3.IntegrityError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from service.clients import Clients
@@ -37,6 +38,7 @@ FULL = Client(
     first_party=True,
     id_token_signed_response_alg="EdDSA",
     token_endpoint_auth_method="client_secret_post",
+    require_mfa=True,
 )
 PUBLIC = Client(
     id="spa",
@@ -55,6 +57,13 @@ async def test_registration_round_trips(clients: ClientStore, client: Client) ->
     await clients.create_client(client)
     assert await clients.get_client(client.id) == client
     assert await clients.list_clients() == [client]
+
+
+async def test_require_mfa_defaults_to_false_and_is_stored(clients: ClientStore) -> None:
+    """A registration that does not ask for MFA reads back require_mfa False; one that does, True."""
+    await clients.create_client(PUBLIC)
+    await clients.create_client(msgspec.structs.replace(FULL, id="strict"))
+    assert [(c.id, c.require_mfa) for c in await clients.list_clients()] == [("spa", False), ("strict", True)]
 
 
 async def test_duplicate_id_is_refused_once(clients: ClientStore) -> None:

@@ -190,6 +190,27 @@ async def test_disable_roles_sessions_and_delete(
     assert "ada@example.com" not in everything.text
 
 
+async def test_a_client_added_over_the_api_can_require_mfa(
+    app: Litestar, client: httpx.AsyncClient, root: dict[str, str]
+) -> None:
+    """``require_mfa`` in the creation body is stored (the list shows it); it defaults to false."""
+    strict = await client.post(
+        "/admin/v1/clients",
+        json={
+            "name": "Payroll",
+            "id": "payroll",
+            "redirect_uris": ["https://pay.example.com/cb"],
+            "require_mfa": True,
+        },
+        headers=root,
+    )
+    assert strict.status_code == 201, strict.text
+    plain = await client.post("/admin/v1/clients", json={"name": "Plain", "id": "plain"}, headers=root)
+    assert plain.status_code == 201, plain.text
+    listed = {c["id"]: c["require_mfa"] for c in (await client.get("/admin/v1/clients", headers=root)).json()}
+    assert (listed["payroll"], listed["plain"]) == (True, False)
+
+
 async def test_clients_add_rotate_remove(
     app: Litestar, client: httpx.AsyncClient, root: dict[str, str]
 ) -> None:

@@ -87,6 +87,7 @@ redirect_uris = ["https://app.example.com/cb"]
 post_logout_redirect_uris = ["https://app.example.com/"]
 scopes = ["api:read"]
 first_party = true
+require_mfa = true
 id_token_signed_response_alg = "EdDSA"
 token_endpoint_auth_method = "client_secret_post"
 
@@ -105,6 +106,7 @@ def test_client_registrations_in_the_file(tmp_path: Path) -> None:
     assert web.post_logout_redirect_uris == ("https://app.example.com/",)
     assert (web.grant_types, web.scopes) == (("authorization_code", "refresh_token"), ("api:read",))
     assert (web.first_party, web.id_token_signed_response_alg) == (True, "EdDSA")
+    assert (web.require_mfa, spa.require_mfa) == (True, False)
     assert web.token_endpoint_auth_method == "client_secret_post"
     assert (spa.public, spa.secret_hash, spa.grant_types) == (True, None, ("authorization_code",))
 
