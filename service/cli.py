@@ -41,7 +41,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     async def preflight(runtime: Runtime) -> None:
         """Migrate and load keys once, with clear errors, before any worker starts."""
 
-    with_runtime(settings, preflight, with_keys=True)
+    with_runtime(settings, preflight, clock=args.clock, with_keys=True)
     # Workers build their own settings from the environment; pass the flags on to them.
     os.environ["IDP_HOST"] = settings.host
     os.environ["IDP_PORT"] = str(settings.port)
@@ -62,13 +62,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     async def migrate(runtime: Runtime) -> None:
         applied = await runtime.database.migrate()
         print("applied: " + ", ".join(applied) if applied else "database is up to date")
 
     storage = msgspec.structs.replace(settings.storage, auto_migrate=False)
-    with_runtime(msgspec.structs.replace(settings, storage=storage), migrate)
+    with_runtime(msgspec.structs.replace(settings, storage=storage), migrate, clock=args.clock)
 
 
 def _read_password(confirm: bool) -> str:
@@ -95,7 +95,7 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> None:
         )
         print(f"{'invited' if password is None else 'created'} user {user.id}")
 
-    with_runtime(settings, create)
+    with_runtime(settings, create, clock=args.clock)
 
 
 def _set_disabled(disabled: bool) -> Callable[[Settings, argparse.Namespace], None]:
@@ -104,7 +104,7 @@ def _set_disabled(disabled: bool) -> Callable[[Settings, argparse.Namespace], No
             user = await runtime.user_admin.set_disabled(CLI, args.email, disabled)
             print(f"user {user.id} {'disabled' if disabled else 'enabled'}")
 
-        with_runtime(settings, update)
+        with_runtime(settings, update, clock=args.clock)
 
     return command
 
@@ -117,7 +117,7 @@ def cmd_users_roles(settings: Settings, args: argparse.Namespace) -> None:
             user = await runtime.user_admin.set_roles(CLI, args.email, args.set.split(","))
         print(",".join(user.roles) or "(no roles)")
 
-    with_runtime(settings, update)
+    with_runtime(settings, update, clock=args.clock)
 
 
 def cmd_clients_add(settings: Settings, args: argparse.Namespace) -> None:
@@ -151,7 +151,7 @@ def cmd_clients_add(settings: Settings, args: argparse.Namespace) -> None:
         print(f"client_secret: {secret}")
         print("Store the secret now: it is not shown again.", file=sys.stderr)
 
-    with_runtime(settings, add)
+    with_runtime(settings, add, clock=args.clock)
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -177,7 +177,7 @@ def cmd_clients_list(settings: Settings, args: argparse.Namespace) -> None:
         for client in clients:
             print(f"{client.id}\t{client.name}\t{when(client.created_at)}")
 
-    with_runtime(settings, show)
+    with_runtime(settings, show, clock=args.clock)
 
 
 def cmd_clients_remove(settings: Settings, args: argparse.Namespace) -> None:
@@ -185,14 +185,14 @@ def cmd_clients_remove(settings: Settings, args: argparse.Namespace) -> None:
         await runtime.clients.remove(args.id)
         print(f"removed client {args.id}")
 
-    with_runtime(settings, remove)
+    with_runtime(settings, remove, clock=args.clock)
 
 
 def cmd_mail_list(settings: Settings, args: argparse.Namespace) -> None:
     async def show(runtime: Runtime) -> None:
         print(await list_mail(runtime.outbox, failed=args.failed, as_json=args.json))
 
-    with_runtime(settings, show)
+    with_runtime(settings, show, clock=args.clock)
 
 
 def cmd_mail_work(settings: Settings, args: argparse.Namespace) -> None:
@@ -201,7 +201,7 @@ def cmd_mail_work(settings: Settings, args: argparse.Namespace) -> None:
         if args.once:
             print(f"handled {handled} message(s)")
 
-    with_runtime(settings, work)
+    with_runtime(settings, work, clock=args.clock)
 
 
 def _port(raw: str) -> int:

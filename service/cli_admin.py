@@ -28,7 +28,7 @@ def _command(action: Action) -> Callable[[Settings, argparse.Namespace], None]:
         async def run(runtime: Runtime) -> None:
             await action(runtime, args)
 
-        with_runtime(settings, run)
+        with_runtime(settings, run, clock=args.clock)
 
     return command
 

@@ -25,7 +25,7 @@ def cmd_users_mfa_reset(settings: Settings, args: argparse.Namespace) -> None:
         ]
         print(f"user {user.id}: removed " + (", ".join(removed) if removed else "nothing (no factors)"))
 
-    with_runtime(settings, reset)
+    with_runtime(settings, reset, clock=args.clock)
 
 
 def add_mfa_commands(users: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

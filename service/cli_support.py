@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from service.clock import Clock
 from service.config import Settings
 from service.runtime import Runtime, open_runtime
 
@@ -39,10 +40,16 @@ def print_json(rows: list[dict[str, object]]) -> None:
 
 
 def with_runtime(
-    settings: Settings, action: Callable[[Runtime], Awaitable[None]], *, with_keys: bool = False
+    settings: Settings,
+    action: Callable[[Runtime], Awaitable[None]],
+    *,
+    clock: Clock,
+    with_keys: bool = False,
 ) -> None:
+    """Run ``action`` on a runtime opened with the command's injected ``clock`` (``main``'s)."""
+
     async def run() -> None:
-        async with open_runtime(settings, with_keys=with_keys) as runtime:
+        async with open_runtime(settings, clock, with_keys=with_keys) as runtime:
             await action(runtime)
 
     asyncio.run(run())

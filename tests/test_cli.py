@@ -175,3 +175,27 @@ def test_serve_shares_the_cores_between_workers_argon2_pools(
 ) -> None:
     """``idp serve --workers N`` gives each worker CPU count ÷ N argon2 threads by default."""
     assert argon2_threads_per_worker(cpus, workers) == threads
+
+
+def test_users_and_clients_commands_use_the_injected_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``idp users`` and ``idp clients`` open the runtime with ``main``'s clock, not the system's:
+    what they create carries the injected time (issue 11: the CLI uses the clock)."""
+    from service.cli import main  # noqa: PLC0415 - in-process, unlike the tests above
+    from service.clock import FrozenClock  # noqa: PLC0415
+
+    for name in [name for name in os.environ if name.startswith("IDP_")]:
+        monkeypatch.delenv(name)
+    for name, value in CHEAP_ARGON2.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("correct horse battery\n"))
+    clock = FrozenClock(1_000_000_000.0)  # 2001-09-09T01:46:40Z
+    assert main(["users", "create", "ada@example.com"], clock=clock) == 0
+    assert main(["clients", "add", "Billing", "--id", "billing"], clock=clock) == 0
+    capsys.readouterr()
+    assert main(["users", "list", "--json"], clock=clock) == 0
+    assert main(["clients", "list", "--json"], clock=clock) == 0
+    out = capsys.readouterr().out
+    assert out.count('"created_at": "2001-09-09T01:46:40+00:00"') == 2, out

@@ -9,19 +9,11 @@ from litestar.di import NamedDependency
 
 from service.abuse import AbuseGuard
 from service.errors import InvalidToken
-from service.grants import authenticate_client, basic_client_id, parse_params
+from service.grants import parse_params
 from service.runtime import Runtime
 from service.tokens.access import AccessClaims
 
-__all__ = [
-    "authenticate_client",
-    "basic_client_id",
-    "bearer_claims",
-    "bearer_token",
-    "parse_params",
-    "read_params",
-    "request_ip",
-]
+__all__ = ["bearer_claims", "bearer_token", "read_params", "request_ip"]
 
 MAX_PARAMS = 32
 
