@@ -23,10 +23,11 @@ import msgspec
 from service import bounded_json
 from service.audit import audit
 from service.clock import Clock
-from service.errors import ClientExists, InvalidClient, InvalidRequest, NotFound
+from service.errors import ClientExists, ConfigError, InvalidClient, InvalidRequest, NotFound
 from service.oidc.client_assertion import ClientAssertions, check_jwks
 from service.store.sessions import AuthMethod, Client, ClientStore
 from service.tokens.access import FIRST_PARTY_CLIENT
+from service.trust import DeclaredClient
 
 __all__ = [
     "AUTH_METHODS",
@@ -35,6 +36,7 @@ __all__ = [
     "OIDC_SCOPES",
     "Clients",
     "check_registration",
+    "declared_registrations",
     "default_grant_types",
     "hash_client_secret",
 ]
@@ -129,6 +131,40 @@ def default_grant_types(*, public: bool, redirect_uris: Sequence[str]) -> tuple[
     if not redirect_uris:
         return ("client_credentials",)
     return ("authorization_code",) if public else ("authorization_code", "refresh_token")
+
+
+def declared_registrations(declared: Mapping[str, DeclaredClient]) -> dict[str, Client]:
+    """The ``[[clients]]`` of ``IDP_CONFIG`` (plain records, secrets already hashed) validated
+    into registrations by the same rules as ``idp clients add``; a bad one is a
+    :class:`ConfigError` naming ``IDP_CONFIG`` and the entry, so start-up stops."""
+    registrations: dict[str, Client] = {}
+    for index, client in enumerate(declared.values()):
+        grant_types = client.grant_types
+        if grant_types is None:
+            grant_types = list(default_grant_types(public=client.public, redirect_uris=client.redirect_uris))
+        try:
+            registrations[client.id] = check_registration(
+                Client(
+                    id=client.id,
+                    name=client.name or client.id,
+                    secret_hash=client.secret_sha256,
+                    created_at=0.0,
+                    redirect_uris=tuple(client.redirect_uris),
+                    post_logout_redirect_uris=tuple(client.post_logout_redirect_uris),
+                    grant_types=tuple(grant_types),
+                    scopes=tuple(client.scopes),
+                    first_party=client.first_party,
+                    id_token_signed_response_alg=client.id_token_signed_response_alg,
+                    token_endpoint_auth_method="none"
+                    if client.public
+                    else client.token_endpoint_auth_method or "client_secret_basic",
+                    jwks=client.jwks,
+                    require_mfa=client.require_mfa,
+                )
+            )
+        except InvalidRequest as exc:
+            raise ConfigError(f"IDP_CONFIG: clients[{index}]: {exc.description}") from exc
+    return registrations
 
 
 def _unverified_issuer(assertion: str) -> str:

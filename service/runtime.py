@@ -24,7 +24,7 @@ from service.admin.audit_log import AuditRecorder
 from service.admin.users import UserAdmin
 from service.audit import add_sink, remove_sink
 from service.backends import open_stores
-from service.clients import Clients
+from service.clients import Clients, declared_registrations
 from service.clock import Clock, system_clock
 from service.config import Settings
 from service.exchange.grant import TokenExchange
@@ -105,6 +105,7 @@ async def open_runtime(  # noqa: PLR0915 - the composition root names every serv
 
     ``with_keys``: load the signing keys (and reload them when the folder changes);
     ``deliver_mail``: also run the outbox delivery worker (``idp serve``, ``idp mail work``)."""
+    declared_clients = declared_registrations(settings.trust.clients)  # before opening anything
     async with contextlib.AsyncExitStack() as stack:
         background = Background()
         stores = await open_stores(settings.storage)
@@ -116,7 +117,7 @@ async def open_runtime(  # noqa: PLR0915 - the composition root names every serv
             audiences=(settings.issuer, f"{settings.issuer}/oauth2/token"),
             clock=clock,
         )
-        clients = Clients(stores.clients, clock, settings.trust.clients, assertions)
+        clients = Clients(stores.clients, clock, declared_clients, assertions)
         if settings.storage.auto_migrate:
             applied = await database.migrate()
             if applied:

@@ -44,9 +44,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from service.clients import check_registration, default_grant_types
-from service.errors import ConfigError, InvalidRequest
-from service.store.sessions import Client
+from service.errors import ConfigError
 
 __all__ = ["ClaimMapping", "DeclaredClient", "TrustConfig", "TrustedIssuer", "load_trust_config"]
 
@@ -100,8 +98,11 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class TrustConfig(msgspec.Struct, frozen=True):
     issuers: dict[str, TrustedIssuer]
-    clients: dict[str, Client]
-    """client id → its registration (the secret only as a SHA-256 hex digest)."""
+    clients: dict[str, DeclaredClient]
+    """client id → its declaration, in file order, the secret only as a SHA-256 hex digest
+    (``secret_env`` already read). Plain values: the registration rules (redirect URIs, grants,
+    keys…) are the domain's, applied where the runtime builds ``Clients``
+    (:func:`service.clients.declared_registrations`)."""
 
 
 EMPTY = TrustConfig(issuers={}, clients={})
@@ -134,12 +135,15 @@ def load_trust_config(path: Path | None, env: Mapping[str, str] | None = None) -
         if unknown:
             raise ConfigError(f"IDP_CONFIG: {where}.algorithms has unsupported {sorted(unknown)}")
         issuers[entry.issuer] = entry
-    clients: dict[str, Client] = {}
+    clients: dict[str, DeclaredClient] = {}
     for index, declared in enumerate(parsed.clients):
         where = f"clients[{index}]"
         if declared.id in clients:
             raise ConfigError(f"IDP_CONFIG: {where}.id {declared.id!r} is listed twice")
-        clients[declared.id] = _registration(declared, where, environment)
+        if declared.public and declared.token_endpoint_auth_method is not None:
+            raise ConfigError(f"IDP_CONFIG: {where} is public: it has no token_endpoint_auth_method")
+        secret_hash = _secret_hash(declared, where, environment)
+        clients[declared.id] = msgspec.structs.replace(declared, secret_sha256=secret_hash, secret_env=None)
     return TrustConfig(issuers=issuers, clients=clients)
 
 
@@ -159,34 +163,3 @@ def _secret_hash(client: DeclaredClient, where: str, environment: Mapping[str, s
     if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
         raise ConfigError(f"IDP_CONFIG: {where}.secret_sha256 must be 64 hex characters")
     return digest
-
-
-def _registration(client: DeclaredClient, where: str, environment: Mapping[str, str]) -> Client:
-    secret_hash = _secret_hash(client, where, environment)
-    if client.public and client.token_endpoint_auth_method is not None:
-        raise ConfigError(f"IDP_CONFIG: {where} is public: it has no token_endpoint_auth_method")
-    grant_types = client.grant_types
-    if grant_types is None:
-        grant_types = list(default_grant_types(public=client.public, redirect_uris=client.redirect_uris))
-    try:
-        return check_registration(
-            Client(
-                id=client.id,
-                name=client.name or client.id,
-                secret_hash=secret_hash,
-                created_at=0.0,
-                redirect_uris=tuple(client.redirect_uris),
-                post_logout_redirect_uris=tuple(client.post_logout_redirect_uris),
-                grant_types=tuple(grant_types),
-                scopes=tuple(client.scopes),
-                first_party=client.first_party,
-                id_token_signed_response_alg=client.id_token_signed_response_alg,
-                token_endpoint_auth_method="none"
-                if client.public
-                else client.token_endpoint_auth_method or "client_secret_basic",
-                jwks=client.jwks,
-                require_mfa=client.require_mfa,
-            )
-        )
-    except InvalidRequest as exc:
-        raise ConfigError(f"IDP_CONFIG: {where}: {exc.description}") from exc

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.clock import FrozenClock
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.runtime import Runtime, StartupError, open_runtime
 
 
@@ -63,3 +63,17 @@ async def test_a_failed_start_closes_what_was_already_open(
         async with open_runtime(settings, clock):
             pytest.fail("the runtime must not open without keys in production")
     assert await threads_back_to(before) == before
+
+
+async def test_a_bad_declared_client_stops_the_start_before_anything_opens(
+    make_settings: Callable[..., Settings], clock: FrozenClock, tmp_path: Path
+) -> None:
+    """``IDP_CONFIG`` ``[[clients]]`` are plain records in the settings; the runtime validates
+    them into registrations first, so a bad one is a ConfigError and no database is created."""
+    config = tmp_path / "idp.toml"
+    config.write_text('[[clients]]\nid = "spa"\npublic = true\nredirect_uris = ["http://evil.example/cb"]\n')
+    settings = make_settings(IDP_CONFIG=str(config))
+    with pytest.raises(ConfigError, match=r"IDP_CONFIG: clients\[0\]: redirect_uris"):
+        async with open_runtime(settings, clock):
+            pass
+    assert not (tmp_path / "idp.sqlite3").exists()

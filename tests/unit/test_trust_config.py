@@ -1,4 +1,8 @@
-"""IDP_CONFIG: the token-exchange trust file is validated at start-up with clear messages."""
+"""IDP_CONFIG: the token-exchange trust file is validated at start-up with clear messages.
+
+Loading the settings parses the file into plain records (``service/trust.py``, config layer);
+the runtime validates the ``[[clients]]`` into registrations before it opens anything
+(:func:`service.clients.declared_registrations`). :func:`registrations` below does both."""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from service.clients import declared_registrations
 from service.config import ConfigError, load_settings
+from service.store.sessions import Client
 
 VALID = """
 [[trusted_issuers]]
@@ -28,13 +34,20 @@ def write(tmp_path: Path, text: str) -> dict[str, str]:
     return {"IDP_CONFIG": str(path), "WEB_SECRET": "s3cret-value"}
 
 
+def registrations(env: dict[str, str]) -> dict[str, Client]:
+    """What start-up does with the file's clients: load the settings, then validate."""
+    return declared_registrations(load_settings(env).trust.clients)
+
+
 def test_valid_file_with_defaults(tmp_path: Path) -> None:
     """Defaults: EdDSA only, 900 s max age, no email linking, Better Auth claim names."""
     trust = load_settings(write(tmp_path, VALID)).trust
     issuer = trust.issuers["https://app.example.com"]
     assert (issuer.algorithms, issuer.max_token_age, issuer.link_verified_email) == (["EdDSA"], 900, False)
     assert (issuer.claims.subject, issuer.claims.email_verified) == ("sub", "emailVerified")
-    web = trust.clients["web"]
+    assert trust.clients["web"].secret_sha256 == hashlib.sha256(b"s3cret-value").hexdigest()
+    assert trust.clients["web"].secret_env is None, "the variable is read once, at load"
+    web = declared_registrations(trust.clients)["web"]
     assert (web.name, web.secret_hash) == ("web", hashlib.sha256(b"s3cret-value").hexdigest())
     assert (web.grant_types, web.token_endpoint_auth_method) == (
         ("client_credentials",),
@@ -100,7 +113,7 @@ redirect_uris = ["http://127.0.0.1:5173/cb"]
 
 def test_client_registrations_in_the_file(tmp_path: Path) -> None:
     """Every registration field is read; grants default as for `idp clients add`."""
-    clients = load_settings(write(tmp_path, REGISTRATIONS)).trust.clients
+    clients = registrations(write(tmp_path, REGISTRATIONS))
     web, spa = clients["web"], clients["spa"]
     assert web.redirect_uris == ("https://app.example.com/cb",)
     assert web.post_logout_redirect_uris == ("https://app.example.com/",)
@@ -128,7 +141,7 @@ def test_client_registrations_in_the_file(tmp_path: Path) -> None:
 def test_bad_client_registrations_are_refused(tmp_path: Path, replace: str, by: str, message: str) -> None:
     """A bad registration stops start-up, naming IDP_CONFIG and the client entry."""
     with pytest.raises(ConfigError, match="IDP_CONFIG") as error:
-        load_settings(write(tmp_path, REGISTRATIONS.replace(replace, by)))
+        registrations(write(tmp_path, REGISTRATIONS.replace(replace, by)))
     assert message in str(error.value)
 
 
@@ -146,9 +159,9 @@ token_endpoint_auth_method = "private_key_jwt"
 grant_types = ["client_credentials"]
 jwks = '{public}'
 """
-    signer = load_settings(write(tmp_path, text)).trust.clients["signer"]
+    signer = registrations(write(tmp_path, text))["signer"]
     assert (signer.secret_hash, signer.token_endpoint_auth_method) == (None, "private_key_jwt")
     assert '"kid":"k1"' in (signer.jwks or "")
     leaked = text.replace('"kid": "k1"', '"kid": "k1", "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"')
     with pytest.raises(ConfigError, match="public keys only"):
-        load_settings(write(tmp_path, leaked))
+        registrations(write(tmp_path, leaked))
