@@ -1,0 +1,420 @@
+"""One load client for every bench: raw HTTP/1.1 keep-alive connections on uvloop.
+
+A fixed number of connections each loop request → response for a fixed time after a warm-up.
+What a connection sends and what it does with each answer is a ``Job`` (``FixedRequest`` sends
+the same bytes every time; a bench defines its own job for stateful flows, e.g. a refresh-token
+chain). About ten times less client CPU per request than httpx, so the load generator leaves the
+cores to the server. Run it under uvloop (``run_uvloop``)::
+
+    jobs = [FixedRequest(http_request("GET", "/.well-known/jwks.json", port, {})) for _ in range(16)]
+    result = await measure("JWKS", port, jobs, server.pids, duration=8, warmup=1)
+    result.rate, result.p99_ms, result.statuses[503], result.retry_after
+
+``Prober`` is the other tool: a sequential probe at a fixed rate, in its own spawned process so
+the load generator's GIL does not inflate its latencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import multiprocessing
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any, Protocol, TypeVar
+
+import httpx
+import uvloop
+
+from lib.procs import CORES, HAS_PROC, CpuReport, connection_owner, cpu_report, snapshot
+from lib.report import percentile
+
+__all__ = [
+    "REQUEST_TIMEOUT_SECONDS",
+    "FixedRequest",
+    "Job",
+    "Load",
+    "Measurement",
+    "Prober",
+    "Samples",
+    "Stream",
+    "connection_worker",
+    "http_request",
+    "measure",
+    "open_balanced",
+    "open_connections",
+    "read_body",
+    "run_uvloop",
+]
+
+REQUEST_TIMEOUT_SECONDS = 10.0
+START_TIMEOUT_SECONDS = 30.0
+READ_LIMIT = 1 << 20
+
+T = TypeVar("T")
+
+
+def run_uvloop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop (what every bench's load generator runs on)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+class Job(Protocol):
+    """What one connection sends, and what it does with each answer (False: stop this connection)."""
+
+    def request(self) -> bytes: ...
+
+    def response(self, status: int, body: bytes) -> bool: ...
+
+
+@dataclass
+class FixedRequest:
+    payload: bytes
+
+    def request(self) -> bytes:
+        return self.payload
+
+    def response(self, status: int, body: bytes) -> bool:
+        return True
+
+
+def http_request(method: str, path: str, port: int, headers: dict[str, str], body: bytes = b"") -> bytes:
+    """The bytes of one HTTP/1.1 request to 127.0.0.1:``port`` (Content-Length for POST or a body)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+@dataclass
+class Load:
+    """What the connections saw while ``recording`` (the measured window)."""
+
+    recording: bool = False
+    ok: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)  # 0: connection error or bad answer
+    retry_after: int = 0  # answers carrying a Retry-After header (e.g. 503 under overload)
+    latencies_ms: list[float] = field(default_factory=list)  # of the 200 answers
+
+    def record(self, status: int, sent: float, retry_after: bool = False) -> None:
+        if not self.recording:
+            return
+        self.statuses[status] += 1
+        self.retry_after += retry_after
+        if status == 200:
+            self.ok += 1
+            self.latencies_ms.append((time.perf_counter() - sent) * 1000.0)
+
+
+async def read_body(reader: asyncio.StreamReader, head: bytes) -> bytes:
+    """The body after a lower-cased response ``head``: Content-Length or chunked (Node)."""
+    start = head.find(b"\r\ncontent-length:")
+    if start >= 0:
+        return await reader.readexactly(int(head[start + 17 : head.index(b"\r\n", start + 2)]))
+    if b"\r\ntransfer-encoding: chunked" not in head:
+        raise ValueError("response without Content-Length or chunked encoding")
+    parts: list[bytes] = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")  # end of the (empty) trailer section
+            return b"".join(parts)
+        parts.append((await reader.readexactly(size + 2))[:-2])
+
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _connect(port: int) -> Stream:
+    return await asyncio.open_connection("127.0.0.1", port, limit=READ_LIMIT)
+
+
+async def open_connections(port: int, count: int) -> list[Stream]:
+    """``count`` connections opened one after the other: the kernel and the workers place them."""
+    return [await _connect(port) for _ in range(count)]
+
+
+async def open_balanced(port: int, count: int, workers: Sequence[int]) -> list[Stream]:
+    """``count`` connections spread evenly over ``workers`` (pids).
+
+    uvicorn's workers share one listening socket and whichever is awake accepts: a burst of
+    connections often lands 16/0 on one worker. A load balancer in front of real deployments
+    spreads connections; here we reconnect until each worker holds its share (best effort).
+    """
+    if len(workers) < 2 or not HAS_PROC:
+        return await open_connections(port, count)
+    share = math.ceil(count / len(workers))
+    held: Counter[int] = Counter()
+    streams: list[Stream] = []
+    attempts = 0
+    while len(streams) < count:
+        reader, writer = await _connect(port)
+        client_port = writer.get_extra_info("sockname")[1]
+        owner = None
+        for _ in range(50):
+            owner = connection_owner(port, client_port, workers)
+            if owner is not None:
+                break
+            await asyncio.sleep(0.005)
+        attempts += 1
+        if owner is not None and held[owner] >= share and attempts < 20 * count:
+            writer.close()
+            continue
+        held[owner or 0] += 1
+        streams.append((reader, writer))
+    return streams
+
+
+async def connection_worker(
+    port: int, job: Job, load: Load, stop: asyncio.Event, first: Stream | None = None
+) -> None:
+    """Loop ``job`` over one keep-alive connection until ``stop``; reconnect when the server closes."""
+    while not stop.is_set():
+        if first is not None:
+            (reader, writer), first = first, None
+        else:
+            try:
+                reader, writer = await _connect(port)
+            except OSError:
+                load.record(0, time.perf_counter())
+                await asyncio.sleep(0.1)
+                continue
+        try:
+            while not stop.is_set():
+                sent = time.perf_counter()
+                writer.write(job.request())
+                head = (await reader.readuntil(b"\r\n\r\n")).lower()
+                status = int(head[9:12])
+                body = await read_body(reader, head)
+                if stop.is_set():
+                    return
+                load.record(status, sent, b"\r\nretry-after:" in head)
+                if not job.response(status, body):
+                    return
+                if b"\r\nconnection: close" in head:
+                    break
+        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            if not stop.is_set():
+                load.record(0, time.perf_counter())
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+@dataclass
+class Measurement:
+    label: str
+    rate: float  # 200 answers per second over the window
+    p50_ms: float  # latencies of the 200 answers
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    statuses: Counter[int]  # every answer in the window by status; 0 = connection error
+    retry_after: int  # answers in the window that carried Retry-After
+    seconds: float
+    server_cores: float
+    bench_cores: float
+    machine_busy: float
+    connections: dict[int, int]  # worker pid -> client connections it held (several workers only)
+    cpu: CpuReport | None = None  # per worker detail (Linux)
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def other_cores(self) -> float:
+        """CPU used by every other process (+ kernel): PostgreSQL and Redis, or foreign load."""
+        return max(0.0, self.machine_busy * CORES - self.server_cores - self.bench_cores)
+
+    @property
+    def answers(self) -> int:
+        return sum(self.statuses.values())
+
+    def describe(self) -> str:
+        errors = {s: n for s, n in self.statuses.items() if s != 200}
+        spread = "/".join(str(n) for n in self.connections.values()) if len(self.connections) > 1 else ""
+        return (
+            f"{self.label:<34} {self.rate:9.1f} /s  p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms"
+            f"  server {self.server_cores:.2f} cores, load generator {self.bench_cores:.2f},"
+            f" machine busy {self.machine_busy:.0%} (others ~{self.other_cores:.2f} cores)"
+            + (f", connections per worker {spread}" if spread else "")
+            + (f", non-200 {errors}" if errors else "")
+            + (f", {self.retry_after} with Retry-After" if self.retry_after else "")
+        )
+
+
+async def measure(
+    label: str,
+    port: int,
+    jobs: Sequence[Job],
+    server_pids: Sequence[int],
+    *,
+    duration: float,
+    warmup: float,
+    balance: bool = True,
+    during: Callable[[], Awaitable[None]] | None = None,
+    probe_pid: int | None = None,
+    quiet: bool = False,
+) -> Measurement:
+    """Run one connection per job for ``warmup`` + ``duration`` seconds; measure the last part.
+
+    ``server_pids``: the supervisor first, then its workers (``Server.pids``), or one pid. With
+    ``balance`` the connections are spread evenly over the workers first (``open_balanced``),
+    otherwise they are opened one after the other and land where the kernel puts them. ``during``
+    runs alongside the measured window (e.g. a ``Prober``); the load keeps running until it
+    returns. ``probe_pid``: a helper process whose CPU the report shows separately.
+    """
+    load = Load()
+    stop = asyncio.Event()
+    supervisor = server_pids[0]
+    workers = list(server_pids[1:]) or [supervisor]
+    if balance:
+        streams = await open_balanced(port, len(jobs), workers)
+    else:
+        streams = await open_connections(port, len(jobs))
+    tasks = [
+        asyncio.create_task(connection_worker(port, job, load, stop, stream))
+        for job, stream in zip(jobs, streams, strict=True)
+    ]
+    side: asyncio.Future[None] | None = None
+    try:
+        await asyncio.sleep(warmup)
+        before = snapshot([supervisor, *workers], probe_pid, port)
+        load.recording = True
+        if during is not None:
+            side = asyncio.ensure_future(during())
+        await asyncio.sleep(duration)
+        load.recording = False
+        after = snapshot([supervisor, *workers], probe_pid, port)
+        if side is not None:
+            await side
+    finally:
+        stop.set()
+        if side is not None and not side.done():
+            side.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_SECONDS)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    cpu = cpu_report(before, after, workers, supervisor) if HAS_PROC else None
+    elapsed = after.at - before.at
+    busy = after.system[0] - before.system[0]
+    total = busy + (after.system[1] - before.system[1]) + (after.system[2] - before.system[2])
+    result = Measurement(
+        label=label,
+        rate=load.ok / elapsed,
+        p50_ms=percentile(load.latencies_ms, 50),
+        p90_ms=percentile(load.latencies_ms, 90),
+        p99_ms=percentile(load.latencies_ms, 99),
+        max_ms=max(load.latencies_ms, default=math.nan),
+        statuses=load.statuses,
+        retry_after=load.retry_after,
+        seconds=elapsed,
+        server_cores=cpu.server_cores if cpu else math.nan,
+        bench_cores=(after.bench - before.bench) / elapsed,
+        machine_busy=busy / total if total else math.nan,
+        connections={pid: after.connections[pid] for pid in workers} if len(workers) > 1 else {},
+        cpu=cpu,
+        latencies_ms=load.latencies_ms,
+    )
+    if not quiet:
+        print("  " + result.describe(), flush=True)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# A sequential latency probe in its own (spawned) process
+# --------------------------------------------------------------------------------------------
+
+Samples = list[tuple[float, int]]  # (latency ms, status) per request; status 0 = error
+
+
+def probe_url(url: str, rate: float, duration: float, fresh_connections: bool) -> Samples:
+    """Sequential GETs on a fixed schedule; returns (latency ms, status) per request.
+
+    A request slower than the interval delays the next one (no catch-up burst), so a stall shows
+    up once in the samples instead of being hidden.
+    """
+    limits = httpx.Limits(max_keepalive_connections=0 if fresh_connections else 1, max_connections=1)
+    samples: Samples = []
+    with httpx.Client(timeout=REQUEST_TIMEOUT_SECONDS, limits=limits) as client:
+        for _ in range(2):  # warm the client (and the keep-alive connection)
+            client.get(url)
+        interval = 1.0 / rate
+        start = time.perf_counter()
+        next_at = start
+        while next_at < start + duration:
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent = time.perf_counter()
+            try:
+                status = client.get(url).status_code
+            except httpx.HTTPError:
+                status = 0
+            samples.append(((time.perf_counter() - sent) * 1000.0, status))
+            next_at = max(next_at + interval, time.perf_counter())
+    return samples
+
+
+def _probe_main(conn: Connection) -> None:
+    """The probe process: run one ``probe_url`` per request received, until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bench handles Ctrl-C and stops us
+    conn.send(os.getpid())
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        conn.send(probe_url(*job))
+
+
+class Prober:
+    """A spawned process running ``probe_url``, started (imports paid) before any timing."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_probe_main, args=(child,), name="probe", daemon=True)
+        self._process.start()
+        child.close()
+        if not self._conn.poll(START_TIMEOUT_SECONDS):
+            self.close()
+            raise RuntimeError("the probe process did not start")
+        self.pid: int = self._conn.recv()
+
+    async def probe(self, url: str, rate: float, duration: float, fresh_connections: bool) -> Samples:
+        self._conn.send((url, rate, duration, fresh_connections))
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = self._conn.fileno()
+
+        def readable() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, readable)
+        try:
+            await asyncio.wait_for(ready, duration + 2 * REQUEST_TIMEOUT_SECONDS)
+        finally:
+            loop.remove_reader(fd)
+        samples: Samples = self._conn.recv()
+        return samples
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send(None)
+        self._process.join(timeout=2)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=5)
+        self._conn.close()
