@@ -1,10 +1,13 @@
 """Settings: read once from ``IDP_*`` variables, validated, then passed explicitly.
 
-Settings come in sections (:class:`StorageSettings`, :class:`KeySettings`, …). Each section
-owns its defaults (its field defaults), the variables it is read from (``ENV``) and its checks
-(``__post_init__``), so ``Section()`` and ``load_settings({})`` always agree. Nothing here runs
-at import time; every validation error names the variable. This module imports no other part
-of the service except the error base and the pure types the settings hold.
+Settings come in sections (:class:`StorageSettings`, :class:`KeySettings`, …, and the
+capabilities' :class:`~service.mail.settings.MailSettings`, :class:`~service.mfa.settings.MfaSettings`,
+:class:`~service.admin.settings.AdminSettings`), all read by the one loader,
+:class:`service.sections.Section`. Each section owns its defaults (its field defaults), the
+variables it is read from (``ENV``) and its checks (``__post_init__``), so ``Section()`` and
+``Section.from_env({})`` always agree. Nothing here runs at import time; every validation error
+names the variable. This module imports no other part of the service except the error base,
+the section loader and the pure types the settings hold.
 """
 
 from __future__ import annotations
@@ -18,16 +21,28 @@ import re
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 
-from service.admin.settings import AdminSettings, load_admin_settings
+from service.admin.settings import AdminSettings
 from service.errors import ConfigError
-from service.limits import Rule, parse_rule
-from service.mail.settings import MailSettings, load_mail_settings
-from service.mfa.settings import MfaSettings, load_mfa_settings
+from service.limits import Rule
+from service.mail.settings import MailSettings
+from service.mfa.settings import MfaSettings
+from service.sections import (
+    Section,
+    boolean,
+    choice,
+    http_url,
+    non_negative_float,
+    non_negative_int,
+    origins,
+    positive_int,
+    read,
+    rule,
+)
 from service.trust import EMPTY as EMPTY_TRUST
 from service.trust import TrustConfig, load_trust_config
 
@@ -46,59 +61,9 @@ __all__ = [
 SIGNING_ALGS = ("EdDSA", "RS256", "ES256")
 Environment = Literal["development", "production"]
 SigningAlg = Literal["EdDSA", "RS256", "ES256"]
-T = TypeVar("T")
-S = TypeVar("S", bound="Section")
 
 
-# ---- converters: raw text → value, ValueError with the reason when it is not one ----
-
-
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
-def _non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
-def _boolean(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
-
-
-def _choice(*options: str) -> Callable[[str], str]:
-    def convert(raw: str) -> str:
-        if raw not in options:
-            raise ValueError(f"expected one of {', '.join(options)}")
-        return raw
-
-    return convert
-
-
-def _http_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValueError("expected an absolute http(s) URL")
-    if parts.query or parts.fragment:
-        raise ValueError("must not have a query or fragment")
-    return raw.rstrip("/")
+# ---- converters of this module's own variables (the shared ones are in service.sections) ----
 
 
 def _database_url(raw: str) -> str:
@@ -113,16 +78,6 @@ def _redis_url(raw: str) -> str:
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("expected redis://…, rediss://… or unix://…")
     return raw
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    """Comma-separated exact origins (``https://app.example.com``); no wildcards."""
-    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
-    for origin in origins:
-        parts = urlsplit(origin)
-        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path or "*" in origin:
-            raise ValueError(f"{origin!r} is not an exact origin like https://app.example.com")
-    return origins
 
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -144,33 +99,7 @@ def _networks(raw: str) -> tuple[str, ...]:
     )
 
 
-def _rule(name: str) -> Callable[[str], Rule]:
-    return lambda raw: parse_rule(name, raw)
-
-
-def _read(source: Mapping[str, str], name: str, convert: Callable[[str], T]) -> T | None:
-    """The variable's value, or None when it is unset or blank."""
-    raw = source.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        return convert(raw.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
-
-
 # ---- sections ----
-
-
-class Section(msgspec.Struct, frozen=True, kw_only=True):
-    """A group of settings: field defaults, ``ENV`` (field → variable and converter), checks."""
-
-    ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {}
-
-    @classmethod
-    def from_env(cls: type[S], source: Mapping[str, str]) -> S:
-        values = {field: _read(source, name, convert) for field, (name, convert) in cls.ENV.items()}
-        return cls(**{field: value for field, value in values.items() if value is not None})
 
 
 class StorageSettings(Section, frozen=True, kw_only=True):
@@ -185,9 +114,9 @@ class StorageSettings(Section, frozen=True, kw_only=True):
         "database_url": ("IDP_DATABASE_URL", _database_url),
         "redis_url": ("IDP_REDIS_URL", _redis_url),
         "redis_prefix": ("IDP_REDIS_PREFIX", str),
-        "redis_cluster": ("IDP_REDIS_CLUSTER", _boolean),
-        "db_pool_size": ("IDP_DB_POOL_SIZE", _positive_int),
-        "auto_migrate": ("IDP_AUTO_MIGRATE", _boolean),
+        "redis_cluster": ("IDP_REDIS_CLUSTER", boolean),
+        "db_pool_size": ("IDP_DB_POOL_SIZE", positive_int),
+        "auto_migrate": ("IDP_AUTO_MIGRATE", boolean),
     }
 
     def __post_init__(self) -> None:
@@ -217,10 +146,10 @@ class KeySettings(Section, frozen=True, kw_only=True):
 
     ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
         "dir": ("IDP_KEYS_DIR", Path),
-        "signing_alg": ("IDP_SIGNING_ALG", _choice(*SIGNING_ALGS)),
-        "jwks_max_age": ("IDP_JWKS_MAX_AGE", _positive_int),
-        "reload_interval": ("IDP_KEYS_RELOAD_INTERVAL", _non_negative_float),
-        "rotation_delay": ("IDP_KEY_ROTATION_DELAY", _positive_int),
+        "signing_alg": ("IDP_SIGNING_ALG", choice(*SIGNING_ALGS)),
+        "jwks_max_age": ("IDP_JWKS_MAX_AGE", positive_int),
+        "reload_interval": ("IDP_KEYS_RELOAD_INTERVAL", non_negative_float),
+        "rotation_delay": ("IDP_KEY_ROTATION_DELAY", positive_int),
     }
 
     def __post_init__(self) -> None:
@@ -249,10 +178,10 @@ class SessionSettings(Section, frozen=True, kw_only=True):
     reuse_grace: float = 10.0
 
     ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
-        "access_token_ttl": ("IDP_ACCESS_TOKEN_TTL", _positive_int),
-        "absolute_ttl": ("IDP_REFRESH_ABSOLUTE_TTL", _positive_int),
-        "idle_ttl": ("IDP_REFRESH_IDLE_TTL", _positive_int),
-        "reuse_grace": ("IDP_REFRESH_REUSE_GRACE", _non_negative_float),
+        "access_token_ttl": ("IDP_ACCESS_TOKEN_TTL", positive_int),
+        "absolute_ttl": ("IDP_REFRESH_ABSOLUTE_TTL", positive_int),
+        "idle_ttl": ("IDP_REFRESH_IDLE_TTL", positive_int),
+        "reuse_grace": ("IDP_REFRESH_REUSE_GRACE", non_negative_float),
     }
 
     def __post_init__(self) -> None:
@@ -271,12 +200,12 @@ class Argon2Settings(Section, frozen=True, kw_only=True):
     priority: Literal["idle", "normal"] = "idle"
 
     ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
-        "memory_kib": ("IDP_ARGON2_MEMORY_KIB", _positive_int),
-        "time_cost": ("IDP_ARGON2_TIME_COST", _positive_int),
-        "parallelism": ("IDP_ARGON2_PARALLELISM", _positive_int),
-        "threads": ("IDP_ARGON2_THREADS", _positive_int),
-        "max_queue": ("IDP_ARGON2_MAX_QUEUE", _positive_int),
-        "priority": ("IDP_ARGON2_PRIORITY", _choice("idle", "normal")),
+        "memory_kib": ("IDP_ARGON2_MEMORY_KIB", positive_int),
+        "time_cost": ("IDP_ARGON2_TIME_COST", positive_int),
+        "parallelism": ("IDP_ARGON2_PARALLELISM", positive_int),
+        "threads": ("IDP_ARGON2_THREADS", positive_int),
+        "max_queue": ("IDP_ARGON2_MAX_QUEUE", positive_int),
+        "priority": ("IDP_ARGON2_PRIORITY", choice("idle", "normal")),
     }
 
     def __post_init__(self) -> None:
@@ -296,13 +225,13 @@ class RateLimitSettings(Section, frozen=True, kw_only=True):
     token_client: Rule = Rule("token-client", 3000, 60)
 
     ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
-        "login_ip": ("IDP_RATELIMIT_LOGIN_IP", _rule("login-ip")),
-        "login_ip_account": ("IDP_RATELIMIT_LOGIN_IP_ACCOUNT", _rule("login-ip-account")),
-        "login_account_failures": ("IDP_RATELIMIT_LOGIN_ACCOUNT_FAILURES", _rule("login-account")),
-        "login_max_delay": ("IDP_LOGIN_MAX_DELAY", _non_negative_float),
-        "signup_ip": ("IDP_RATELIMIT_SIGNUP_IP", _rule("signup-ip")),
-        "token_ip": ("IDP_RATELIMIT_TOKEN_IP", _rule("token-ip")),
-        "token_client": ("IDP_RATELIMIT_TOKEN_CLIENT", _rule("token-client")),
+        "login_ip": ("IDP_RATELIMIT_LOGIN_IP", rule("login-ip")),
+        "login_ip_account": ("IDP_RATELIMIT_LOGIN_IP_ACCOUNT", rule("login-ip-account")),
+        "login_account_failures": ("IDP_RATELIMIT_LOGIN_ACCOUNT_FAILURES", rule("login-account")),
+        "login_max_delay": ("IDP_LOGIN_MAX_DELAY", non_negative_float),
+        "signup_ip": ("IDP_RATELIMIT_SIGNUP_IP", rule("signup-ip")),
+        "token_ip": ("IDP_RATELIMIT_TOKEN_IP", rule("token-ip")),
+        "token_client": ("IDP_RATELIMIT_TOKEN_CLIENT", rule("token-client")),
     }
 
 
@@ -334,14 +263,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
 
     ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
-        "env": ("IDP_ENV", _choice("development", "production")),
+        "env": ("IDP_ENV", choice("development", "production")),
         "host": ("IDP_HOST", _host),
-        "port": ("IDP_PORT", _positive_int),
-        "issuer": ("IDP_ISSUER", _http_url),
+        "port": ("IDP_PORT", positive_int),
+        "issuer": ("IDP_ISSUER", http_url),
         "audience": ("IDP_AUDIENCE", str),
-        "max_body_bytes": ("IDP_MAX_BODY_BYTES", _positive_int),
-        "cors_origins": ("IDP_CORS_ORIGINS", _origins),
-        "hsts_max_age": ("IDP_HSTS_MAX_AGE", _non_negative_int),
+        "max_body_bytes": ("IDP_MAX_BODY_BYTES", positive_int),
+        "cors_origins": ("IDP_CORS_ORIGINS", origins),
+        "hsts_max_age": ("IDP_HSTS_MAX_AGE", non_negative_int),
         "trusted_proxies": ("IDP_TRUSTED_PROXIES", _networks),
         "config_path": ("IDP_CONFIG", Path),
     }
@@ -370,7 +299,7 @@ def load_settings(
     values: dict[str, Any] = {
         field: value
         for field, (name, convert) in Settings.ENV.items()
-        if (value := _read(source, name, convert)) is not None
+        if (value := read(source, name, convert)) is not None
     }
     if "issuer" not in values:
         if values.get("env") == "production":
@@ -384,7 +313,10 @@ def load_settings(
     storage = StorageSettings.from_env(source)
     # Embedded-mode files (mail as .eml) live next to the SQLite file (``./data`` by default).
     data_dir = storage.sqlite_path.parent if storage.database_kind == "sqlite" else Path("data")
-    mail = load_mail_settings(source, issuer=values["issuer"], data_dir=data_dir)
+    mail = MailSettings.from_env(source, public_url=values["issuer"], folder=data_dir / "mail")
+    # WebAuthn's relying party and the names shown in apps follow the public URL and the
+    # service name, unless their own variables say otherwise.
+    public = urlsplit(mail.public_url)
     return Settings(
         **values,
         storage=storage,
@@ -393,8 +325,14 @@ def load_settings(
         argon2=Argon2Settings.from_env(source),
         limits=RateLimitSettings.from_env(source),
         mail=mail,
-        mfa=load_mfa_settings(source, public_url=mail.public_url, name=mail.issuer_name),
-        admin=load_admin_settings(source),
+        mfa=MfaSettings.from_env(
+            source,
+            rp_id=public.hostname or "localhost",
+            origins=(f"{public.scheme}://{public.netloc}",),
+            totp_issuer=mail.issuer_name,
+            rp_name=mail.issuer_name,
+        ),
+        admin=AdminSettings.from_env(source),
     )
 
 

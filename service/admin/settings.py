@@ -1,20 +1,20 @@
-"""The admin section of the settings: audit retention, the per-client limit, invitations."""
+"""The admin section of the settings: audit retention, the per-client limit, invitations; a
+:class:`~service.sections.Section` read by :func:`service.config.load_settings` like every other."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
-import msgspec
+from service.limits import Rule
+from service.sections import Section, positive_int, rule
 
-from service.errors import ConfigError
-from service.limits import Rule, parse_rule
-
-__all__ = ["AdminSettings", "load_admin_settings"]
+__all__ = ["AdminSettings"]
 
 DEFAULT_CLIENT_RULE = Rule("admin-client", 600, 60)
 
 
-class AdminSettings(msgspec.Struct, frozen=True, kw_only=True):
+class AdminSettings(Section, frozen=True, kw_only=True):
     audit_retention_days: int = 90
     """Audit events older than this are deleted from the database (the log keeps its own)."""
     client_rule: Rule = DEFAULT_CLIENT_RULE
@@ -22,29 +22,8 @@ class AdminSettings(msgspec.Struct, frozen=True, kw_only=True):
     invite_ttl: int = 7 * 24 * 3600
     """How long an invitation's set-password link works (``IDP_INVITE_TTL`` seconds)."""
 
-
-def _positive(name: str, raw: str | None, default: int) -> int:
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} is invalid: must be a positive integer")
-    return value
-
-
-def load_admin_settings(source: Mapping[str, str]) -> AdminSettings:
-    raw_rule = source.get("IDP_RATELIMIT_ADMIN_CLIENT", "").strip()
-    try:
-        rule = parse_rule(DEFAULT_CLIENT_RULE.name, raw_rule) if raw_rule else DEFAULT_CLIENT_RULE
-    except ValueError as exc:
-        raise ConfigError(f"IDP_RATELIMIT_ADMIN_CLIENT={raw_rule!r} is invalid: {exc}") from exc
-    return AdminSettings(
-        audit_retention_days=_positive(
-            "IDP_AUDIT_RETENTION_DAYS", source.get("IDP_AUDIT_RETENTION_DAYS"), 90
-        ),
-        client_rule=rule,
-        invite_ttl=_positive("IDP_INVITE_TTL", source.get("IDP_INVITE_TTL"), 7 * 24 * 3600),
-    )
+    ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
+        "audit_retention_days": ("IDP_AUDIT_RETENTION_DAYS", positive_int),
+        "client_rule": ("IDP_RATELIMIT_ADMIN_CLIENT", rule(DEFAULT_CLIENT_RULE.name)),
+        "invite_ttl": ("IDP_INVITE_TTL", positive_int),
+    }

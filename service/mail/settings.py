@@ -1,22 +1,21 @@
-"""The mail section of the settings (``IDP_SMTP_URL``, ``IDP_MAIL_*``, ``IDP_PUBLIC_URL``…),
-read by :func:`service.config.load_settings` like every other section."""
+"""The mail section of the settings (``IDP_SMTP_URL``, ``IDP_MAIL_*``, ``IDP_PUBLIC_URL``…), a
+:class:`~service.sections.Section` read by :func:`service.config.load_settings` like every other."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
-from service.errors import ConfigError
-from service.limits import Rule, parse_rule
+from service.limits import Rule
+from service.sections import Section, boolean, choice, http_url, positive_int, rule
 
-__all__ = ["MailSettings", "SmtpConfig", "load_mail_settings", "parse_smtp_url"]
+__all__ = ["MailSettings", "SmtpConfig", "parse_smtp_url"]
 
-T = TypeVar("T")
 REQUEST_IP = Rule("mail-request-ip", 20, 3600)
 MAIL_ACCOUNT = Rule("mail-account", 3, 3600)
 
@@ -33,6 +32,13 @@ class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:  # never print the password
         return f"SmtpConfig(host={self.host!r}, port={self.port}, tls={self.implicit_tls or self.starttls})"
+
+
+def _sender(raw: str) -> str:
+    _, address = parseaddr(raw)
+    if "@" not in address or any(ch in raw for ch in "\r\n"):
+        raise ValueError("expected an address like 'Example <no-reply@example.com>'")
+    return raw
 
 
 def parse_smtp_url(raw: str) -> SmtpConfig:
@@ -64,14 +70,18 @@ def parse_smtp_url(raw: str) -> SmtpConfig:
     )
 
 
-class MailSettings(msgspec.Struct, frozen=True, kw_only=True):
+class MailSettings(Section, frozen=True, kw_only=True):
     smtp: SmtpConfig | None = None
     """None: messages are written as files into ``folder``."""
-    sender: str = "no-reply@localhost"
+    sender: str = ""
+    """``IDP_MAIL_FROM``; empty: ``no-reply@`` the host of ``public_url``."""
     folder: Path = Path("data/mail")
     templates: Path | None = None
     public_url: str = "http://127.0.0.1:8000"
-    issuer_name: str = "idp"
+    """Links in mail are built from it (``IDP_PUBLIC_URL``; the loader's default: the issuer),
+    never from a request."""
+    issuer_name: str = ""
+    """``IDP_ISSUER_NAME``; empty: the host of ``public_url``."""
     max_attempts: int = 8
     retry_base: float = 30.0
     worker: bool = True
@@ -88,76 +98,28 @@ class MailSettings(msgspec.Struct, frozen=True, kw_only=True):
     mail_account: Rule = MAIL_ACCOUNT
     """Link mails per account; beyond, requests still answer 202 but send nothing."""
 
+    ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
+        "smtp": ("IDP_SMTP_URL", parse_smtp_url),
+        "sender": ("IDP_MAIL_FROM", _sender),
+        "folder": ("IDP_MAIL_DIR", Path),
+        "templates": ("IDP_MAIL_TEMPLATES", Path),
+        "public_url": ("IDP_PUBLIC_URL", http_url),
+        "issuer_name": ("IDP_ISSUER_NAME", str),
+        "max_attempts": ("IDP_MAIL_MAX_ATTEMPTS", positive_int),
+        "retry_base": ("IDP_MAIL_RETRY_BASE", lambda raw: float(positive_int(raw))),
+        "worker": ("IDP_MAIL_WORKER", boolean),
+        "reset_ttl": ("IDP_RESET_TOKEN_TTL", positive_int),
+        "verification": ("IDP_EMAIL_VERIFICATION", choice("optional", "required")),
+        "verify_ttl": ("IDP_VERIFY_TOKEN_TTL", positive_int),
+        "signup_enumeration_safe": ("IDP_SIGNUP_ENUMERATION_SAFE", boolean),
+        "request_ip": ("IDP_RATELIMIT_MAIL_REQUEST_IP", rule(REQUEST_IP.name)),
+        "mail_account": ("IDP_RATELIMIT_MAIL_ACCOUNT", rule(MAIL_ACCOUNT.name)),
+    }
+    SECRET: ClassVar[frozenset[str]] = frozenset({"IDP_SMTP_URL"})  # may hold a password
 
-def _get(source: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
-    raw = source.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return convert(raw.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{name} is invalid: {exc}") from exc  # the value may hold a password
-
-
-def _sender(raw: str) -> str:
-    _, address = parseaddr(raw)
-    if "@" not in address or any(ch in raw for ch in "\r\n"):
-        raise ValueError("expected an address like 'Example <no-reply@example.com>'")
-    return raw
-
-
-def _positive(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError("expected an absolute http(s) URL without query or fragment")
-    return raw.rstrip("/")
-
-
-def _flag(raw: str) -> bool:
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
-
-
-def _verification(raw: str) -> Literal["optional", "required"]:
-    if raw == "optional":
-        return "optional"
-    if raw == "required":
-        return "required"
-    raise ValueError("expected optional or required")
-
-
-def _rule(name: str) -> Callable[[str], Rule]:
-    return lambda raw: parse_rule(name, raw)
-
-
-def load_mail_settings(source: Mapping[str, str], *, issuer: str, data_dir: Path) -> MailSettings:
-    """Links in mail are built from ``IDP_PUBLIC_URL`` (default: the issuer), never a request."""
-    public_url = _get(source, "IDP_PUBLIC_URL", _url, issuer)
-    host = urlsplit(public_url).hostname or "localhost"
-    return MailSettings(
-        smtp=_get(source, "IDP_SMTP_URL", parse_smtp_url, None),
-        sender=_get(source, "IDP_MAIL_FROM", _sender, f"no-reply@{host}"),
-        folder=_get(source, "IDP_MAIL_DIR", Path, data_dir / "mail"),
-        templates=_get(source, "IDP_MAIL_TEMPLATES", Path, None),
-        public_url=public_url,
-        issuer_name=_get(source, "IDP_ISSUER_NAME", str, host),
-        max_attempts=_get(source, "IDP_MAIL_MAX_ATTEMPTS", _positive, 8),
-        retry_base=float(_get(source, "IDP_MAIL_RETRY_BASE", _positive, 30)),
-        worker=_get(source, "IDP_MAIL_WORKER", _flag, True),
-        reset_ttl=_get(source, "IDP_RESET_TOKEN_TTL", _positive, 1800),
-        verification=_get(source, "IDP_EMAIL_VERIFICATION", _verification, "optional"),
-        verify_ttl=_get(source, "IDP_VERIFY_TOKEN_TTL", _positive, 86400),
-        signup_enumeration_safe=_get(source, "IDP_SIGNUP_ENUMERATION_SAFE", _flag, False),
-        request_ip=_get(source, "IDP_RATELIMIT_MAIL_REQUEST_IP", _rule("mail-request-ip"), REQUEST_IP),
-        mail_account=_get(source, "IDP_RATELIMIT_MAIL_ACCOUNT", _rule("mail-account"), MAIL_ACCOUNT),
-    )
+    def __post_init__(self) -> None:
+        host = urlsplit(self.public_url).hostname or "localhost"
+        if not self.sender:
+            msgspec.structs.force_setattr(self, "sender", f"no-reply@{host}")
+        if not self.issuer_name:
+            msgspec.structs.force_setattr(self, "issuer_name", host)

@@ -10,17 +10,20 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from service.admin.settings import AdminSettings
 from service.config import (
     Argon2Settings,
     ConfigError,
     KeySettings,
     RateLimitSettings,
-    Section,
     SessionSettings,
     Settings,
     StorageSettings,
     load_settings,
 )
+from service.mail.settings import MailSettings
+from service.mfa.settings import MfaSettings
+from service.sections import Section
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -125,7 +128,16 @@ def test_a_bad_listen_host_names_the_variable(host: str) -> None:
 
 @pytest.mark.parametrize(
     "section",
-    [StorageSettings, KeySettings, SessionSettings, Argon2Settings, RateLimitSettings],
+    [
+        StorageSettings,
+        KeySettings,
+        SessionSettings,
+        Argon2Settings,
+        RateLimitSettings,
+        MailSettings,
+        MfaSettings,
+        AdminSettings,
+    ],
     ids=lambda section: section.__name__,
 )
 def test_each_section_has_one_set_of_defaults(section: type[Section]) -> None:
@@ -135,11 +147,13 @@ def test_each_section_has_one_set_of_defaults(section: type[Section]) -> None:
 
 
 def test_settings_defaults_match_an_empty_environment() -> None:
-    """``Settings()`` is what ``load_settings({})`` returns (but for the mail and MFA sections,
-    whose sender, links and names follow the issuer)."""
+    """``Settings()`` is what ``load_settings({})`` returns (but for the MFA section's names,
+    which follow the mail section's service name, the issuer's host)."""
     loaded = load_settings({})
     defaults = Settings()
-    assert msgspec.structs.replace(loaded, mail=defaults.mail, mfa=defaults.mfa) == defaults
+    assert loaded.mail == defaults.mail
+    assert msgspec.structs.replace(loaded, mfa=defaults.mfa) == defaults
+    assert (loaded.mfa.totp_issuer, loaded.mfa.rp_name) == (loaded.mail.issuer_name,) * 2
 
 
 def test_argon2_threads_default_to_the_cpu_count() -> None:
@@ -166,3 +180,33 @@ def test_loading_settings_imports_no_storage_driver() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_capability_sections_use_the_one_loader() -> None:
+    """Mail, MFA and admin are read like every other section: defaults that follow the issuer,
+    a variable that wins over them, checks that run in code too, errors that name the variable
+    (and do not repeat an SMTP URL, which may hold a password)."""
+    settings = load_settings(
+        {
+            "IDP_ISSUER": "https://id.example.com",
+            "IDP_MAIL_RETRY_BASE": "5",
+            "IDP_INVITE_TTL": "60",
+            "IDP_WEBAUTHN_ORIGINS": "https://login.id.example.com",
+        }
+    )
+    assert (settings.mail.public_url, settings.mail.sender) == (
+        "https://id.example.com",
+        "no-reply@id.example.com",
+    )
+    assert (settings.mail.retry_base, settings.admin.invite_ttl) == (5.0, 60)
+    assert (settings.mfa.rp_id, settings.mfa.origins) == ("id.example.com", ("https://login.id.example.com",))
+    assert MailSettings(public_url="https://a.example").sender == "no-reply@a.example"
+    with pytest.raises(ConfigError, match="IDP_WEBAUTHN_ORIGINS"):
+        MfaSettings(rp_id="example.com", origins=("https://evil.example",))
+    with pytest.raises(ConfigError, match=r"^IDP_MFA_TICKET_TTL=5 is invalid"):
+        load_settings({"IDP_MFA_TICKET_TTL": "5"})
+    with pytest.raises(ConfigError, match=r"^IDP_AUDIT_RETENTION_DAYS='0' is invalid"):
+        load_settings({"IDP_AUDIT_RETENTION_DAYS": "0"})
+    with pytest.raises(ConfigError, match=r"^IDP_SMTP_URL is invalid") as error:
+        load_settings({"IDP_SMTP_URL": "ftp://user:hunter2@mail.example"})
+    assert "hunter2" not in str(error.value)

@@ -43,6 +43,7 @@ MEMBERS: dict[str, str] = {
     "bounded_json": "base",
     "config": "config",
     "trust": "config",
+    "sections": "config",
     "store": "store",
     "keys": "lower",
     "tokens": "lower",
