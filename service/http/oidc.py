@@ -62,37 +62,49 @@ class LogoutController(Controller):
     async def logout(
         self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
     ) -> Response[Any]:
-        """End the browser session and the sessions clients opened through it. With a valid
-        ``id_token_hint`` at once; without one, only after the user confirms (a CSRF-checked
-        form), so a third-party page cannot sign the user out. ``post_logout_redirect_uri``
-        must be registered exactly for the hint's client; ``state`` is passed back."""
+        """End the browser session and the sessions clients opened through it (OpenID Connect
+        RP-Initiated Logout 1.0). With a valid ``id_token_hint`` at once; without one, only
+        after the user confirms (a CSRF-checked form), so a third-party page cannot sign the
+        user out. The client is the hint's (``azp``, else ``aud``) or, without a hint, the one
+        ``client_id`` names; both given must agree. ``post_logout_redirect_uri`` is followed,
+        with ``state``, only when registered exactly for that client; otherwise the user sees
+        the signed-out page here."""
         jar = browser_cookies(runtime)
         form = await read_form(request) if request.method == "POST" else {}
         params = {**dict(request.query_params.items()), **form}
+        name = runtime.settings.mail.issuer_name
         hint = runtime.id_tokens.verify_hint(params.get("id_token_hint", ""))
-        client_id = str(hint.get("aud", "")) if hint else params.get("client_id", "")
-        client = await runtime.clients.get(client_id) if client_id else None
-        target = params.get("post_logout_redirect_uri")
-        if target and (client is None or target not in client.post_logout_redirect_uris):
+        client_id = params.get("client_id", "")
+        if hint is not None and client_id and client_id not in _hint_audience(hint):
             return render(
                 "error",
                 status=400,
-                service_name=runtime.settings.mail.issuer_name,
+                service_name=name,
                 error="invalid_request",
-                description="The post_logout_redirect_uri is not registered.",
+                description="The client_id is not the client the id_token_hint was issued to.",
             )
+        client_id = client_id or _hint_client(hint)
+        client = await runtime.clients.get(client_id) if client_id else None
+        target = params.get("post_logout_redirect_uri", "")
+        if not target or client is None or target not in client.post_logout_redirect_uris:
+            target = ""  # never redirect to a URI not registered for the identified client
         confirmed = hint is not None or (params.get("confirm") == "yes" and jar.csrf_ok(request, form))
-        name = runtime.settings.mail.issuer_name
         if not confirmed:
             csrf, cookies = jar.csrf(request)
-            return render("logout", service_name=name, csrf=csrf, cookies=cookies, done=False)
+            # The confirmation form carries what the redirect needs (already checked above).
+            carried = {"client_id": client.id} if client is not None else {}
+            if target:
+                carried.update(post_logout_redirect_uri=target, state=params.get("state", ""))
+            return render(
+                "logout", service_name=name, csrf=csrf, cookies=cookies, done=False, carried=carried
+            )
         token = jar.session_token(request)
         session = await runtime.sessions.browser_session(token) if token else None
         if session is not None and (hint is None or hint.get("sub") == str(session.user_id)):
             await runtime.sessions.end_browser_session(session)
         cookies = [jar.clear_session()]
         if target:
-            query = urlencode({"state": params["state"]}) if "state" in params else ""
+            query = urlencode({"state": params["state"]}) if params.get("state") else ""
             location = f"{target}{'&' if '?' in target else '?'}{query}" if query else target
             return Response(
                 b"",
@@ -101,6 +113,26 @@ class LogoutController(Controller):
                 cookies=cookies,
             )
         return render("logout", service_name=name, cookies=cookies, done=True)
+
+
+def _hint_audience(hint: dict[str, object]) -> set[str]:
+    """The clients an ID token was issued to: its ``aud`` (one or several) and ``azp``."""
+    aud = hint.get("aud")
+    audience = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    azp = hint.get("azp")
+    return {item for item in [*audience, azp] if isinstance(item, str)}
+
+
+def _hint_client(hint: dict[str, object] | None) -> str:
+    """The client a hint names: ``azp``, else its single ``aud``; empty when none or unclear."""
+    if hint is None:
+        return ""
+    azp, aud = hint.get("azp"), hint.get("aud")
+    if isinstance(azp, str):
+        return azp
+    if isinstance(aud, list) and len(aud) == 1:
+        aud = aud[0]
+    return aud if isinstance(aud, str) else ""
 
 
 @get("/static/idp.css", include_in_schema=False, media_type="text/css")
