@@ -3,7 +3,9 @@
 Run from the repository root (whole run well under 3 minutes)::
 
     uv run python bench/versus_better_auth.py
+    uv run python bench/versus_better_auth.py --quick          # shorter windows, ~45 s
     uv run python bench/versus_better_auth.py --duration 4 --concurrency 32
+    uv run python bench/versus_better_auth.py --source /tmp/idp-before --only jwks,token
 
 It starts, on loopback:
 
@@ -15,8 +17,8 @@ It starts, on loopback:
 - for the Litestar-overhead figure only, a bare ASGI app (this file, ``--serve-bare``) serving
   our JWKS bytes under the same ``uvicorn.run`` settings as ``idp serve``.
 
-Every HTTP figure comes from the same generator: a minimal HTTP/1.1 keep-alive client on uvloop
-(``bench/login_jwks.py``'s raw approach, plus chunked bodies for Node), a fixed number of
+Every HTTP figure comes from the same generator (``bench/lib/load.py``, shared with
+``bench/login_jwks.py``): a minimal HTTP/1.1 keep-alive client on uvloop, a fixed number of
 connections looping request → response for a fixed time after a warm-up. It prints, with
 PASS/MISS per goal:
 
@@ -32,7 +34,10 @@ PASS/MISS per goal:
    single-threaded ops/s (goal >= 0.75);
 5. Litestar overhead: our JWKS req/s vs the bare ASGI app's (goal >= 0.45).
 
-Everything started is stopped at the end, also on error or Ctrl-C.
+``--source DIR`` serves another checkout's ``service/`` package as "ours" (e.g.
+``git worktree add /tmp/idp-before <rev>``) for before/after comparisons. Everything started is
+stopped at the end, also on error or Ctrl-C. Exit status: 0 every goal met, 1 one missed,
+2 error (``--json PATH`` writes the goals and figures).
 """
 
 from __future__ import annotations
@@ -43,7 +48,6 @@ import base64
 import contextlib
 import importlib.util
 import json
-import math
 import os
 import secrets
 import shutil
@@ -51,42 +55,53 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import asyncpg
 import httpx
-import redis.asyncio as aioredis
 import uvicorn
-import uvloop
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from login_jwks import (
+from lib.ceilings import (
     ARGON2_MEMORY_KIB,
     ARGON2_PARALLELISM,
     ARGON2_TIME_COST,
-    _stop,
-    cpu_seconds,
-    descendants,
-    established_connections,
-    free_port,
-    percentile,
+    SCRYPT_DKLEN,
+    SCRYPT_N,
+    SCRYPT_P,
+    SCRYPT_R,
     raw_argon2_rate,
+    raw_scrypt_rate,
+)
+from lib.load import (
+    REQUEST_TIMEOUT_SECONDS,
+    FixedRequest,
+    Job,
+    Measurement,
+    http_request,
+    measure,
+    run_uvloop,
+)
+from lib.procs import CORES, free_port, worker_pids
+from lib.report import Goal, add_standard_arguments, finish, print_table, run_main, verdict
+from lib.servers import (
+    DEFAULT_ADMIN_URL,
+    LOOPBACK_HOSTS,
+    REPO_ROOT,
+    better_auth,
+    redis_namespace,
     running_server,
     server_env,
-    system_cpu,
+    stop_process_group,
     throwaway_database,
 )
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # tests.support.better_auth
+if TYPE_CHECKING:
+    from tests.support.better_auth import BetterAuthServer
 
-from tests.support.better_auth import BetterAuthServer, run_better_auth  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
 
 FIGURES = ("jwks", "token", "login", "verify")
 JWKS_GOAL = 10.0
@@ -97,13 +112,13 @@ LITESTAR_GOAL = 0.45
 NOISE_WARNING = 0.15  # relative before/after spread of a raw hash rate
 FOREIGN_WARNING_CORES = 0.25
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 16384, 16, 1, 64
-CORES = os.cpu_count() or 2
 START_TIMEOUT_SECONDS = 30.0
-REQUEST_TIMEOUT_SECONDS = 10.0
 BARE_BODY_ENV = "VBA_BARE_BODY"
 BARE_HEADERS_ENV = "VBA_BARE_HEADERS"
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+# Durations (seconds) of a full run and of --quick; an explicit option overrides either.
+FULL = {"duration": 8.0, "warmup": 1.0, "raw_seconds": 2.0, "verify_seconds": 2.0}
+QUICK = {"duration": 3.0, "warmup": 0.5, "raw_seconds": 1.0, "verify_seconds": 1.0}
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,55 +209,17 @@ async def running_bare(
                 if time.monotonic() > deadline:
                     raise RuntimeError("bare ASGI server not ready")
                 await asyncio.sleep(0.1)
-        while len(server_workers(process.pid)) < workers and time.monotonic() < deadline:
+        while len(worker_pids(process.pid)) < workers and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
-        yield port, [process.pid, *server_workers(process.pid)]
+        yield port, [process.pid, *worker_pids(process.pid)]
     finally:
-        await asyncio.to_thread(_stop, process)
-
-
-def server_workers(supervisor: int) -> list[int]:
-    return [pid for pid in descendants(supervisor) if "resource_tracker" not in _cmdline(pid)]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+        await asyncio.to_thread(stop_process_group, process)
 
 
 # --------------------------------------------------------------------------------------------
-# The load generator: raw HTTP/1.1 keep-alive connections on uvloop
+# Load: the shared client (bench/lib/load.py) and our one stateful job
 # --------------------------------------------------------------------------------------------
-
-
-class Job(Protocol):
-    """What one connection sends, and what it does with each answer (False: stop this connection)."""
-
-    def request(self) -> bytes: ...
-
-    def response(self, status: int, body: bytes) -> bool: ...
-
-
-@dataclass
-class FixedRequest:
-    payload: bytes
-
-    def request(self) -> bytes:
-        return self.payload
-
-    def response(self, status: int, body: bytes) -> bool:
-        return True
-
-
-def http_request(method: str, path: str, port: int, headers: dict[str, str], body: bytes = b"") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    if body or method == "POST":
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 @dataclass
@@ -266,253 +243,16 @@ class RefreshChain:
         return True
 
 
-@dataclass
-class Load:
-    recording: bool = False
-    ok: int = 0
-    statuses: Counter[int] = field(default_factory=Counter)
-    latencies_ms: list[float] = field(default_factory=list)
-
-    def record(self, status: int, sent: float) -> None:
-        if not self.recording:
-            return
-        self.statuses[status] += 1
-        if status == 200:
-            self.ok += 1
-            self.latencies_ms.append((time.perf_counter() - sent) * 1000.0)
-
-
-async def _read_body(reader: asyncio.StreamReader, head: bytes) -> bytes:
-    start = head.find(b"\r\ncontent-length:")
-    if start >= 0:
-        return await reader.readexactly(int(head[start + 17 : head.index(b"\r\n", start + 2)]))
-    if b"\r\ntransfer-encoding: chunked" not in head:
-        raise ValueError("response without Content-Length or chunked encoding")
-    parts: list[bytes] = []
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
-        if size == 0:
-            await reader.readuntil(b"\r\n")  # end of the (empty) trailer section
-            return b"".join(parts)
-        parts.append((await reader.readexactly(size + 2))[:-2])
-
-
-Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-def _owner(server_port: int, client_port: int, workers: Sequence[int]) -> int | None:
-    """The worker pid that accepted our connection from ``client_port`` (None: not accepted yet)."""
-    inode = None
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for row in Path(table).read_text().splitlines()[1:]:
-                cols = row.split()
-                local, remote = cols[1].rsplit(":", 1)[1], cols[2].rsplit(":", 1)[1]
-                if int(local, 16) == server_port and int(remote, 16) == client_port:
-                    inode = f"socket:[{cols[9]}]"
-    if inode is None:
-        return None
-    for pid in workers:
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{pid}/fd/{fd}") == inode:
-                        return pid
-    return None
-
-
-async def open_balanced(port: int, count: int, workers: Sequence[int]) -> list[Stream]:
-    """``count`` connections spread evenly over ``workers``.
-
-    uvicorn's workers share one listening socket and whichever is awake accepts: a burst of
-    connections often lands 16/0 on one worker. A load balancer in front of real deployments
-    spreads connections; here we reconnect until each worker holds its share (best effort).
-    """
-    if len(workers) < 2 or not Path("/proc").is_dir():
-        return [await asyncio.open_connection("127.0.0.1", port, limit=1 << 20) for _ in range(count)]
-    share = math.ceil(count / len(workers))
-    held: Counter[int] = Counter()
-    streams: list[Stream] = []
-    attempts = 0
-    while len(streams) < count:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-        client_port = writer.get_extra_info("sockname")[1]
-        owner = None
-        for _ in range(50):
-            owner = _owner(port, client_port, workers)
-            if owner is not None:
-                break
-            await asyncio.sleep(0.005)
-        attempts += 1
-        if owner is not None and held[owner] >= share and attempts < 20 * count:
-            writer.close()
-            continue
-        held[owner or 0] += 1
-        streams.append((reader, writer))
-    return streams
-
-
-async def connection_worker(
-    port: int, job: Job, load: Load, stop: asyncio.Event, first: Stream | None = None
-) -> None:
-    while not stop.is_set():
-        if first is not None:
-            (reader, writer), first = first, None
-        else:
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-            except OSError:
-                load.record(0, time.perf_counter())
-                await asyncio.sleep(0.1)
-                continue
-        try:
-            while not stop.is_set():
-                sent = time.perf_counter()
-                writer.write(job.request())
-                head = (await reader.readuntil(b"\r\n\r\n")).lower()
-                status = int(head[9:12])
-                body = await _read_body(reader, head)
-                if stop.is_set():
-                    return
-                load.record(status, sent)
-                if not job.response(status, body):
-                    return
-                if b"\r\nconnection: close" in head:
-                    break
-        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            if not stop.is_set():
-                load.record(0, time.perf_counter())
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-
-@dataclass
-class Measurement:
-    label: str
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    statuses: Counter[int]
-    server_cores: float
-    bench_cores: float
-    machine_busy: float
-    connections: dict[int, int]  # server pid -> client connections it holds
-
-    @property
-    def other_cores(self) -> float:
-        """CPU used by every other process (+ kernel): PostgreSQL and Redis, or foreign load."""
-        return max(0.0, self.machine_busy * CORES - self.server_cores - self.bench_cores)
-
-    def describe(self) -> str:
-        errors = {s: n for s, n in self.statuses.items() if s != 200}
-        spread = "/".join(str(n) for n in self.connections.values()) if len(self.connections) > 1 else ""
-        return (
-            f"{self.label:<34} {self.rate:9.1f} /s  p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms"
-            f"  server {self.server_cores:.2f} cores, load generator {self.bench_cores:.2f},"
-            f" machine busy {self.machine_busy:.0%} (others ~{self.other_cores:.2f} cores)"
-            + (f", connections per worker {spread}" if spread else "")
-            + (f", non-200 {errors}" if errors else "")
-        )
-
-
-async def measure(
-    label: str,
-    port: int,
-    jobs: Sequence[Job],
-    server_pids: Sequence[int],
-    args: argparse.Namespace,
+async def measure_figure(
+    label: str, port: int, jobs: Sequence[Job], server_pids: Sequence[int], args: argparse.Namespace
 ) -> Measurement:
-    load = Load()
-    stop = asyncio.Event()
-    workers = list(server_pids[1:])  # server_pids: supervisor first, then its workers
-    streams = await open_balanced(port, len(jobs), workers)
-    tasks = [
-        asyncio.create_task(connection_worker(port, job, load, stop, stream))
-        for job, stream in zip(jobs, streams, strict=True)
-    ]
-    try:
-        await asyncio.sleep(args.warmup)
-        before_at, before_sys, before_bench = time.monotonic(), system_cpu(), time.process_time()
-        before_srv = sum(cpu_seconds(pid) for pid in server_pids)
-        load.recording = True
-        await asyncio.sleep(args.duration)
-        load.recording = False
-        after_at, after_sys, after_bench = time.monotonic(), system_cpu(), time.process_time()
-        after_srv = sum(cpu_seconds(pid) for pid in server_pids)
-        connections = established_connections(port, workers) if len(workers) > 1 else {}
-    finally:
-        stop.set()
-        _, pending = await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_SECONDS)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-    elapsed = after_at - before_at
-    busy = after_sys[0] - before_sys[0]
-    total = busy + (after_sys[1] - before_sys[1]) + (after_sys[2] - before_sys[2])
-    result = Measurement(
-        label=label,
-        rate=load.ok / elapsed,
-        p50_ms=percentile(load.latencies_ms, 50),
-        p99_ms=percentile(load.latencies_ms, 99),
-        statuses=load.statuses,
-        server_cores=(after_srv - before_srv) / elapsed,
-        bench_cores=(after_bench - before_bench) / elapsed,
-        machine_busy=busy / total if total else math.nan,
-        connections=connections,
-    )
-    print("  " + result.describe(), flush=True)
-    return result
+    """One figure: connections spread evenly over the workers, ``--warmup`` then ``--duration``."""
+    return await measure(label, port, jobs, server_pids, duration=args.duration, warmup=args.warmup)
 
 
 # --------------------------------------------------------------------------------------------
-# Raw hash ceilings and offline verification
+# Offline verification
 # --------------------------------------------------------------------------------------------
-
-NODE_SCRYPT = (
-    """
-const { scrypt, randomBytes } = require("node:crypto");
-const [seconds, inflight] = [Number(process.argv[1]), Number(process.argv[2])];
-const N = {n}, r = {r}, p = {p}, dkLen = {dklen};
-const opts = { N, r, p, maxmem: 128 * N * r * 2 };
-const salt = randomBytes(16).toString("hex");
-let done = 0, running = inflight;
-const start = process.hrtime.bigint();
-const deadline = start + BigInt(Math.round(seconds * 1e9));
-let last = start;
-function one() {
-  scrypt("bench-password-1234".normalize("NFKC"), salt, dkLen, opts, (err) => {
-    if (err) throw err;
-    done += 1;
-    const now = process.hrtime.bigint();
-    if (now < deadline) return one();
-    if (now > last) last = now;
-    if (--running === 0) console.log(JSON.stringify({ done, seconds: Number(last - start) / 1e9 }));
-  });
-}
-for (let i = 0; i < inflight; i++) one();
-""".replace("{n}", str(SCRYPT_N))
-    .replace("{r}", str(SCRYPT_R))
-    .replace("{p}", str(SCRYPT_P))
-)
-NODE_SCRYPT = NODE_SCRYPT.replace("{dklen}", str(SCRYPT_DKLEN))
-
-
-def raw_scrypt_rate(seconds: float, inflight: int) -> float:
-    """Better Auth's hash (``node:crypto`` scrypt, its parameters), ``inflight`` at a time."""
-    node = shutil.which("node")
-    if node is None:
-        raise RuntimeError("node is required")
-    out = subprocess.run(
-        [node, "-e", NODE_SCRYPT, str(seconds), str(inflight)],
-        capture_output=True,
-        check=True,
-        timeout=seconds + 30,
-        text=True,
-    ).stdout
-    result = json.loads(out)
-    return float(result["done"]) / float(result["seconds"])
 
 
 def _b64url(segment: str) -> bytes:
@@ -604,44 +344,22 @@ async def ours_login(client: httpx.AsyncClient, email: str, password: str) -> di
     return tokens
 
 
-@contextlib.contextmanager
-def better_auth(workdir: Path, audience: str) -> Iterator[BetterAuthServer]:
-    with run_better_auth(workdir, audience=audience) as server:
-        yield server
-
-
-async def clear_redis(url: str, prefix: str) -> None:
-    client = aioredis.Redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 async def run(args: argparse.Namespace, workdir: Path) -> Results:
     results = Results()
     if "login" in args.only:
         await _hash_ceilings(args, results)
 
-    redis_url = os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"idpvs:{secrets.token_hex(6)}:"
-    async with throwaway_database(args.database_url) as database_url:
-        env = server_env(REPO_ROOT, database_url, "default")
-        env["IDP_REDIS_URL"] = redis_url
-        env["IDP_REDIS_PREFIX"] = prefix
+    async with (
+        throwaway_database(args.database_url) as database_url,
+        redis_namespace("idpvs") as (_, prefix),
+    ):
+        env = server_env(args.source, database_url, "default", redis_prefix=prefix)
         env.update(args.server_env)
-        try:
-            async with running_server(workdir, env, args.workers) as idp:
-                ours_pids = [idp.process.pid, *idp.workers]
-                with better_auth(workdir, audience=idp.url) as ba:
-                    assert ba._process is not None
-                    ba_pids = [ba._process.pid]
-                    await _measure_all(args, workdir, idp.url, idp.port, ours_pids, ba, ba_pids, results)
-        finally:
-            with contextlib.suppress(OSError, aioredis.RedisError):
-                await clear_redis(redis_url, prefix)
+        async with running_server(workdir, env, args.workers) as idp:
+            with better_auth(workdir, audience=idp.url) as ba:
+                assert ba._process is not None
+                ba_pids = [ba._process.pid]
+                await _measure_all(args, workdir, idp.url, idp.port, idp.pids, ba, ba_pids, results)
 
     if "login" in args.only:
         await _hash_ceilings(args, results)
@@ -707,14 +425,14 @@ async def _measure_jwks(
     print("JWKS ...", flush=True)
     ours_jwks = http_request("GET", "/.well-known/jwks.json", idp_port, {})
     ba_jwks = http_request("GET", "/api/auth/jwks", ba_port, {})
-    results.jwks_ours = await measure(
+    results.jwks_ours = await measure_figure(
         "ours GET /.well-known/jwks.json",
         idp_port,
         [FixedRequest(ours_jwks) for _ in range(n)],
         ours_pids,
         args,
     )
-    results.jwks_ba = await measure(
+    results.jwks_ba = await measure_figure(
         "BA GET /api/auth/jwks", ba_port, [FixedRequest(ba_jwks) for _ in range(n)], ba_pids, args
     )
     headers = [
@@ -724,7 +442,7 @@ async def _measure_jwks(
     ]
     async with running_bare(workdir, jwks_response.content, headers, args.workers) as (bare_port, bare_pids):
         bare_request = http_request("GET", "/.well-known/jwks.json", bare_port, {})
-        results.jwks_bare = await measure(
+        results.jwks_bare = await measure_figure(
             "bare ASGI app, same uvicorn",
             bare_port,
             [FixedRequest(bare_request) for _ in range(n)],
@@ -746,12 +464,13 @@ async def _measure_tokens(
     n, ba_port = args.concurrency, ba.port
     print("token issuance ...", flush=True)
     chains = [RefreshChain(idp_port, session["refresh_token"]) for session in sessions]
-    results.token_ours = await measure("ours POST /oauth2/token (refresh)", idp_port, chains, ours_pids, args)
+    label = "ours POST /oauth2/token (refresh)"
+    results.token_ours = await measure_figure(label, idp_port, chains, ours_pids, args)
     results.refresh_chains_broken = sum(chain.broken for chain in chains)
     ba_token = http_request(
         "GET", "/api/auth/token", ba_port, {"Origin": ba.url, "Cookie": _ba_cookie(ba_session)}
     )
-    results.token_ba = await measure(
+    results.token_ba = await measure_figure(
         "BA GET /api/auth/token", ba_port, [FixedRequest(ba_token) for _ in range(n)], ba_pids, args
     )
 
@@ -780,10 +499,10 @@ async def _measure_logins(
         login_body,
     )
     m = args.login_concurrency
-    results.login_ours = await measure(
+    results.login_ours = await measure_figure(
         "ours POST /v1/login", idp_port, [FixedRequest(ours_login_request) for _ in range(m)], ours_pids, args
     )
-    results.login_ba = await measure(
+    results.login_ba = await measure_figure(
         "BA POST /api/auth/sign-in/email",
         ba_port,
         [FixedRequest(ba_login_request) for _ in range(m)],
@@ -797,79 +516,81 @@ async def _measure_logins(
 # --------------------------------------------------------------------------------------------
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def report(args: argparse.Namespace, results: Results) -> None:
+def goals_and_rows(results: Results) -> tuple[list[Goal], list[tuple[str, ...]], dict[str, Any]]:
+    """The goals, the table rows and the figures of whatever was measured."""
+    goals: list[Goal] = []
     rows: list[tuple[str, ...]] = []
+    figures: dict[str, Any] = {
+        name: {"rate": m.rate, "p50_ms": m.p50_ms, "p99_ms": m.p99_ms, "statuses": dict(m.statuses)}
+        for name, m in (
+            ("jwks_ours", results.jwks_ours),
+            ("jwks_ba", results.jwks_ba),
+            ("jwks_bare", results.jwks_bare),
+            ("token_ours", results.token_ours),
+            ("token_ba", results.token_ba),
+            ("login_ours", results.login_ours),
+            ("login_ba", results.login_ba),
+        )
+        if m is not None
+    }
+    figures["argon2_raw"] = results.argon2_raw
+    figures["scrypt_raw"] = results.scrypt_raw
+    figures["refresh_chains_broken"] = results.refresh_chains_broken
+
+    def goal_row(goal: Goal, metric: str, ours: str, reference: str, ratio: str) -> None:
+        goals.append(goal)
+        rows.append((metric, ours, reference, ratio, goal.target, verdict(goal.met)))
+
     jo, jb, jr = results.jwks_ours, results.jwks_ba, results.jwks_bare
-    if jo and jb and jr:
-        rows += [
-            (
-                "JWKS req/s",
-                f"{jo.rate:.0f}",
-                f"{jb.rate:.0f} (BA)",
-                f"{jo.rate / jb.rate:.2f}x",
-                f">= {JWKS_GOAL:g}x",
-                verdict(jo.rate / jb.rate >= JWKS_GOAL),
-            ),
-            ("JWKS p99", f"{jo.p99_ms:.2f} ms", f"{jb.p99_ms:.2f} ms (BA)", "", "", ""),
-        ]
+    if jo and jb:
+        ratio = jo.rate / jb.rate
+        goal = Goal.at_least("JWKS req/s, ours / Better Auth", ratio, JWKS_GOAL, "x")
+        goal_row(goal, "JWKS req/s", f"{jo.rate:.0f}", f"{jb.rate:.0f} (BA)", f"{ratio:.2f}x")
+        rows.append(("JWKS p99", f"{jo.p99_ms:.2f} ms", f"{jb.p99_ms:.2f} ms (BA)", "", "", ""))
     to, tb = results.token_ours, results.token_ba
     if to and tb:
-        rows += [
-            (
-                "token issuance req/s",
-                f"{to.rate:.0f}",
-                f"{tb.rate:.0f} (BA)",
-                f"{to.rate / tb.rate:.2f}x",
-                f">= {TOKEN_GOAL:g}x",
-                verdict(to.rate / tb.rate >= TOKEN_GOAL),
-            ),
-            ("token issuance p99", f"{to.p99_ms:.2f} ms", f"{tb.p99_ms:.2f} ms (BA)", "", "", ""),
-        ]
+        ratio = to.rate / tb.rate
+        goal = Goal.at_least("token issuance req/s, ours / Better Auth", ratio, TOKEN_GOAL, "x")
+        goal_row(goal, "token issuance req/s", f"{to.rate:.0f}", f"{tb.rate:.0f} (BA)", f"{ratio:.2f}x")
+        rows.append(("token issuance p99", f"{to.p99_ms:.2f} ms", f"{tb.p99_ms:.2f} ms (BA)", "", "", ""))
     lo, lb = results.login_ours, results.login_ba
     if lo and lb:
         argon2 = sum(results.argon2_raw) / len(results.argon2_raw)
         scrypt = sum(results.scrypt_raw) / len(results.scrypt_raw)
         login_ours, login_ba = lo.rate / argon2, lb.rate / scrypt
-        rows.append(
-            (
-                "login / own hash ceiling",
-                f"{lo.rate:.1f}/{argon2:.1f} = {login_ours:.2f}",
-                f"{lb.rate:.1f}/{scrypt:.1f} = {login_ba:.2f} (BA)",
-                "",
-                f">= {LOGIN_GOAL:g}",
-                verdict(login_ours >= LOGIN_GOAL),
-            )
+        figures["login_ratio_ba"] = login_ba
+        goal_row(
+            Goal.at_least("login / own hash ceiling (ours)", login_ours, LOGIN_GOAL),
+            "login / own hash ceiling",
+            f"{lo.rate:.1f}/{argon2:.1f} = {login_ours:.2f}",
+            f"{lb.rate:.1f}/{scrypt:.1f} = {login_ba:.2f} (BA)",
+            "",
         )
     verify = results.verify
     if verify:
-        rows.append(
-            (
-                "offline verify ops/s",
-                f"{verify.kit_rate:.0f} (kit)",
-                f"{verify.raw_rate:.0f} (raw Ed25519)",
-                f"{verify.kit_rate / verify.raw_rate:.2f}",
-                f">= {VERIFY_GOAL:g}",
-                verdict(verify.kit_rate / verify.raw_rate >= VERIFY_GOAL),
-            )
+        ratio = verify.kit_rate / verify.raw_rate
+        figures["verify"] = {"kit_rate": verify.kit_rate, "raw_rate": verify.raw_rate}
+        goal_row(
+            Goal.at_least("offline verify, kit / raw Ed25519", ratio, VERIFY_GOAL),
+            "offline verify ops/s",
+            f"{verify.kit_rate:.0f} (kit)",
+            f"{verify.raw_rate:.0f} (raw Ed25519)",
+            f"{ratio:.2f}",
         )
     if jo and jr:
-        rows.append(
-            (
-                "Litestar JWKS vs bare ASGI",
-                f"{jo.rate:.0f}",
-                f"{jr.rate:.0f} (bare)",
-                f"{jo.rate / jr.rate:.2f}",
-                f">= {LITESTAR_GOAL:g}",
-                verdict(jo.rate / jr.rate >= LITESTAR_GOAL),
-            )
+        ratio = jo.rate / jr.rate
+        goal_row(
+            Goal.at_least("JWKS req/s, Litestar / bare ASGI", ratio, LITESTAR_GOAL),
+            "Litestar JWKS vs bare ASGI",
+            f"{jo.rate:.0f}",
+            f"{jr.rate:.0f} (bare)",
+            f"{ratio:.2f}",
         )
-    header = ("metric", "ours", "reference", "ratio", "goal", "result")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(6)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    return goals, rows, figures
+
+
+def report(args: argparse.Namespace, results: Results, rows: Sequence[tuple[str, ...]]) -> None:
+    jb, tb = results.jwks_ba, results.token_ba
     print()
     print(
         f"idp vs Better Auth 1.7.25: {CORES} CPUs, idp uvicorn --workers {args.workers}"
@@ -878,6 +599,8 @@ def report(args: argparse.Namespace, results: Results) -> None:
         f" {args.concurrency} keep-alive connections ({args.login_concurrency} for logins),"
         f" {args.duration:g}s after {args.warmup:g}s warm-up"
     )
+    if args.source != REPO_ROOT:
+        print(f"ours served from {args.source}")
     if args.server_env:
         print("our server's extra settings: " + " ".join(f"{k}={v}" for k, v in args.server_env))
     if results.argon2_raw:
@@ -891,10 +614,7 @@ def report(args: argparse.Namespace, results: Results) -> None:
             + " /s (before / after)"
         )
     print()
-    print(line.format(*header))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row).rstrip())
+    print_table(("metric", "ours", "reference", "ratio", "goal", "result"), rows)
     pairs = [rates for rates in (results.argon2_raw, results.scrypt_raw) if len(rates) == 2]
     spread = [abs(a - b) / ((a + b) / 2) for a, b in pairs]
     if spread and max(spread) > NOISE_WARNING:
@@ -934,13 +654,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per figure")
-    parser.add_argument("--warmup", type=float, default=1.0, help="load before each measurement, seconds")
+    add_standard_arguments(parser)
+    parser.add_argument("--duration", type=float, help="measured seconds per figure (8; --quick 3)")
+    parser.add_argument("--warmup", type=float, help="load before each measurement, seconds (1; --quick 0.5)")
     parser.add_argument("--concurrency", type=int, default=16, help="connections for JWKS and tokens")
     parser.add_argument("--login-concurrency", type=int, default=8, help="connections for logins")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (ours and the bare app)")
-    parser.add_argument("--raw-seconds", type=float, default=2.0, help="each raw hash measurement")
-    parser.add_argument("--verify-seconds", type=float, default=2.0, help="each offline verify loop")
+    parser.add_argument("--raw-seconds", type=float, help="each raw hash measurement (2; --quick 1)")
+    parser.add_argument("--verify-seconds", type=float, help="each offline verify loop (2; --quick 1)")
     parser.add_argument(
         "--database-url",
         default=DEFAULT_ADMIN_URL,
@@ -960,14 +681,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="IDP_NAME=VALUE",
         help="extra setting for our server, e.g. IDP_ARGON2_PRIORITY=normal (repeatable)",
     )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=REPO_ROOT,
+        help="checkout whose service/ package is served as ours (default: this repository), e.g. "
+        "`git worktree add /tmp/idp-before <rev>` for a before/after comparison",
+    )
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if not args.only or not args.only <= set(FIGURES):
         parser.error(f"--only takes a comma-separated subset of {','.join(FIGURES)}")
-    if urlsplit(args.database_url).hostname not in {"127.0.0.1", "localhost", "::1"}:
+    if urlsplit(args.database_url).hostname not in LOOPBACK_HOSTS:
         parser.error("--database-url must point at the loopback interface")
     if min(args.duration, args.concurrency, args.login_concurrency, args.workers) <= 0:
         parser.error("--duration, --concurrency, --login-concurrency and --workers must be positive")
+    args.source = args.source.resolve()
+    if not (args.source / "service" / "__main__.py").is_file():
+        parser.error(f"--source {args.source} has no service/ package")
     return args
 
 
@@ -976,22 +710,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve_bare is not None:
         serve_bare(args.serve_bare, args.workers)
         return 0
-    started = time.monotonic()
-    with (
-        tempfile.TemporaryDirectory(prefix="idp-vs-ba-") as tmp,
-        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
-    ):
-        results = runner.run(run(args, Path(tmp)))
-    report(args, results)
-    print(f"total time {time.monotonic() - started:.1f}s")
-    return 0
+    with tempfile.TemporaryDirectory(prefix="idp-vs-ba-") as tmp:
+        results = run_uvloop(run(args, Path(tmp)))
+    goals, rows, figures = goals_and_rows(results)
+    report(args, results, rows)
+    return finish(goals, figures, args)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except (RuntimeError, OSError, subprocess.SubprocessError, asyncpg.PostgresError) as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    if "--serve-bare" in sys.argv:
+        sys.exit(main())  # the bare ASGI server (a child of the bench): no report
+    run_main(main)

@@ -124,7 +124,12 @@ def exit_code(goals: Sequence[Goal]) -> int:
 def print_goals(goals: Sequence[Goal], title: str = "goals") -> None:
     print(f"{title}:")
     rows = [
-        (goal.name, f"{goal.value:.4g} {goal.unit}".rstrip(), goal.target, verdict(goal.met))
+        (
+            goal.name,
+            f"{goal.value:.4g} {goal.unit}".rstrip(),
+            f"{goal.target} {goal.unit}".rstrip(),
+            verdict(goal.met),
+        )
         for goal in goals
     ]
     print_table(("goal", "value", "target", "result"), rows)
@@ -153,10 +158,12 @@ def run_main(main: Callable[[], int]) -> None:
         code = main()
     except KeyboardInterrupt:
         sys.exit(130)
+    except SystemExit:
+        raise
     except (RuntimeError, OSError) as exc:  # the bench failed to measure: not a missed goal
         print(f"bench: error: {exc}", file=sys.stderr)
         code = EXIT_ERROR
-    except Exception:
+    except BaseException:  # also pytest's Failed, raised by tests/support helpers
         traceback.print_exc()
         code = EXIT_ERROR
     print(f"total time {time.monotonic() - started:.1f}s", flush=True)
