@@ -67,7 +67,7 @@ FOREIGN_WARNING_CORES = 0.15
 
 # Durations (seconds) of a full run and of --quick; an explicit option overrides either.
 FULL = {"duration": 10.0, "warmup": 1.0, "raw_seconds": 3.0, "idle_seconds": 2.0}
-QUICK = {"duration": 4.0, "warmup": 1.0, "raw_seconds": 1.5, "idle_seconds": 1.0}
+QUICK = {"duration": 4.0, "warmup": 1.0, "raw_seconds": 1.0, "idle_seconds": 1.0}
 
 
 async def signup(client: httpx.AsyncClient) -> bytes:
@@ -315,7 +315,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="checkout whose service/ package is served (default: this repository), e.g. "
         "`git worktree add /tmp/idp-before <rev>` to measure a fixed revision",
     )
-    parser.add_argument("--raw-seconds", type=float, help="raw argon2 measurement, seconds (3; --quick 1.5)")
+    parser.add_argument("--raw-seconds", type=float, help="raw argon2 measurement, seconds (3; --quick 1)")
     parser.add_argument("--raw-threads", type=int, default=os.cpu_count() or 2, help="raw argon2 verifiers")
     parser.add_argument("--probe-rate", type=float, default=20.0, help="JWKS requests/s under load")
     parser.add_argument("--idle-rate", type=float, default=100.0, help="JWKS requests/s on the idle server")

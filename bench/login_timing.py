@@ -3,12 +3,14 @@
 Run from the repository root::
 
     uv run python bench/login_timing.py [--rounds 150]
+    uv run python bench/login_timing.py --quick      # 40 rounds
 
 Starts ``idp serve`` (default argon2id parameters, SQLite in a temp dir), creates one account,
 then sends interleaved pairs of logins — an unknown email and the known email with a wrong
 password — one at a time, and prints the median latency of each and their ratio
 (unknown ÷ wrong password; goal 0.9-1.1: the decoy hash makes both cost one verification).
-Loopback only; bounded by ``--rounds``; the server is stopped at the end.
+Loopback only; bounded by ``--rounds``; the server is stopped at the end. Exit status: 0 goal
+met, 1 missed, 2 error (``--json PATH`` writes the goal and figures).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 import httpx
+from lib.report import Goal, add_standard_arguments, finish, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,8 +47,11 @@ def timed(client: httpx.Client, email: str, password: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=150, help="pairs of logins (after 10 warm-up pairs)")
+    add_standard_arguments(parser)
+    parser.add_argument("--rounds", type=int, help="pairs of logins after 10 warm-up pairs (150; --quick 40)")
     args = parser.parse_args()
+    if args.rounds is None:
+        args.rounds = 40 if args.quick else 150
     with tempfile.TemporaryDirectory() as workdir:
         env = {**GENEROUS_LIMITS, **DEFAULT_ARGON2}
         with (
@@ -68,7 +74,8 @@ def main() -> int:
                     wrong.append(pair[1])
     unknown_ms, wrong_ms = statistics.median(unknown) * 1000, statistics.median(wrong) * 1000
     ratio = unknown_ms / wrong_ms
-    verdict = "PASS" if 0.9 <= ratio <= 1.1 else "MISS"
+    goal = Goal.between("login timing, unknown email / wrong password", ratio, 0.9, 1.1)
+    verdict = "PASS" if goal.met else "MISS"
     print(f"rounds: {args.rounds} interleaved pairs, argon2id m=19456 KiB t=2 p=1, 1 worker")
     for label, samples, median in (
         ("unknown email ", unknown, unknown_ms),
@@ -77,8 +84,9 @@ def main() -> int:
         p90 = statistics.quantiles(samples, n=10)[-1] * 1000
         print(f"{label}  median {median:7.2f} ms  p90 {p90:7.2f} ms")
     print(f"ratio unknown / wrong password: {ratio:.3f}  (goal 0.9-1.1)  {verdict}")
-    return 0
+    figures = {"rounds": args.rounds, "unknown_median_ms": unknown_ms, "wrong_password_median_ms": wrong_ms}
+    return finish([goal], figures, args)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

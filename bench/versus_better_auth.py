@@ -118,7 +118,7 @@ BARE_HEADERS_ENV = "VBA_BARE_HEADERS"
 
 # Durations (seconds) of a full run and of --quick; an explicit option overrides either.
 FULL = {"duration": 8.0, "warmup": 1.0, "raw_seconds": 2.0, "verify_seconds": 2.0}
-QUICK = {"duration": 3.0, "warmup": 0.5, "raw_seconds": 1.0, "verify_seconds": 1.0}
+QUICK = {"duration": 2.0, "warmup": 0.5, "raw_seconds": 1.0, "verify_seconds": 1.0}
 
 
 # --------------------------------------------------------------------------------------------
@@ -655,7 +655,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_standard_arguments(parser)
-    parser.add_argument("--duration", type=float, help="measured seconds per figure (8; --quick 3)")
+    parser.add_argument("--duration", type=float, help="measured seconds per figure (8; --quick 2)")
     parser.add_argument("--warmup", type=float, help="load before each measurement, seconds (1; --quick 0.5)")
     parser.add_argument("--concurrency", type=int, default=16, help="connections for JWKS and tokens")
     parser.add_argument("--login-concurrency", type=int, default=8, help="connections for logins")

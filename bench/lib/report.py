@@ -31,6 +31,7 @@ __all__ = [
     "add_standard_arguments",
     "exit_code",
     "finish",
+    "json_safe",
     "percentile",
     "print_goals",
     "print_table",
@@ -81,25 +82,29 @@ class Goal:
         return cls(name, value, f">= {minimum:g}", unit, value >= minimum)  # NaN: missed
 
     @classmethod
+    def between(cls, name: str, value: float, low: float, high: float, unit: str = "") -> Goal:
+        return cls(name, value, f"{low:g}-{high:g}", unit, low <= value <= high)
+
+    @classmethod
     def below(cls, name: str, value: float, maximum: float, unit: str = "") -> Goal:
         return cls(name, value, f"< {maximum:g}", unit, value < maximum)
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN and infinities become null, tuples lists, dict keys strings."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def write_json(path: Path | str, goals: Sequence[Goal], figures: dict[str, Any], **meta: Any) -> None:
     """``{"goals": [...], "figures": {...}, **meta}``; ``meta`` e.g. script=..., quick=...."""
     document = {**meta, "goals": [asdict(goal) for goal in goals], "figures": figures}
-    Path(path).write_text(json.dumps(_clean(document), indent=2) + "\n")
+    Path(path).write_text(json.dumps(json_safe(document), indent=2) + "\n")
 
 
 def read_json(path: Path | str) -> tuple[list[Goal], dict[str, Any]]:
