@@ -164,16 +164,23 @@ class GrantServices(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RefreshGrant:
-    """``refresh_token`` (RFC 6749 §6): the family is read with the limit check, then rotated."""
+    """``refresh_token`` (RFC 6749 §6): the family is read with the limit check, then rotated.
+    A session a client opened with an ``openid`` authorization code also gets a new ID token
+    (OpenID Connect Core §12.2)."""
 
     def __init__(self, services: GrantServices) -> None:
         self._sessions = services.sessions
+        self._provider = services.provider
 
     async def look_up(self, params: dict[str, str]) -> Presented:
         return await self._sessions.present(required(params, "refresh_token"))
 
     async def grant(self, found: Presented, params: dict[str, str], client: Client | None) -> TokenResponse:
-        return await self._sessions.refresh(found, client=client, scope=params.get("scope"))
+        openid = self._provider.refreshes_id_token(found.family, client)
+        refreshed = await self._sessions.refresh(found, client=client, scope=params.get("scope"))
+        if openid and client is not None and found.family is not None:
+            return await self._provider.refreshed_id_token(client, found.family, refreshed)
+        return refreshed
 
 
 class ClientCredentialsGrant:

@@ -23,6 +23,7 @@ from service.tokens.refresh import hash_secret, new_family_id, new_token, parse_
 
 __all__ = [
     "BROWSER_ORIGIN",
+    "OIDC_ORIGIN_PREFIX",
     "Presented",
     "SessionPolicy",
     "Sessions",
@@ -36,9 +37,12 @@ BROWSER_ORIGIN = "browser"
 """Families opened by the hosted sign-in page: the browser session behind the cookie."""
 
 
+OIDC_ORIGIN_PREFIX = "oidc:"
+
+
 def oidc_origin(browser_sid: str) -> str:
     """The origin of a session a client opened with a code issued in this browser session."""
-    return f"oidc:{browser_sid}"
+    return f"{OIDC_ORIGIN_PREFIX}{browser_sid}"
 
 
 class TokenResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -52,7 +56,8 @@ class TokenResponse(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     refresh_token: str | None = None
     scope: str | None = None
     id_token: str | None = None
-    """OpenID Connect Core §3.1.3.3, for the authorization_code grant with ``openid``."""
+    """OpenID Connect Core §3.1.3.3 and §12.2: the authorization_code grant with ``openid``, and
+    the refresh of a session that grant opened."""
 
 
 class Presented(msgspec.Struct, frozen=True):
@@ -153,9 +158,11 @@ class Sessions:
         user_agent: str | None = None,
         amr: tuple[str, ...] = (),
         family_id: str | None = None,
+        auth_time: float | None = None,
     ) -> TokenResponse:
         """Open a new family for a fresh sign-in and issue its first pair; ``amr``: how the user
-        proved who they are (RFC 8176), carried by every token of the session.
+        proved who they are (RFC 8176), carried by every token of the session; ``auth_time``:
+        when, for a session opened with an authorization code (its refreshes' ID tokens).
 
         The account is read again once the family exists: an account disabled (or given other
         roles) while this sign-in was under way never keeps a session (or a stale snapshot),
@@ -177,6 +184,7 @@ class Sessions:
             idle_ttl=self._policy.idle_ttl,
             claims=_claims_of(user),
             amr=amr,
+            auth_time=auth_time,
         )
         await self._families.create_family(family)
         try:

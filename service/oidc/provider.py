@@ -24,7 +24,7 @@ from service.clock import Clock
 from service.errors import InsufficientScope, InvalidGrant, InvalidRequest, InvalidToken, UnauthorizedClient
 from service.oidc.authorize import AuthorizationRequest
 from service.oidc.id_token import IdTokens, user_claims
-from service.sessions import Sessions, TokenResponse, oidc_origin
+from service.sessions import OIDC_ORIGIN_PREFIX, Sessions, TokenResponse, oidc_origin
 from service.store.base import UserStore
 from service.store.oidc import OidcStore
 from service.store.sessions import Client, Family
@@ -146,6 +146,7 @@ class Provider:
             scope=" ".join(record.scopes),
             family_id=family_id,
             amr=record.amr,
+            auth_time=record.auth_time,
         )
         offline = "offline_access" in scopes and "refresh_token" in client.grant_types
         id_token = None
@@ -164,6 +165,47 @@ class Provider:
         return msgspec.structs.replace(
             issued, refresh_token=issued.refresh_token if offline else None, id_token=id_token
         )
+
+    def refreshes_id_token(self, family: Family | None, client: Client | None) -> bool:
+        """True when refreshing ``family`` for ``client`` returns a new ID token (OpenID Connect
+        Core §12.2): a session this client opened with an ``openid`` authorization code. Then
+        the client's ID-token key must be able to sign before the family rotates."""
+        if (
+            family is None
+            or client is None
+            or family.client_id != client.id
+            or family.auth_time is None
+            or not family.origin.startswith(OIDC_ORIGIN_PREFIX)
+            or "openid" not in (family.scope or "").split()
+        ):
+            return False
+        self._id_tokens.signing_key_for(client)  # a 503 now, not after the rotation
+        return True
+
+    async def refreshed_id_token(
+        self, client: Client, family: Family, refreshed: TokenResponse
+    ) -> TokenResponse:
+        """``refreshed`` (the refresh grant's response) with a new ID token: the same ``sub``,
+        ``aud``, ``azp``, ``auth_time``, ``sid`` and ``amr`` as the first, no ``nonce``,
+        ``at_hash`` of the new access token, claims by the granted scope from the account as it
+        is now, signed with the client's ``id_token_signed_response_alg``."""
+        scopes = frozenset((refreshed.scope or "").split())
+        if "openid" not in scopes:  # narrowed away by the request's scope
+            return refreshed
+        user = await self._users.get_user(family.user_id)
+        if user is None or user.disabled:
+            raise InvalidGrant("The account is disabled.")
+        id_token = self._id_tokens.issue(
+            client=client,
+            user=user,
+            scopes=scopes,
+            auth_time=family.created_at if family.auth_time is None else family.auth_time,
+            sid=family.origin.removeprefix(OIDC_ORIGIN_PREFIX),
+            nonce=None,
+            access_token=refreshed.access_token,
+            amr=family.amr,
+        )
+        return msgspec.structs.replace(refreshed, id_token=id_token)
 
     async def userinfo(self, claims: AccessClaims) -> dict[str, object]:
         """OpenID Connect Core §5.3 for a live session's access token with ``openid``."""

@@ -127,6 +127,7 @@ def _family(family_id: str, raw: list[bytes]) -> Family | None:
         idle_ttl=float(text["idle"]),
         claims=_CLAIMS.decode(text["claims"]),
         amr=tuple(text.get("amr", "").split()),
+        auth_time=float(text["at"]) if text.get("at") else None,
     )
 
 
@@ -158,6 +159,7 @@ class RedisFamilyStore:
             "idle": repr(family.idle_ttl),
             "claims": msgspec.json.encode(family.claims).decode(),
             "amr": " ".join(family.amr),
+            "at": "" if family.auth_time is None else repr(family.auth_time),
         }
         expire_ms = int(min(family.absolute_expires_at, family.created_at + family.idle_ttl) * 1000)
         args: list[str | int] = [expire_ms]

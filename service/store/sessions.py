@@ -56,6 +56,9 @@ class NewFamily(msgspec.Struct, frozen=True, kw_only=True):
     claims: AccountClaims
     amr: tuple[str, ...] = ()
     """RFC 8176 methods of the sign-in that opened the session; every token it issues says so."""
+    auth_time: float | None = None
+    """When the user authenticated, for a session a client opened with an authorization code
+    (OpenID Connect ``auth_time``: a refresh's new ID token repeats it); None otherwise."""
 
 
 class Family(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +74,7 @@ class Family(msgspec.Struct, frozen=True, kw_only=True):
     idle_ttl: float
     claims: AccountClaims
     amr: tuple[str, ...] = ()
+    auth_time: float | None = None
 
     @property
     def expires_at(self) -> float:

@@ -20,7 +20,7 @@ __all__ = ["EMPTY_OLD_SEALED", "SqliteClientStore", "SqliteFamilyStore", "Sqlite
 
 _FAMILY_COLUMNS = (
     "id, user_id, client_id, scope, origin, user_agent, created_at, last_used_at, "
-    "absolute_expires_at, idle_ttl, claims, amr"
+    "absolute_expires_at, idle_ttl, claims, amr, auth_time"
 )
 _CLAIMS = msgspec.json.Decoder(AccountClaims)
 
@@ -48,6 +48,7 @@ def _family(row: sqlite3.Row | None) -> Family | None:
         idle_ttl=row["idle_ttl"],
         claims=_CLAIMS.decode(row["claims"]),
         amr=tuple((row["amr"] or "").split()),
+        auth_time=row["auth_time"],
     )
 
 
@@ -79,8 +80,9 @@ class SqliteFamilyStore:
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO refresh_families (id, user_id, client_id, scope, origin, user_agent, "
-                "current_hash, created_at, last_used_at, absolute_expires_at, idle_ttl, claims, amr) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "current_hash, created_at, last_used_at, absolute_expires_at, idle_ttl, claims, amr, "
+                "auth_time) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     family.id,
                     str(family.user_id),
@@ -95,6 +97,7 @@ class SqliteFamilyStore:
                     family.idle_ttl,
                     msgspec.json.encode(family.claims).decode(),
                     " ".join(family.amr) or None,
+                    family.auth_time,
                 ),
             )
 

@@ -62,7 +62,23 @@ async def test_create_and_read(families: FamilyStore) -> None:
         7 * DAY,
     )
     assert got.claims == AccountClaims("ada@example.com", ("reader",))
+    assert (got.amr, got.auth_time) == ((), None)
     assert await families.get_family("missing", T0) is None
+
+
+async def test_a_code_session_keeps_its_auth_time(families: FamilyStore) -> None:
+    """A session opened with an authorization code keeps when the user authenticated (and how),
+    through rotation and in listings, for the ID tokens of its refreshes."""
+    new = family(
+        client_id="web", scope="openid", origin="oidc:browser-sid", amr=("pwd",), auth_time=T0 - 42.5
+    )
+    await families.create_family(new)
+    assert (await rotate(families, new.id, "h0", "h1", T0 + 5)).outcome == "rotated"
+    got = await families.get_family(new.id, T0 + 5)
+    assert got is not None
+    assert (got.auth_time, got.amr, got.origin) == (T0 - 42.5, ("pwd",), "oidc:browser-sid")
+    (listed,) = await families.list_families(new.user_id, T0 + 5)
+    assert listed.auth_time == T0 - 42.5
 
 
 async def test_rotation_sequence(families: FamilyStore) -> None:

@@ -95,6 +95,20 @@ async def test_authlib_code_flow_and_client_credentials(tmp_path: Path) -> None:
                 metadata["token_endpoint"], refresh_token=token["refresh_token"]
             )
             assert refreshed["refresh_token"] != token["refresh_token"]
+            again = jwt.decode(
+                refreshed["id_token"], keys, algorithms=metadata["id_token_signing_alg_values_supported"]
+            )
+            CodeIDToken(  # OpenID Connect Core §12.2: no nonce, at_hash of the new access token
+                again.claims,
+                again.header,
+                options={"iss": {"essential": True, "value": metadata["issuer"]}},
+                params={"client_id": "rp", "access_token": refreshed["access_token"]},
+            ).validate(int(time.time()))
+            same = ("sub", "aud", "azp", "auth_time", "sid")
+            assert {name: again.claims[name] for name in same} == {
+                name: decoded.claims[name] for name in same
+            }
+            assert "nonce" not in again.claims
             await client.aclose()
 
             machine = AsyncOAuth2Client("worker", worker["client_secret"], scope="jobs:run")

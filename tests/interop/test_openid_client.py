@@ -95,6 +95,11 @@ async def test_openid_client_signs_in_refreshes_and_logs_out(tmp_path: Path) -> 
                 )
                 assert (userinfo["sub"], userinfo["name"]) == (claims["sub"], "Grace Hopper")
                 assert result["tokens"]["refreshRotated"] is True
+                again = result["tokens"]["refreshedClaims"]  # a new ID token, validated by the RP
+                assert again is not None
+                same = ("iss", "sub", "aud", "azp", "auth_time", "sid")
+                assert {name: again[name] for name in same} == {name: claims[name] for name in same}
+                assert "nonce" not in again
                 logout = await browser.get(result["endSession"])
                 assert (logout.status_code, logout.headers["location"]) == (
                     303,

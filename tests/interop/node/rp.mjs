@@ -1,7 +1,8 @@
 // A strict OpenID Connect relying party built on openid-client (panva), driven by the interop
 // test: discovery → authorization URL (PKCE S256, state, nonce) → [the test signs in through
 // the hosted pages and hands back the callback URL] → code grant with ID-token validation
-// (signature, iss, aud, azp, nonce, exp, iat, RFC 9207 iss) → userinfo → refresh → end session.
+// (signature, iss, aud, azp, nonce, exp, iat, RFC 9207 iss) → userinfo → refresh (with its new,
+// validated ID token) → end session.
 //
 //   node rp.mjs '{"issuer": "...", "clientId": "...", "clientSecret": "...", "redirectUri": "...",
 //                 "postLogoutRedirectUri": "..."}'
@@ -63,6 +64,8 @@ try {
       scope: tokens.scope,
       refreshRotated: refreshed.refresh_token !== tokens.refresh_token,
       refreshedAccessToken: typeof refreshed.access_token === 'string',
+      // OpenID Connect Core §12.2: validated by openid-client (signature, iss, aud, azp, exp, iat).
+      refreshedClaims: refreshed.claims() ?? null,
     },
     endSession: endSession.href,
   });
