@@ -539,7 +539,8 @@ def goals_and_rows(results: Results) -> tuple[list[Goal], list[tuple[str, ...]],
 
     def goal_row(goal: Goal, metric: str, ours: str, reference: str, ratio: str) -> None:
         goals.append(goal)
-        rows.append((metric, ours, reference, ratio, goal.target, verdict(goal.met)))
+        target = f"{goal.target} {goal.unit}".rstrip()
+        rows.append((metric, ours, reference, ratio, target, verdict(goal.met)))
 
     jo, jb, jr = results.jwks_ours, results.jwks_ba, results.jwks_bare
     if jo and jb:
