@@ -6,10 +6,15 @@ proven here (alg, kid, iss, aud, claims, signature, key rotation on restart).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+import httpx
 import jwt
 import pytest
 
@@ -130,3 +135,65 @@ def test_expiration_audience_list_and_issuer_are_configurable(tmp_path: Path) ->
         assert claims["iss"] == issuer
         assert claims["aud"] == audiences
         assert claims["exp"] - claims["iat"] == 2
+
+
+def test_oauth_provider_mode_runs_a_code_flow_with_pkce_and_an_id_token(tmp_path: Path) -> None:
+    """With ``oidc_redirect_uri`` the harness runs Better Auth's OAuth provider plugin with one
+    confidential client (what ``bench/code_flow.py`` compares us with): authorize without a
+    session goes to the login page with a signed query; signing in with that query as
+    ``oauth_query`` answers the redirect URI with a code and the state; the code, the PKCE
+    verifier and HTTP Basic client authentication give an RS256 ID token for the client, with
+    the nonce; the same code a second time is refused."""
+    redirect_uri = "https://app.example.com/callback"
+    with run_better_auth(tmp_path, audience=AUDIENCE, alg="RS256", oidc_redirect_uri=redirect_uri) as server:
+        assert server.oidc_client is not None
+        client_id, secret = server.oidc_client["client_id"], server.oidc_client["client_secret"]
+        email = new_email()
+        server.sign_up(email, PASSWORD, "Ada Lovelace")
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+        query = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": "openid email",
+            "state": "st-1",
+            "nonce": "n-1",
+            "code_challenge": challenge.decode(),
+            "code_challenge_method": "S256",
+        }
+        with httpx.Client(base_url=server.url, headers=server.origin_headers, timeout=10) as browser:
+            login = browser.get("/api/auth/oauth2/authorize?" + urlencode(query))
+            assert login.status_code == 302
+            assert login.headers["location"].startswith("/sign-in?")
+            signed = urlsplit(login.headers["location"]).query
+            signed_in = browser.post(
+                "/api/auth/sign-in/email", json={"email": email, "password": PASSWORD, "oauth_query": signed}
+            )
+            assert signed_in.status_code == 200, signed_in.text
+            back = urlsplit(signed_in.json()["url"])
+        assert f"{back.scheme}://{back.netloc}{back.path}" == redirect_uri
+        params = parse_qs(back.query)
+        assert params["state"] == ["st-1"]
+        form = {
+            "grant_type": "authorization_code",
+            "code": params["code"][0],
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        }
+        token_url = f"{server.url}/api/auth/oauth2/token"
+        answer = httpx.post(token_url, data=form, auth=(client_id, secret), timeout=10)
+        assert answer.status_code == 200, answer.text
+        signing_key = jwt.PyJWKClient(server.jwks_url, timeout=10).get_signing_key_from_jwt(
+            answer.json()["id_token"]
+        )
+        claims = jwt.decode(
+            answer.json()["id_token"],
+            signing_key.key,
+            algorithms=["RS256"],
+            audience=client_id,
+            issuer=server.issuer,
+        )
+        assert claims["nonce"] == "n-1"
+        again = httpx.post(token_url, data=form, auth=(client_id, secret), timeout=10)
+        assert again.status_code == 400

@@ -46,10 +46,12 @@ __all__ = [
 BETTER_AUTH_DIR = Path(__file__).resolve().parent.parent / "interop" / "better_auth"
 SERVER_SCRIPT = BETTER_AUTH_DIR / "server.mjs"
 PACKAGES = ("better-auth", "@better-auth/memory-adapter")
+OIDC_PACKAGES = ("@better-auth/oauth-provider",)  # only with ``oidc_redirect_uri``
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 10
 HTTP_TIMEOUT = 10.0
 READY_LINE = re.compile(r"^ready (\d+)$", re.MULTILINE)
+OIDC_CLIENT_LINE = re.compile(r"^oidc-client (\{.*\})$", re.MULTILINE)
 
 
 class BetterAuthError(RuntimeError):
@@ -89,6 +91,8 @@ class BetterAuthServer:
     log_path: Path
     _env: dict[str, str] = field(repr=False)
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    oidc_client: dict[str, str] | None = None
+    """With ``oidc_redirect_uri``: the OAuth provider's client, ``client_id`` and ``client_secret``."""
 
     @property
     def jwks_url(self) -> str:
@@ -146,7 +150,7 @@ class BetterAuthServer:
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [require_better_auth(), str(SERVER_SCRIPT)],
+                [require_better_auth(oidc="BA_OIDC_REDIRECT_URI" in self._env), str(SERVER_SCRIPT)],
                 cwd=BETTER_AUTH_DIR,
                 env=self._env,
                 stdin=subprocess.DEVNULL,
@@ -196,6 +200,8 @@ class BetterAuthServer:
             if match:
                 if int(match.group(1)) != self.port:
                     raise RuntimeError(f"Better Auth listens on {match.group(1)}, not {self.port}:\n{output}")
+                if client := OIDC_CLIENT_LINE.search(output):
+                    self.oidc_client = json.loads(client.group(1))
                 return
             if process.poll() is not None:
                 raise RuntimeError(f"Better Auth server exited with {process.returncode}:\n{output}")
@@ -205,13 +211,14 @@ class BetterAuthServer:
         )
 
 
-def require_better_auth() -> str:
-    """The ``node`` executable, with the pinned Better Auth packages installed; fail (never skip)."""
+def require_better_auth(*, oidc: bool = False) -> str:
+    """The ``node`` executable, with the pinned Better Auth packages installed (with ``oidc``, the
+    OAuth provider's too); fail (never skip)."""
     node = shutil.which("node")
     if node is None:
         pytest.fail("Node.js is required for the Better Auth interop tests: install node (>= 20) on PATH")
     pinned = json.loads((BETTER_AUTH_DIR / "package.json").read_text())["dependencies"]
-    for package in PACKAGES:
+    for package in (*PACKAGES, *OIDC_PACKAGES) if oidc else PACKAGES:
         manifest = BETTER_AUTH_DIR / "node_modules" / package / "package.json"
         installed = json.loads(manifest.read_text())["version"] if manifest.is_file() else None
         if installed != pinned[package]:
@@ -236,12 +243,16 @@ def run_better_auth(
     expiration: str = "15m",
     port: int | None = None,
     issuer: str | None = None,
+    oidc_redirect_uri: str | None = None,
 ) -> Iterator[BetterAuthServer]:
     """Start Better Auth on ``127.0.0.1`` (log in ``workdir``), wait until it listens, stop it at the end.
 
     Its JWTs carry ``aud`` = ``audience`` (a list gives an array ``aud``), ``iss`` = ``issuer``
     (default: its own base URL), are signed with ``alg`` (EdDSA, RS256, PS256, ES256, ES512) and
-    live ``expiration`` (a jose time span such as ``"15m"`` or ``"2s"``).
+    live ``expiration`` (a jose time span such as ``"15m"`` or ``"2s"``). With
+    ``oidc_redirect_uri`` it also runs Better Auth's OAuth/OIDC provider
+    (``@better-auth/oauth-provider``) with one confidential client for that URI, whose
+    credentials are in ``server.oidc_client``.
     """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
@@ -259,6 +270,8 @@ def run_better_auth(
             "BA_JWT_EXPIRATION": expiration,
         }
     )
+    if oidc_redirect_uri:
+        env["BA_OIDC_REDIRECT_URI"] = oidc_redirect_uri
     server = BetterAuthServer(
         url=url,
         issuer=issuer or url,

@@ -11,8 +11,13 @@
 //   BA_JWT_AUDIENCE    the `aud` claim: a string, or a JSON array of strings (starts with "[")
 //   BA_JWT_ISSUER      the `iss` claim (default BA_BASE_URL)
 //   BA_JWT_EXPIRATION  jose time span for `exp` - `iat`, e.g. "15m" (default) or "2s"
+//   BA_OIDC_REDIRECT_URI  optional: also run Better Auth's OAuth 2.1 / OpenID Connect provider
+//                      (@better-auth/oauth-provider: /api/auth/oauth2/authorize, /oauth2/token, ...)
+//                      with one confidential client for this redirect URI (client_secret_basic,
+//                      PKCE required, consent skipped, scopes openid profile email offline_access)
 //
-// Prints exactly one line `ready <port>` on stdout once listening; errors go to stderr.
+// Prints exactly one line `ready <port>` on stdout once listening (with BA_OIDC_REDIRECT_URI,
+// first a line `oidc-client {"client_id": ..., "client_secret": ...}`); errors go to stderr.
 
 import http from "node:http";
 
@@ -56,24 +61,73 @@ const rawAudience = required("BA_JWT_AUDIENCE");
 const audience = rawAudience.startsWith("[") ? JSON.parse(rawAudience) : rawAudience;
 const issuer = process.env.BA_JWT_ISSUER || baseURL;
 const expirationTime = process.env.BA_JWT_EXPIRATION || "15m";
+const oidcRedirectURI = process.env.BA_OIDC_REDIRECT_URI || "";
+
+const tables = { user: [], session: [], account: [], verification: [], jwks: [] };
+const plugins = [
+  jwt({
+    jwks: { keyPairConfig },
+    jwt: { issuer, audience, expirationTime },
+  }),
+];
+if (oidcRedirectURI) {
+  for (const model of [
+    "oauthClient",
+    "oauthResource",
+    "oauthClientResource",
+    "oauthRefreshToken",
+    "oauthAccessToken",
+    "oauthConsent",
+    "oauthClientAssertion",
+  ]) {
+    tables[model] = [];
+  }
+  // The pages are the application's: nothing is served there; a client reads the signed query
+  // from the redirect and posts it back as `oauth_query` with the sign-in.
+  const { oauthProvider } = await import("@better-auth/oauth-provider");
+  plugins.push(oauthProvider({ loginPage: "/sign-in", consentPage: "/consent" }));
+}
 
 const auth = betterAuth({
   baseURL,
   secret,
   // The memory adapter needs every table up front, else "Model jwks not found".
-  database: memoryAdapter({ user: [], session: [], account: [], verification: [], jwks: [] }),
+  database: memoryAdapter(tables),
   emailAndPassword: { enabled: true },
   trustedOrigins: [baseURL],
   // Off unless NODE_ENV=production anyway; explicit so a stray environment cannot turn it on.
   rateLimit: { enabled: false },
   telemetry: { enabled: false },
-  plugins: [
-    jwt({
-      jwks: { keyPairConfig },
-      jwt: { issuer, audience, expirationTime },
-    }),
-  ],
+  plugins,
 });
+
+if (oidcRedirectURI) {
+  // Registering a client takes a signed-in user: an owner account of its own, created here.
+  const owner = await auth.api.signUpEmail({
+    body: { email: "oidc-client-owner@example.invalid", password: secret, name: "client owner" },
+    returnHeaders: true,
+  });
+  const cookie = owner.headers
+    .getSetCookie()
+    .map((line) => line.split(";", 1)[0])
+    .join("; ");
+  const client = await auth.api.adminCreateOAuthClient({
+    headers: new Headers({ cookie }),
+    body: {
+      client_name: "bench",
+      redirect_uris: [oidcRedirectURI],
+      token_endpoint_auth_method: "client_secret_basic",
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      scope: "openid profile email offline_access",
+      skip_consent: true,
+      require_pkce: true,
+    },
+  });
+  process.stdout.write(
+    `oidc-client ${JSON.stringify({ client_id: client.client_id, client_secret: client.client_secret })}\n`,
+  );
+}
 
 const server = http.createServer(toNodeHandler(auth));
 server.on("error", (error) => fail(`cannot listen on 127.0.0.1:${port}: ${error.message}`));
