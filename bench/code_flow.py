@@ -1,0 +1,704 @@
+"""The OpenID Connect authorization-code flow, end to end: our IdP against Better Auth's own
+OAuth/OIDC provider (``@better-auth/oauth-provider``), on the same machine in the same run.
+
+Run from the repository root::
+
+    npm ci --prefix tests/interop/better_auth     # once
+    uv run python bench/code_flow.py              # ~60 s on 2 cores
+    uv run python bench/code_flow.py --quick      # < 60 s, shorter windows
+    uv run python bench/code_flow.py --json results/code_flow.json
+
+It starts, on loopback, our IdP (``idp serve --workers 2``, a throwaway PostgreSQL database +
+the local Redis under a unique prefix, rate limits out of the way, default argon2id) with one
+confidential client declared in ``IDP_CONFIG`` (``client_secret_basic``, first-party: no consent
+screen), and Better Auth 1.7.25 with its JWT plugin and its OAuth provider plugin
+(``tests/support/better_auth.py``, memory adapter, one Node process) with the same kind of
+client (``client_secret_basic``, ``skip_consent``, PKCE required). Both sign ID tokens with
+RS256 (our default for ID tokens; Better Auth's JWT plugin set to RS256 for the same work).
+One user on each side.
+
+``--concurrency`` (32) simulated browsers, each with its own keep-alive connection (spread
+evenly over our uvicorn workers) and cookie jar, loop over whole flows for ``--duration``
+seconds after a warm-up. A flow, with a fresh PKCE verifier, ``state`` and ``nonce``:
+
+- ``signin`` (the issue's "authorize → form post → code → token"; a new browser per flow, so
+  no session cookie): ours ``GET /oauth2/authorize`` (the hosted sign-in page and its CSRF
+  cookie) → ``POST /oauth2/authorize/signin`` (email, password, CSRF token) → 303 to the
+  redirect URI with the code; Better Auth ``GET /api/auth/oauth2/authorize`` → 302 to the
+  application's login page with the signed query → ``POST /api/auth/sign-in/email`` with
+  ``oauth_query`` (what its ``oauthProviderClient`` sends from that page) → JSON with the
+  redirect URI and the code. Each side hashes the password with its own default (argon2id
+  m=19456 t=2 p=1 vs scrypt N=16384 r=16 p=1), so this figure is mostly the two hashes.
+- ``session`` (a returning user: the browser already holds the provider's session cookie from
+  one sign-in through the same form): authorize → redirect with the code. No hashing: this
+  figure is the OIDC machinery itself.
+
+Then ``POST .../oauth2/token`` (``authorization_code``, HTTP Basic client authentication,
+``code_verifier``) must answer 200 with an ``id_token`` whose ``aud`` is the client and whose
+``nonce`` is the flow's; one ID token per side is also verified against the provider's JWKS
+before the load. Reported per side and mode: flows/s, the ratio, flow latency, the token
+request's latency ("ID-token issuance", p50/p99), server CPU per flow, the load generator's
+CPU, the machine's busy fraction.
+
+Goals: flows/s ours >= 3x Better Auth in both modes; the token request's p99 < 25 ms at 32
+clients in both modes. Exit 0 when every goal is met, 1 when one is missed, 2 on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import html
+import json
+import math
+import re
+import secrets
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import uvloop
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from login_jwks import (
+    cpu_seconds,
+    percentile,
+    running_server,
+    server_env,
+    system_cpu,
+    throwaway_database,
+)
+from versus_better_auth import DEFAULT_ADMIN_URL, clear_redis, open_balanced
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))  # tests.support.better_auth
+
+from tests.support.better_auth import BetterAuthServer, run_better_auth  # noqa: E402
+
+MODES = ("session", "signin")
+FLOW_GOAL = 3.0
+TOKEN_P99_GOAL_MS = 25.0
+REDIRECT_URI = "https://app.example.com/callback"  # never followed: the code is read from it
+SCOPE = "openid profile email"
+OUR_CLIENT_ID = "bench-web"
+SECRET_ENV = "CODE_FLOW_BENCH_CLIENT_SECRET"
+REQUEST_TIMEOUT_SECONDS = 30.0
+CORES = 2
+_HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
+
+# --------------------------------------------------------------------------------------------
+# A browser: one keep-alive HTTP/1.1 connection that keeps response headers, and a cookie jar
+# --------------------------------------------------------------------------------------------
+
+
+class FlowError(RuntimeError):
+    def __init__(self, step: str, status: int, detail: str = "") -> None:
+        self.step, self.status = step, status
+        super().__init__(f"{step}: HTTP {status} {detail[:300]}")
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, list[str]]  # lower-case names
+    body: bytes
+
+    def header(self, name: str) -> str:
+        values = self.headers.get(name, [])
+        return values[0] if values else ""
+
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _read_reply(reader: asyncio.StreamReader) -> Reply:
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    lines = head.split("\r\n")
+    status = int(lines[0][9:12])
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"][0]))
+    elif headers.get("transfer-encoding", [""])[0].lower() == "chunked":
+        parts: list[bytes] = []
+        while size := int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16):
+            parts.append((await reader.readexactly(size + 2))[:-2])
+        await reader.readuntil(b"\r\n")  # the (empty) trailer section
+        body = b"".join(parts)
+    else:
+        body = b""
+    return Reply(status, headers, body)
+
+
+class Browser:
+    """One simulated browser (and, for the token request, the client's back end) on one
+    keep-alive connection; reconnects when the server closes it."""
+
+    def __init__(self, port: int, stream: Stream | None) -> None:
+        self.port = port
+        self.host = f"127.0.0.1:{port}"
+        self._stream = stream
+        self.cookies: dict[str, str] = {}
+
+    async def send(
+        self, method: str, target: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> Reply:
+        if self._stream is None:
+            self._stream = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
+        reader, writer = self._stream
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        if self.cookies:
+            lines.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+        if body or method == "POST":
+            lines.append(f"Content-Length: {len(body)}")
+        try:
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            reply = await _read_reply(reader)
+        except BaseException:
+            self.close()
+            raise
+        for line in reply.headers.get("set-cookie", []):
+            pair = line.split(";", 1)[0]
+            name, _, value = pair.partition("=")
+            if value and "max-age=0" not in line.lower():
+                self.cookies[name.strip()] = value.strip()
+            else:
+                self.cookies.pop(name.strip(), None)
+        if reply.header("connection").lower() == "close":
+            self.close()
+        return reply
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream[1].close()
+            self._stream = None
+
+
+# --------------------------------------------------------------------------------------------
+# The two providers: the same steps, each in its own protocol dialect
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Authorization:
+    """One flow's authorization request (fresh PKCE verifier, state and nonce)."""
+
+    client_id: str
+    verifier: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    state: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    nonce: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+
+    def query(self) -> str:
+        digest = hashlib.sha256(self.verifier.encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.client_id,
+                "redirect_uri": REDIRECT_URI,
+                "scope": SCOPE,
+                "state": self.state,
+                "nonce": self.nonce,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+
+    def code_from(self, location: str, step: str) -> str:
+        if not location.startswith(REDIRECT_URI + "?"):
+            raise FlowError(step, 0, f"redirected to {location!r}")
+        params = parse_qs(urlsplit(location).query)
+        if params.get("state") != [self.state] or "code" not in params:
+            raise FlowError(step, 0, f"no code or a wrong state in {location!r}")
+        return params["code"][0]
+
+
+class Provider(Protocol):
+    label: str
+    port: int
+    pids: list[int]
+    client_id: str
+    token_path: str
+    jwks_path: str
+    basic: str  # the Authorization header value for the token request
+
+    async def sign_in(self, browser: Browser, email: str, password: str) -> None:
+        """Give ``browser`` a session cookie (a sign-in through the same form as the flows)."""
+        ...
+
+    async def code_with_sign_in(
+        self, browser: Browser, auth: Authorization, email: str, password: str
+    ) -> str: ...
+
+    async def code_with_session(self, browser: Browser, auth: Authorization) -> str: ...
+
+
+def _basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@dataclass
+class Ours:
+    port: int
+    pids: list[int]
+    secret: str
+    label: str = "ours"
+    client_id: str = OUR_CLIENT_ID
+    token_path: str = "/oauth2/token"
+    jwks_path: str = "/.well-known/jwks.json"
+    basic: str = ""
+
+    def __post_init__(self) -> None:
+        self.basic = _basic(self.client_id, self.secret)
+
+    async def code_with_sign_in(
+        self, browser: Browser, auth: Authorization, email: str, password: str
+    ) -> str:
+        page = await browser.send("GET", "/oauth2/authorize?" + auth.query())
+        if page.status != 200:
+            raise FlowError("authorize", page.status, page.body.decode(errors="replace"))
+        fields = {name: html.unescape(value) for name, value in _HIDDEN.findall(page.body.decode())}
+        form = urlencode({**fields, "email": email, "password": password}).encode()
+        reply = await browser.send("POST", "/oauth2/authorize/signin", FORM, form)
+        if reply.status != 303:
+            raise FlowError("sign-in", reply.status, reply.body.decode(errors="replace"))
+        return auth.code_from(reply.header("location"), "sign-in")
+
+    async def code_with_session(self, browser: Browser, auth: Authorization) -> str:
+        reply = await browser.send("GET", "/oauth2/authorize?" + auth.query())
+        if reply.status != 303:
+            raise FlowError("authorize", reply.status, reply.body.decode(errors="replace"))
+        return auth.code_from(reply.header("location"), "authorize")
+
+    async def sign_in(self, browser: Browser, email: str, password: str) -> None:
+        await self.code_with_sign_in(browser, Authorization(self.client_id), email, password)
+
+
+@dataclass
+class BetterAuth:
+    port: int
+    pids: list[int]
+    client_id: str
+    secret: str
+    label: str = "Better Auth"
+    token_path: str = "/api/auth/oauth2/token"
+    jwks_path: str = "/api/auth/jwks"
+    basic: str = ""
+    origin: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.basic = _basic(self.client_id, self.secret)
+        # Its CSRF check: a cookie-bearing POST must come from a trusted origin (its baseURL).
+        self.origin = {"Origin": f"http://127.0.0.1:{self.port}", "Content-Type": "application/json"}
+
+    async def code_with_sign_in(
+        self, browser: Browser, auth: Authorization, email: str, password: str
+    ) -> str:
+        reply = await browser.send("GET", "/api/auth/oauth2/authorize?" + auth.query())
+        location = reply.header("location")
+        if reply.status != 302 or not location.startswith("/sign-in?"):
+            raise FlowError("authorize", reply.status, location or reply.body.decode(errors="replace"))
+        # The application's login page (static, not loaded here) posts the signed query back.
+        body = json.dumps({"email": email, "password": password, "oauth_query": urlsplit(location).query})
+        reply = await browser.send("POST", "/api/auth/sign-in/email", self.origin, body.encode())
+        if reply.status != 200:
+            raise FlowError("sign-in", reply.status, reply.body.decode(errors="replace"))
+        return auth.code_from(str(json.loads(reply.body).get("url", "")), "sign-in")
+
+    async def code_with_session(self, browser: Browser, auth: Authorization) -> str:
+        reply = await browser.send("GET", "/api/auth/oauth2/authorize?" + auth.query())
+        if reply.status != 302:
+            raise FlowError("authorize", reply.status, reply.body.decode(errors="replace"))
+        return auth.code_from(reply.header("location"), "authorize")
+
+    async def sign_in(self, browser: Browser, email: str, password: str) -> None:
+        await self.code_with_sign_in(browser, Authorization(self.client_id), email, password)
+
+
+async def token_request(provider: Provider, browser: Browser, auth: Authorization, code: str) -> str:
+    """The client's token request; returns the ID token after checking ``aud`` and ``nonce``."""
+    form = urlencode(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": auth.verifier,
+        }
+    ).encode()
+    headers = {**FORM, "Authorization": provider.basic}
+    reply = await browser.send("POST", provider.token_path, headers, form)
+    if reply.status != 200:
+        raise FlowError("token", reply.status, reply.body.decode(errors="replace"))
+    id_token = json.loads(reply.body).get("id_token")
+    if not isinstance(id_token, str) or id_token.count(".") != 2:
+        raise FlowError("token", reply.status, "no id_token in the answer")
+    payload = id_token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    audience = claims.get("aud")
+    if claims.get("nonce") != auth.nonce or audience not in (provider.client_id, [provider.client_id]):
+        raise FlowError("token", reply.status, f"ID token with the wrong nonce or aud: {claims}")
+    return id_token
+
+
+async def verify_one_flow(provider: Provider, email: str, password: str) -> dict[str, Any]:
+    """One full sign-in flow, then the ID token's RS256 signature against the provider's JWKS."""
+    browser = Browser(provider.port, None)
+    try:
+        auth = Authorization(provider.client_id)
+        code = await provider.code_with_sign_in(browser, auth, email, password)
+        id_token = await token_request(provider, browser, auth, code)
+        keys = json.loads((await browser.send("GET", provider.jwks_path)).body)
+    finally:
+        browser.close()
+    token = jwt.decode(id_token, KeySet.import_key_set(keys), algorithms=["RS256"])
+    claims: dict[str, Any] = dict(token.claims)
+    if token.header.get("alg") != "RS256" or claims.get("nonce") != auth.nonce:
+        raise RuntimeError(f"{provider.label}: unexpected ID token {token.header} {claims}")
+    return claims
+
+
+# --------------------------------------------------------------------------------------------
+# Load: ``concurrency`` browsers looping over whole flows
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FlowLoad:
+    recording: bool = False
+    flows: int = 0
+    flow_ms: list[float] = field(default_factory=list)
+    token_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    last_error: str = ""
+
+
+async def browser_loop(
+    provider: Provider,
+    browser: Browser,
+    mode: str,
+    email: str,
+    password: str,
+    load: FlowLoad,
+    stop: asyncio.Event,
+) -> None:
+    session_cookies = dict(browser.cookies)
+    while not stop.is_set():
+        auth = Authorization(provider.client_id)
+        started = time.perf_counter()
+        try:
+            if mode == "signin":
+                browser.cookies.clear()  # a new browser: no session, no CSRF cookie yet
+                code = await provider.code_with_sign_in(browser, auth, email, password)
+            else:
+                browser.cookies = dict(session_cookies)
+                code = await provider.code_with_session(browser, auth)
+            sent = time.perf_counter()
+            await token_request(provider, browser, auth, code)
+            done = time.perf_counter()
+        except (FlowError, OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            if load.recording:
+                load.errors[exc.step if isinstance(exc, FlowError) else type(exc).__name__] += 1
+                load.last_error = str(exc)
+            browser.close()
+            await asyncio.sleep(0.01)
+            continue
+        if load.recording:
+            load.flows += 1
+            load.flow_ms.append((done - started) * 1000.0)
+            load.token_ms.append((done - sent) * 1000.0)
+
+
+@dataclass
+class Figure:
+    side: str
+    mode: str
+    flows_per_s: float
+    flow_p50_ms: float
+    flow_p99_ms: float
+    token_p50_ms: float
+    token_p99_ms: float
+    errors: dict[str, int]
+    server_cores: float
+    bench_cores: float
+    machine_busy: float
+
+    @property
+    def other_cores(self) -> float:
+        return max(0.0, self.machine_busy * CORES - self.server_cores - self.bench_cores)
+
+    @property
+    def server_ms_per_flow(self) -> float:
+        return self.server_cores * 1000.0 / self.flows_per_s if self.flows_per_s else math.nan
+
+    def describe(self) -> str:
+        return (
+            f"{self.side:<12} {self.mode:<8} {self.flows_per_s:8.1f} flows/s"
+            f"  flow p50 {self.flow_p50_ms:7.1f} p99 {self.flow_p99_ms:7.1f} ms"
+            f"  token p50 {self.token_p50_ms:6.2f} p99 {self.token_p99_ms:6.2f} ms"
+            f"  server {self.server_cores:.2f} cores ({self.server_ms_per_flow:.2f} ms/flow),"
+            f" load generator {self.bench_cores:.2f}, machine busy {self.machine_busy:.0%}"
+            f" (others ~{self.other_cores:.2f})" + (f", errors {self.errors}" if self.errors else "")
+        )
+
+
+async def open_browsers(provider: Provider, count: int) -> list[Browser]:
+    workers = provider.pids[1:]  # supervisor first, then its workers (none for Node)
+    if workers:
+        streams = await open_balanced(provider.port, count, workers)
+    else:
+        streams = [
+            await asyncio.open_connection("127.0.0.1", provider.port, limit=1 << 20) for _ in range(count)
+        ]
+    return [Browser(provider.port, stream) for stream in streams]
+
+
+async def measure(
+    provider: Provider, mode: str, email: str, password: str, args: argparse.Namespace
+) -> Figure:
+    browsers = await open_browsers(provider, args.concurrency)
+    if mode == "session":
+        await asyncio.gather(*(provider.sign_in(browser, email, password) for browser in browsers))
+    load, stop = FlowLoad(), asyncio.Event()
+    tasks = [
+        asyncio.create_task(browser_loop(provider, browser, mode, email, password, load, stop))
+        for browser in browsers
+    ]
+    try:
+        await asyncio.sleep(args.warmup)
+        before_at, before_sys, before_bench = time.monotonic(), system_cpu(), time.process_time()
+        before_srv = sum(cpu_seconds(pid) for pid in provider.pids)
+        load.recording = True
+        await asyncio.sleep(args.duration)
+        load.recording = False
+        after_at, after_sys, after_bench = time.monotonic(), system_cpu(), time.process_time()
+        after_srv = sum(cpu_seconds(pid) for pid in provider.pids)
+    finally:
+        stop.set()
+        _, pending = await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_SECONDS)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for browser in browsers:
+            browser.close()
+    elapsed = after_at - before_at
+    busy = after_sys[0] - before_sys[0]
+    total = busy + (after_sys[1] - before_sys[1]) + (after_sys[2] - before_sys[2])
+    figure = Figure(
+        side=provider.label,
+        mode=mode,
+        flows_per_s=load.flows / elapsed,
+        flow_p50_ms=percentile(load.flow_ms, 50),
+        flow_p99_ms=percentile(load.flow_ms, 99),
+        token_p50_ms=percentile(load.token_ms, 50),
+        token_p99_ms=percentile(load.token_ms, 99),
+        errors=dict(load.errors),
+        server_cores=(after_srv - before_srv) / elapsed,
+        bench_cores=(after_bench - before_bench) / elapsed,
+        machine_busy=busy / total if total else math.nan,
+    )
+    print("  " + figure.describe(), flush=True)
+    if load.errors:
+        print(f"    last error: {load.last_error}", flush=True)
+    return figure
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+def _client_config(workdir: Path) -> Path:
+    path = workdir / "clients.toml"
+    path.write_text(
+        "[[clients]]\n"
+        f'id = "{OUR_CLIENT_ID}"\n'
+        'name = "Code-flow bench"\n'
+        f'secret_env = "{SECRET_ENV}"\n'
+        f'redirect_uris = ["{REDIRECT_URI}"]\n'
+        'grant_types = ["authorization_code"]\n'
+        "first_party = true\n"
+        'token_endpoint_auth_method = "client_secret_basic"\n'
+        'id_token_signed_response_alg = "RS256"\n'
+    )
+    return path
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
+    figures: list[Figure] = []
+    email = f"flow-{secrets.token_hex(4)}@example.com"
+    password = "bench-" + secrets.token_urlsafe(12)
+    secret = secrets.token_urlsafe(32)
+    async with throwaway_database(args.database_url) as database_url:
+        env = server_env(REPO_ROOT, database_url, "default")
+        prefix = env["IDP_REDIS_PREFIX"] = f"idpflow:{secrets.token_hex(6)}:"
+        env["IDP_CONFIG"] = str(_client_config(workdir))
+        env[SECRET_ENV] = secret
+        try:
+            async with running_server(workdir, env, args.workers) as idp:
+                ours = Ours(idp.port, [idp.process.pid, *idp.workers], secret)
+                with run_better_auth(
+                    workdir, audience=idp.url, alg="RS256", oidc_redirect_uri=REDIRECT_URI
+                ) as ba_server:
+                    ba = _better_auth(ba_server)
+                    await _setup_users(idp.url, ba_server, email, password)
+                    for provider in (ours, ba):
+                        claims = await verify_one_flow(provider, email, password)
+                        print(f"{provider.label}: ID token verified (RS256), claims {sorted(claims)}")
+                    for mode in args.modes:
+                        print(f"{mode} flows, {args.concurrency} browsers, {args.duration:g} s each ...")
+                        for provider in (ours, ba):
+                            figures.append(await measure(provider, mode, email, password, args))
+        finally:
+            with contextlib.suppress(Exception):
+                await clear_redis(env["IDP_REDIS_URL"], prefix)
+    return figures
+
+
+def _better_auth(server: BetterAuthServer) -> BetterAuth:
+    if server._process is None or server.oidc_client is None:
+        raise RuntimeError("Better Auth started without its OAuth provider client")
+    client = server.oidc_client
+    return BetterAuth(server.port, [server._process.pid], client["client_id"], client["client_secret"])
+
+
+async def _setup_users(idp_url: str, ba: BetterAuthServer, email: str, password: str) -> None:
+    async with httpx.AsyncClient(base_url=idp_url, timeout=REQUEST_TIMEOUT_SECONDS) as client:
+        signup = await client.post("/v1/signup", json={"email": email, "password": password})
+        if signup.status_code != 201:
+            raise RuntimeError(f"signup failed: {signup.status_code} {signup.text}")
+    await asyncio.to_thread(ba.sign_up, email, password, "Flow Bench")
+
+
+@dataclass
+class Goal:
+    name: str
+    value: float
+    target: float
+    unit: str
+    met: bool
+
+
+def goals(figures: Sequence[Figure]) -> list[Goal]:
+    by = {(f.side, f.mode): f for f in figures}
+    result: list[Goal] = []
+    for mode in MODES:
+        ours, ba = by.get(("ours", mode)), by.get(("Better Auth", mode))
+        if ours is None or ba is None:
+            continue
+        ratio = ours.flows_per_s / ba.flows_per_s if ba.flows_per_s else math.inf
+        result.append(Goal(f"{mode} flows/s, ours / Better Auth", ratio, FLOW_GOAL, "x", ratio >= FLOW_GOAL))
+        p99 = ours.token_p99_ms
+        result.append(
+            Goal(f"{mode}: our token request p99", p99, TOKEN_P99_GOAL_MS, "ms", p99 < TOKEN_P99_GOAL_MS)
+        )
+    return result
+
+
+def report(figures: Sequence[Figure], results: Sequence[Goal]) -> None:
+    print()
+    print("| mode | ours flows/s | Better Auth flows/s | ratio | token p50 / p99 ours | Better Auth |")
+    print("|---|---|---|---|---|---|")
+    by = {(f.side, f.mode): f for f in figures}
+    for mode in MODES:
+        ours, ba = by.get(("ours", mode)), by.get(("Better Auth", mode))
+        if ours is None or ba is None:
+            continue
+        ratio = ours.flows_per_s / ba.flows_per_s if ba.flows_per_s else math.inf
+        print(
+            f"| {mode} | {ours.flows_per_s:.1f} | {ba.flows_per_s:.1f} | {ratio:.2f}x"
+            f" | {ours.token_p50_ms:.2f} / {ours.token_p99_ms:.2f} ms"
+            f" | {ba.token_p50_ms:.2f} / {ba.token_p99_ms:.2f} ms |"
+        )
+    print()
+    for goal in results:
+        verdict = "PASS" if goal.met else "MISS"
+        relation = ">=" if goal.unit == "x" else "<"
+        print(f"{verdict}  {goal.name}: {goal.value:.2f} {goal.unit} (goal {relation} {goal.target:g})")
+
+
+def write_json(path: Path, results: Sequence[Goal], figures: Sequence[Figure]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "goals": [goal.__dict__ for goal in results],
+        "figures": [figure.__dict__ for figure in figures],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short windows (whole run < 60 s)")
+    parser.add_argument("--duration", type=float, help="measured seconds per figure (default 8, quick 3)")
+    parser.add_argument("--warmup", type=float, help="load before each figure, seconds (default 2, quick 1)")
+    parser.add_argument("--concurrency", type=int, default=32, help="simulated browsers (default 32)")
+    parser.add_argument("--workers", type=int, default=2, help="our uvicorn workers")
+    parser.add_argument(
+        "--modes",
+        type=lambda value: value.split(","),
+        default=list(MODES),
+        help="comma-separated subset of session,signin",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_ADMIN_URL,
+        help="admin connection used to create and drop a throwaway database (loopback only)",
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write goals and figures as JSON")
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (3.0 if args.quick else 8.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    if not args.modes or not set(args.modes) <= set(MODES):
+        parser.error("--modes takes a comma-separated subset of session,signin")
+    if urlsplit(args.database_url).hostname not in {"127.0.0.1", "localhost", "::1"}:
+        parser.error("--database-url must point at the loopback interface")
+    if min(args.duration, args.concurrency, args.workers) <= 0:
+        parser.error("--duration, --concurrency and --workers must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="idp-code-flow-") as tmp,
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        ):
+            figures = runner.run(run(args, Path(tmp)))
+    except Exception as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    results = goals(figures)
+    report(figures, results)
+    if args.json:
+        write_json(args.json, results, figures)
+    print(f"total time {time.monotonic() - started:.1f}s")
+    return 0 if all(goal.met for goal in results) else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
