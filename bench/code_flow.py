@@ -54,6 +54,7 @@ import hashlib
 import html
 import json
 import math
+import os
 import re
 import secrets
 import sys
@@ -71,6 +72,7 @@ import uvloop
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from login_jwks import (
+    cmdline,
     cpu_seconds,
     percentile,
     running_server,
@@ -95,6 +97,7 @@ SCOPE = "openid profile email"
 OUR_CLIENT_ID = "bench-web"
 SECRET_ENV = "CODE_FLOW_BENCH_CLIENT_SECRET"
 REQUEST_TIMEOUT_SECONDS = 30.0
+WARMUP_LIMIT_SECONDS = 30.0
 CORES = 2
 _HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 
@@ -184,6 +187,11 @@ class Browser:
             self.close()
         return reply
 
+    def attach(self, stream: Stream) -> None:
+        """Continue on ``stream`` (the cookies stay)."""
+        self.close()
+        self._stream = stream
+
     def close(self) -> None:
         if self._stream is not None:
             self._stream[1].close()
@@ -238,6 +246,10 @@ class Provider(Protocol):
     jwks_path: str
     basic: str  # the Authorization header value for the token request
 
+    def datastore_pids(self) -> list[int]:
+        """Processes outside the server that do its work (PostgreSQL, Redis)."""
+        ...
+
     async def sign_in(self, browser: Browser, email: str, password: str) -> None:
         """Give ``browser`` a session cookie (a sign-in through the same form as the flows)."""
         ...
@@ -261,6 +273,7 @@ class Ours:
     port: int
     pids: list[int]
     secret: str
+    database: str = ""  # our throwaway database's name: its PostgreSQL backends are ours
     label: str = "ours"
     client_id: str = OUR_CLIENT_ID
     token_path: str = "/oauth2/token"
@@ -269,6 +282,17 @@ class Ours:
 
     def __post_init__(self) -> None:
         self.basic = _basic(self.client_id, self.secret)
+
+    def datastore_pids(self) -> list[int]:
+        """The PostgreSQL backends serving our database, and Redis (shared with anything else
+        that uses it on this machine: an upper bound)."""
+        found = []
+        for name in os.listdir("/proc") if Path("/proc").is_dir() else []:
+            if name.isdigit():
+                line = cmdline(int(name))
+                if (self.database and f" {self.database} " in line) or line.startswith("redis-server"):
+                    found.append(int(name))
+        return found
 
     async def code_with_sign_in(
         self, browser: Browser, auth: Authorization, email: str, password: str
@@ -333,6 +357,9 @@ class BetterAuth:
     async def sign_in(self, browser: Browser, email: str, password: str) -> None:
         await self.code_with_sign_in(browser, Authorization(self.client_id), email, password)
 
+    def datastore_pids(self) -> list[int]:
+        return []  # the memory adapter: everything is in the Node process
+
 
 async def token_request(provider: Provider, browser: Browser, auth: Authorization, code: str) -> str:
     """The client's token request; returns the ID token after checking ``aud`` and ``nonce``."""
@@ -389,6 +416,7 @@ class FlowLoad:
     token_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
+    warm: set[int] = field(default_factory=set)  # browsers that completed a flow this round
 
 
 async def browser_loop(
@@ -421,6 +449,7 @@ async def browser_loop(
             browser.close()
             await asyncio.sleep(0.01)
             continue
+        load.warm.add(id(browser))
         if load.recording:
             load.flows += 1
             load.flow_ms.append((done - started) * 1000.0)
@@ -438,59 +467,107 @@ class Figure:
     token_p99_ms: float
     errors: dict[str, int]
     server_cores: float
+    datastore_cores: float  # our PostgreSQL backends + Redis (0 for Better Auth's memory adapter)
     bench_cores: float
     machine_busy: float
 
     @property
     def other_cores(self) -> float:
-        return max(0.0, self.machine_busy * CORES - self.server_cores - self.bench_cores)
+        used = self.server_cores + self.datastore_cores + self.bench_cores
+        return max(0.0, self.machine_busy * CORES - used)
 
     @property
     def server_ms_per_flow(self) -> float:
-        return self.server_cores * 1000.0 / self.flows_per_s if self.flows_per_s else math.nan
+        """CPU per flow of the server and its data stores: less sensitive to a shared machine."""
+        cores = self.server_cores + self.datastore_cores
+        return cores * 1000.0 / self.flows_per_s if self.flows_per_s else math.nan
 
     def describe(self) -> str:
         return (
             f"{self.side:<12} {self.mode:<8} {self.flows_per_s:8.1f} flows/s"
             f"  flow p50 {self.flow_p50_ms:7.1f} p99 {self.flow_p99_ms:7.1f} ms"
             f"  token p50 {self.token_p50_ms:6.2f} p99 {self.token_p99_ms:6.2f} ms"
-            f"  server {self.server_cores:.2f} cores ({self.server_ms_per_flow:.2f} ms/flow),"
+            f"  server {self.server_cores:.2f} + data stores {self.datastore_cores:.2f} cores"
+            f" ({self.server_ms_per_flow:.2f} ms CPU/flow),"
             f" load generator {self.bench_cores:.2f}, machine busy {self.machine_busy:.0%}"
             f" (others ~{self.other_cores:.2f})" + (f", errors {self.errors}" if self.errors else "")
         )
 
 
-async def open_browsers(provider: Provider, count: int) -> list[Browser]:
+async def open_streams(provider: Provider, count: int) -> list[Stream]:
     workers = provider.pids[1:]  # supervisor first, then its workers (none for Node)
     if workers:
-        streams = await open_balanced(provider.port, count, workers)
-    else:
-        streams = [
-            await asyncio.open_connection("127.0.0.1", provider.port, limit=1 << 20) for _ in range(count)
-        ]
-    return [Browser(provider.port, stream) for stream in streams]
+        return await open_balanced(provider.port, count, workers)
+    return [await asyncio.open_connection("127.0.0.1", provider.port, limit=1 << 20) for _ in range(count)]
 
 
-async def measure(
-    provider: Provider, mode: str, email: str, password: str, args: argparse.Namespace
-) -> Figure:
-    browsers = await open_browsers(provider, args.concurrency)
-    if mode == "session":
-        await asyncio.gather(*(provider.sign_in(browser, email, password) for browser in browsers))
-    load, stop = FlowLoad(), asyncio.Event()
+@dataclass
+class Window:
+    """One side's measured windows in one mode, summed over the rounds."""
+
+    load: FlowLoad = field(default_factory=FlowLoad)
+    seconds: float = 0.0
+    server_cpu: float = 0.0
+    stores_cpu: float = 0.0
+    bench_cpu: float = 0.0
+    busy: int = 0
+    total: int = 0
+
+    def figure(self, side: str, mode: str) -> Figure:
+        load, seconds = self.load, self.seconds
+        if not load.flows:
+            raise RuntimeError(f"{side}: no {mode} flow completed ({dict(load.errors)}: {load.last_error})")
+        return Figure(
+            side=side,
+            mode=mode,
+            flows_per_s=load.flows / seconds,
+            flow_p50_ms=percentile(load.flow_ms, 50),
+            flow_p99_ms=percentile(load.flow_ms, 99),
+            token_p50_ms=percentile(load.token_ms, 50),
+            token_p99_ms=percentile(load.token_ms, 99),
+            errors=dict(load.errors),
+            server_cores=self.server_cpu / seconds,
+            datastore_cores=self.stores_cpu / seconds,
+            bench_cores=self.bench_cpu / seconds,
+            machine_busy=self.busy / self.total if self.total else math.nan,
+        )
+
+
+async def run_round(
+    provider: Provider,
+    browsers: Sequence[Browser],
+    mode: str,
+    email: str,
+    password: str,
+    args: argparse.Namespace,
+    window: Window,
+) -> None:
+    """Fresh (balanced) connections for ``browsers``, warm-up, then one measured window."""
+    for browser, stream in zip(browsers, await open_streams(provider, len(browsers)), strict=True):
+        browser.attach(stream)
+    load, stop = window.load, asyncio.Event()
+    flows_before = load.flows
+    load.warm.clear()
     tasks = [
         asyncio.create_task(browser_loop(provider, browser, mode, email, password, load, stop))
         for browser in browsers
     ]
     try:
+        # Warm up for --warmup seconds and until every browser has completed a flow: a sign-in
+        # flow takes seconds under load, and a window must not start on an empty pipeline.
+        deadline = time.monotonic() + WARMUP_LIMIT_SECONDS
         await asyncio.sleep(args.warmup)
+        while len(load.warm) < len(browsers) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         before_at, before_sys, before_bench = time.monotonic(), system_cpu(), time.process_time()
         before_srv = sum(cpu_seconds(pid) for pid in provider.pids)
+        stores = {pid: cpu_seconds(pid) for pid in provider.datastore_pids()}
         load.recording = True
         await asyncio.sleep(args.duration)
         load.recording = False
         after_at, after_sys, after_bench = time.monotonic(), system_cpu(), time.process_time()
         after_srv = sum(cpu_seconds(pid) for pid in provider.pids)
+        stores_used = sum(cpu_seconds(pid) - before for pid, before in stores.items())
     finally:
         stop.set()
         _, pending = await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_SECONDS)
@@ -500,25 +577,43 @@ async def measure(
         for browser in browsers:
             browser.close()
     elapsed = after_at - before_at
-    busy = after_sys[0] - before_sys[0]
-    total = busy + (after_sys[1] - before_sys[1]) + (after_sys[2] - before_sys[2])
-    figure = Figure(
-        side=provider.label,
-        mode=mode,
-        flows_per_s=load.flows / elapsed,
-        flow_p50_ms=percentile(load.flow_ms, 50),
-        flow_p99_ms=percentile(load.flow_ms, 99),
-        token_p50_ms=percentile(load.token_ms, 50),
-        token_p99_ms=percentile(load.token_ms, 99),
-        errors=dict(load.errors),
-        server_cores=(after_srv - before_srv) / elapsed,
-        bench_cores=(after_bench - before_bench) / elapsed,
-        machine_busy=busy / total if total else math.nan,
-    )
-    print("  " + figure.describe(), flush=True)
-    if load.errors:
-        print(f"    last error: {load.last_error}", flush=True)
-    return figure
+    window.seconds += elapsed
+    window.server_cpu += after_srv - before_srv
+    window.stores_cpu += 0.0 if math.isnan(stores_used) else stores_used
+    window.bench_cpu += after_bench - before_bench
+    window.busy += after_sys[0] - before_sys[0]
+    window.total += sum(after - before for after, before in zip(after_sys, before_sys, strict=True))
+    rate = (load.flows - flows_before) / elapsed
+    print(f"    {provider.label:<12} {rate:8.1f} flows/s", flush=True)
+
+
+async def measure_mode(
+    providers: Sequence[Provider], mode: str, email: str, password: str, args: argparse.Namespace
+) -> list[Figure]:
+    """Alternate the providers for ``--rounds`` windows each, so slow drift of a shared machine
+    falls on both; one figure per provider over all its windows."""
+    print(f"{mode} flows, {args.concurrency} browsers, {args.rounds} x {args.duration:g} s each ...")
+    browsers = {
+        provider.label: [Browser(provider.port, None) for _ in range(args.concurrency)]
+        for provider in providers
+    }
+    if mode == "session":  # one sign-in per browser, through the same form as the flows
+        for provider in providers:
+            await asyncio.gather(
+                *(provider.sign_in(browser, email, password) for browser in browsers[provider.label])
+            )
+    windows = {provider.label: Window() for provider in providers}
+    for _ in range(args.rounds):
+        for provider in providers:
+            await run_round(
+                provider, browsers[provider.label], mode, email, password, args, windows[provider.label]
+            )
+    figures = [windows[provider.label].figure(provider.label, mode) for provider in providers]
+    for provider, figure in zip(providers, figures, strict=True):
+        print("  " + figure.describe(), flush=True)
+        if windows[provider.label].load.errors:
+            print(f"    last error: {windows[provider.label].load.last_error}", flush=True)
+    return figures
 
 
 # --------------------------------------------------------------------------------------------
@@ -554,7 +649,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
         env[SECRET_ENV] = secret
         try:
             async with running_server(workdir, env, args.workers) as idp:
-                ours = Ours(idp.port, [idp.process.pid, *idp.workers], secret)
+                database = urlsplit(database_url or "").path.lstrip("/")
+                ours = Ours(idp.port, [idp.process.pid, *idp.workers], secret, database)
                 with run_better_auth(
                     workdir, audience=idp.url, alg="RS256", oidc_redirect_uri=REDIRECT_URI
                 ) as ba_server:
@@ -564,9 +660,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
                         claims = await verify_one_flow(provider, email, password)
                         print(f"{provider.label}: ID token verified (RS256), claims {sorted(claims)}")
                     for mode in args.modes:
-                        print(f"{mode} flows, {args.concurrency} browsers, {args.duration:g} s each ...")
-                        for provider in (ours, ba):
-                            figures.append(await measure(provider, mode, email, password, args))
+                        figures += await measure_mode((ours, ba), mode, email, password, args)
         finally:
             with contextlib.suppress(Exception):
                 await clear_redis(env["IDP_REDIS_URL"], prefix)
@@ -649,8 +743,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="short windows (whole run < 60 s)")
-    parser.add_argument("--duration", type=float, help="measured seconds per figure (default 8, quick 3)")
-    parser.add_argument("--warmup", type=float, help="load before each figure, seconds (default 2, quick 1)")
+    parser.add_argument("--duration", type=float, help="measured seconds per window (default 5, quick 3)")
+    parser.add_argument(
+        "--warmup", type=float, help="load before each window, seconds (default 1.5, quick 1)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="windows per side and mode, alternating the sides (default 2, quick 1)"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="simulated browsers (default 32)")
     parser.add_argument("--workers", type=int, default=2, help="our uvicorn workers")
     parser.add_argument(
@@ -666,14 +765,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write goals and figures as JSON")
     args = parser.parse_args(argv)
-    args.duration = args.duration or (3.0 if args.quick else 8.0)
-    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    args.duration = args.duration or (3.0 if args.quick else 5.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 1.5)
+    args.rounds = args.rounds or (1 if args.quick else 2)
     if not args.modes or not set(args.modes) <= set(MODES):
         parser.error("--modes takes a comma-separated subset of session,signin")
     if urlsplit(args.database_url).hostname not in {"127.0.0.1", "localhost", "::1"}:
         parser.error("--database-url must point at the loopback interface")
-    if min(args.duration, args.concurrency, args.workers) <= 0:
-        parser.error("--duration, --concurrency and --workers must be positive")
+    if min(args.duration, args.concurrency, args.workers, args.rounds) <= 0:
+        parser.error("--duration, --concurrency, --rounds and --workers must be positive")
     return args
 
 
