@@ -246,8 +246,12 @@ async def redis_namespace(tag: str = "idpbench") -> AsyncIterator[tuple[str, str
 
 
 @contextlib.contextmanager
-def better_auth(workdir: Path, audience: str) -> Iterator[BetterAuthServer]:
-    """A real Better Auth server (one Node process, memory adapter, JWT plugin, EdDSA keys).
+def better_auth(
+    workdir: Path, audience: str, *, alg: str = "EdDSA", oidc_redirect_uri: str | None = None
+) -> Iterator[BetterAuthServer]:
+    """A real Better Auth server (one Node process, memory adapter, JWT plugin, EdDSA keys by
+    default); with ``oidc_redirect_uri`` also its OAuth/OIDC provider plugin with one
+    confidential client for that URI (``server.oidc_client``).
 
     Needs ``npm ci --prefix tests/interop/better_auth`` once. Its pid: ``server._process.pid``.
     """
@@ -255,5 +259,5 @@ def better_auth(workdir: Path, audience: str) -> Iterator[BetterAuthServer]:
         sys.path.insert(0, str(REPO_ROOT))  # tests.support.better_auth
     from tests.support.better_auth import run_better_auth  # noqa: PLC0415
 
-    with run_better_auth(workdir, audience=audience) as server:
+    with run_better_auth(workdir, audience=audience, alg=alg, oidc_redirect_uri=oidc_redirect_uri) as server:
         yield server
