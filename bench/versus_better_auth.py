@@ -104,9 +104,9 @@ if TYPE_CHECKING:
 BENCH_DIR = Path(__file__).resolve().parent
 
 FIGURES = ("jwks", "token", "login", "verify")
-JWKS_GOAL = 10.0
-TOKEN_GOAL = 5.0
-LOGIN_GOAL = 0.85
+JWKS_GOAL = 25.0  # issue 16: raised from 10x
+TOKEN_GOAL = 8.0  # issue 16: raised from 5x
+LOGIN_GOAL = 0.9  # issue 16: raised from 0.85
 VERIFY_GOAL = 0.75
 LITESTAR_GOAL = 0.45
 NOISE_WARNING = 0.15  # relative before/after spread of a raw hash rate
