@@ -314,6 +314,17 @@ class Sessions:
         audit("logout", user_id=family.user_id, sid=family.id, sessions=len(ended) + 1)
         return len(ended) + 1
 
+    async def end_client_sessions(self, user_id: UUID, browser_sid: str) -> int:
+        """End the sessions clients opened through the browser session ``browser_sid``, which
+        may itself have ended already (RP-initiated logout with an ID token as hint from a
+        browser that no longer holds that session's cookie)."""
+        ended = [item for item in await self.list(user_id) if item.origin == oidc_origin(browser_sid)]
+        for item in ended:
+            await self._families.revoke_family(item.id)
+        if ended:
+            audit("logout", user_id=user_id, sid=browser_sid, sessions=len(ended))
+        return len(ended)
+
     async def introspect_refresh_token(self, token: str, client: Client) -> Family | None:
         """The live family of the client's current refresh token, else None."""
         return await self._possessed_family(token, client, current_only=True)

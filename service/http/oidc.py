@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post, route
 from litestar.datastructures import CacheControlHeader
@@ -102,6 +104,11 @@ class LogoutController(Controller):
         session = await runtime.sessions.browser_session(token) if token else None
         if session is not None and (hint is None or hint.get("sub") == str(session.user_id)):
             await runtime.sessions.end_browser_session(session)
+        if hint is not None and (session is None or hint.get("sid") != session.id):
+            # The hint's browser session is not (or no longer) this browser's: still end the
+            # sessions the client opened through it.
+            with contextlib.suppress(ValueError):
+                await runtime.sessions.end_client_sessions(UUID(str(hint.get("sub"))), str(hint.get("sid")))
         cookies = [jar.clear_session()]
         if target:
             query = urlencode({"state": params["state"]}) if params.get("state") else ""

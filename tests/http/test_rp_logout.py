@@ -136,3 +136,18 @@ async def test_client_id_must_match_the_hint(app: Litestar, client: httpx.AsyncC
     )
     assert (matching.status_code, matching.headers["location"]) == (303, BYE)
     assert not await still_signed_in(client)
+
+
+async def test_a_hint_ends_the_clients_sessions_without_the_browser_cookie(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """A browser that no longer holds the hosted session's cookie (cleared, or expired) still
+    ends, with a valid hint, the sessions the client opened through that browser session: their
+    refresh tokens stop working."""
+    secret, tokens = await signed_in(app, client)
+    client.cookies.clear()
+    done = await client.get(
+        "/oauth2/logout", params={"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": BYE}
+    )
+    assert (done.status_code, done.headers["location"]) == (303, BYE)
+    assert not await refresh_works(client, secret, tokens["refresh_token"])
