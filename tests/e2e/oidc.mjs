@@ -1,6 +1,7 @@
 // "Sign in with idp" in Debian's chromium, for tests/e2e/test_browser_flow.py: the Next.js
 // reference app's button (Better Auth's genericOAuth plugin) → our hosted sign-in page (and the
-// consent page if shown) → back to the app, signed in → the profile the FastAPI API returned.
+// consent page if shown) → back to the app, signed in → the profile the FastAPI API returned →
+// sign out through our end_session_endpoint → our hosted session is gone too.
 //
 // Environment: APP_URL, IDP_URL, SHOTS_DIR, EMAIL, PASSWORD, CHROMIUM (default /usr/bin/chromium),
 // USER_DATA_DIR (a fresh, empty folder). Prints one JSON line per step; exits non-zero on failure.
@@ -99,11 +100,30 @@ try {
     path: (await page.getByTestId("path").innerText()).trim(),
   });
 
-  // 5. Sign out of the app: back to its sign-in page, the profile is refused.
+  // 5. Sign out of the app: through our end_session_endpoint (RP-initiated logout, with the ID
+  //    token as hint) back to the app's sign-in page; the profile is refused.
+  const visited = []; // navigation requests, redirects included (a 303 never commits a page)
+  page.on("request", (request) => {
+    if (request.isNavigationRequest()) visited.push(request.url());
+  });
   await Promise.all([page.waitForURL(`${appUrl}/sign-in`), page.getByRole("button", { name: "Sign out" }).click()]);
+  const logout = visited.map((href) => new URL(href)).find((url) => url.href.startsWith(`${idpUrl}/oauth2/logout`));
   await page.goto(`${appUrl}/profile`);
   await page.waitForURL(`${appUrl}/sign-in`);
-  report("signed-out", { url: page.url() });
+  report("signed-out", {
+    url: page.url(),
+    // The parameter names and the redirect URI only: the hint is a token, not for the log.
+    logout: logout ? { params: [...logout.searchParams.keys()].sort(), post_logout_redirect_uri: logout.searchParams.get("post_logout_redirect_uri") } : null,
+  });
+
+  // 6. Our hosted session ended too: "Sign in with idp" now shows our sign-in page again.
+  await Promise.all([
+    page.waitForURL((url) => url.href.startsWith(`${idpUrl}/oauth2/authorize`)),
+    page.getByRole("button", { name: "Sign in with idp" }).click(),
+  ]);
+  await page.getByLabel("Email").waitFor();
+  await shot(page, "oidc-05-idp-sign-in-again");
+  report("idp-signed-out", { url: new URL(page.url()).pathname });
 } finally {
   await context.close();
 }

@@ -251,7 +251,8 @@ def test_sign_in_with_idp(tmp_path: Path, built_app: tuple[str, str]) -> None:
     node, chromium = built_app
     next_port, idp_port, api_port = free_port(), free_port(), free_port()
     next_url, idp_url, api_url = (f"http://127.0.0.1:{p}" for p in (next_port, idp_port, api_port))
-    idp_env = {"IDP_KEYS_DIR": str(tmp_path / "keys")}
+    # Short access tokens: Better Auth refreshes ours (offline_access) on every profile load.
+    idp_env = {"IDP_KEYS_DIR": str(tmp_path / "keys"), "IDP_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL)}
     redirect_uri = f"{next_url}/api/auth/callback/idp"  # Better Auth 1.7's genericOAuth callback
     added = run_idp(
         tmp_path,
@@ -262,6 +263,8 @@ def test_sign_in_with_idp(tmp_path: Path, built_app: tuple[str, str]) -> None:
         "nextjs-app",
         "--redirect-uri",
         redirect_uri,
+        "--post-logout-redirect-uri",
+        f"{next_url}/sign-in",
         env=idp_env,
     )
     assert added.returncode == 0, added.stderr
@@ -324,6 +327,7 @@ def test_sign_in_with_idp(tmp_path: Path, built_app: tuple[str, str]) -> None:
         )
         (tmp_path / "browser.log").write_text(result.stdout + result.stderr)
         app_log = next_log.read_text(errors="replace")
+        idp_log = idp.log()
         assert result.returncode == 0, (
             f"browser failed (screenshots in {tmp_path}):\n{result.stdout}\n{result.stderr}\n{app_log}"
         )
@@ -335,7 +339,7 @@ def test_sign_in_with_idp(tmp_path: Path, built_app: tuple[str, str]) -> None:
         redirect_uri,
         "S256",
     )
-    assert set(query["scope"].split()) == {"openid", "email", "profile"}
+    assert set(query["scope"].split()) == {"openid", "email", "profile", "offline_access"}
     assert query["state"]
     assert query["nonce"]
     profile = steps["profile"]
@@ -343,7 +347,18 @@ def test_sign_in_with_idp(tmp_path: Path, built_app: tuple[str, str]) -> None:
     assert profile["user_id"] == user_id, (profile, user_id)
     assert profile["path"] == "through idp (OpenID Connect)"
     assert steps["signed-out"]["url"] == f"{next_url}/sign-in"
+    assert steps["signed-out"]["logout"] == {  # RP-initiated logout at our end_session_endpoint
+        "params": ["client_id", "id_token_hint", "post_logout_redirect_uri"],
+        "post_logout_redirect_uri": f"{next_url}/sign-in",
+    }
+    assert steps["idp-signed-out"]["url"] == "/oauth2/authorize"
+    refreshes = [
+        line for line in idp_log.splitlines() if '"event":"refresh"' in line and "nextjs-app" in line
+    ]
+    assert refreshes, "Better Auth refreshed our access token with the offline_access refresh token"
+    assert '"event":"logout"' in idp_log
     assert "idp: exchanging" not in app_log, app_log
+    assert "idp: no ID token" not in app_log, app_log
     assert oidc_secret not in app_log
 
 

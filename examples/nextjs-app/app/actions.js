@@ -5,7 +5,7 @@ import { headers } from "next/headers";
 import { redirect } from "next/navigation";
 
 import { getAuth } from "@/lib/auth";
-import { forget } from "@/lib/idp";
+import { endSessionUrl, forget, idpAccount } from "@/lib/idp";
 
 function field(form, name) {
   const value = form.get(name);
@@ -57,17 +57,27 @@ export async function signInWithIdp() {
   redirect(url);
 }
 
+// Sign-out ends the Better Auth session; a session that signed in with idp also sends the
+// browser to our IdP's end_session_endpoint (its hosted session and the refresh token Better
+// Auth held end there), which sends it back to /sign-in.
 export async function signOut() {
   const auth = getAuth();
   const requestHeaders = await headers();
   const session = await auth.api.getSession({ headers: requestHeaders });
+  let next = "/sign-in";
   if (session) {
     try {
-      await forget(session.session.id); // revoke our refresh token at the IdP
+      await forget(session.session.id); // revoke our refresh token at the IdP (token exchange path)
     } catch (error) {
       console.error("revoking the IdP refresh token failed:", error);
     }
+    try {
+      const account = await idpAccount(requestHeaders);
+      if (account) next = await endSessionUrl({ account, requestHeaders }); // before the session ends
+    } catch (error) {
+      console.error("idp: cannot build the end-session URL:", error);
+    }
     await auth.api.signOut({ headers: requestHeaders }); // ends the Better Auth session, clears its cookie
   }
-  redirect("/sign-in");
+  redirect(next);
 }

@@ -13,8 +13,10 @@ import { env } from "./env";
 // Sign in with idp: discovery, authorization code + PKCE (S256), a confidential client
 // (client_secret_basic), the ID token checked against our JWKS with the nonce. Register the
 // client at the IdP with the redirect URI <BETTER_AUTH_URL>/api/auth/callback/idp (Better Auth's
-// callback path for a genericOAuth provider). Add "offline_access" to the scopes to get a
-// refresh token (Better Auth then refreshes the stored access token by itself).
+// callback path for a genericOAuth provider) and the post-logout redirect URI
+// <BETTER_AUTH_URL>/sign-in (sign-out ends our hosted session too: app/actions.js).
+// "offline_access" gets a refresh token: Better Auth refreshes the stored access token by
+// itself, and each refresh brings a new ID token (OpenID Connect Core §12.2) it keeps for logout.
 function idpProvider() {
   if (!process.env.IDP_OIDC_CLIENT_ID) return [];
   return [
@@ -25,7 +27,7 @@ function idpProvider() {
           discoveryUrl: `${env("IDP_URL")}/.well-known/openid-configuration`,
           clientId: env("IDP_OIDC_CLIENT_ID"),
           clientSecret: env("IDP_OIDC_CLIENT_SECRET"),
-          scopes: ["openid", "email", "profile"],
+          scopes: ["openid", "email", "profile", "offline_access"],
           pkce: true,
         },
       ],

@@ -120,6 +120,33 @@ export async function idpAccount(requestHeaders) {
   return accounts.find((account) => account.providerId === "idp") ?? null;
 }
 
+/** Where the browser goes to sign out of our IdP too (OpenID Connect RP-Initiated Logout 1.0):
+ * the `end_session_endpoint` from discovery, with the ID token Better Auth holds for this
+ * account as `id_token_hint` (our IdP then signs out at once, no confirmation page) and our
+ * registered post-logout redirect URI. Without an ID token, `client_id` names us: the IdP asks
+ * the user to confirm, then still comes back. */
+export async function endSessionUrl({ account, requestHeaders }) {
+  const discovery = await fetch(`${env("IDP_URL")}/.well-known/openid-configuration`, {
+    cache: "no-store",
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
+  if (!discovery.ok) throw new Error(`discovery: HTTP ${discovery.status}`);
+  const { end_session_endpoint: endpoint } = await discovery.json();
+  const url = new URL(endpoint);
+  url.searchParams.set("client_id", env("IDP_OIDC_CLIENT_ID"));
+  url.searchParams.set("post_logout_redirect_uri", `${env("BETTER_AUTH_URL")}/sign-in`);
+  try {
+    const { idToken } = await getAuth().api.getAccessToken({
+      body: { accountId: account.id },
+      headers: requestHeaders,
+    });
+    if (idToken) url.searchParams.set("id_token_hint", idToken);
+  } catch (error) {
+    console.warn(`idp: no ID token for the logout hint (${error.message})`);
+  }
+  return url.href;
+}
+
 /** The access token our IdP issued at sign-in with idp (Better Auth refreshes it if it holds a
  * refresh token, i.e. with the offline_access scope; without one, an expired token means
  * signing in again). */
