@@ -4,8 +4,8 @@ OAuth/OIDC provider (``@better-auth/oauth-provider``), on the same machine in th
 Run from the repository root::
 
     npm ci --prefix tests/interop/better_auth     # once
-    uv run python bench/code_flow.py              # ~60 s on 2 cores
-    uv run python bench/code_flow.py --quick      # < 60 s, shorter windows
+    uv run python bench/code_flow.py              # ~100 s on 2 cores
+    uv run python bench/code_flow.py --quick      # one 3 s window per side and mode, ~45 s
     uv run python bench/code_flow.py --json results/code_flow.json
 
 It starts, on loopback, our IdP (``idp serve --workers 2``, a throwaway PostgreSQL database +
@@ -18,8 +18,9 @@ RS256 (our default for ID tokens; Better Auth's JWT plugin set to RS256 for the 
 One user on each side.
 
 ``--concurrency`` (32) simulated browsers, each with its own keep-alive connection (spread
-evenly over our uvicorn workers) and cookie jar, loop over whole flows for ``--duration``
-seconds after a warm-up. A flow, with a fresh PKCE verifier, ``state`` and ``nonce``:
+evenly over our uvicorn workers) and cookie jar, loop over whole flows; the sides alternate over
+``--rounds`` windows of ``--duration`` seconds, each after a warm-up that lasts at least until
+every browser has completed a flow. A flow, with a fresh PKCE verifier, ``state`` and ``nonce``:
 
 - ``signin`` (the issue's "authorize → form post → code → token"; a new browser per flow, so
   no session cookie): ours ``GET /oauth2/authorize`` (the hosted sign-in page and its CSRF
@@ -37,8 +38,9 @@ Then ``POST .../oauth2/token`` (``authorization_code``, HTTP Basic client authen
 ``code_verifier``) must answer 200 with an ``id_token`` whose ``aud`` is the client and whose
 ``nonce`` is the flow's; one ID token per side is also verified against the provider's JWKS
 before the load. Reported per side and mode: flows/s, the ratio, flow latency, the token
-request's latency ("ID-token issuance", p50/p99), server CPU per flow, the load generator's
-CPU, the machine's busy fraction.
+request's latency ("ID-token issuance", p50/p99), CPU per flow (ours: the uvicorn processes,
+the PostgreSQL backends of its database and Redis), the load generator's CPU, the machine's
+busy fraction.
 
 Goals: flows/s ours >= 3x Better Auth in both modes; the token request's p99 < 25 ms at 32
 clients in both modes. Exit 0 when every goal is met, 1 when one is missed, 2 on error.
