@@ -84,6 +84,9 @@ if (oidcRedirectURI) {
   }
   // The pages are the application's: nothing is served there; a client reads the signed query
   // from the redirect and posts it back as `oauth_query` with the sign-in.
+  // @better-auth/oauth-provider 1.7.5 (the newest) pins its peers exactly (@better-auth/utils
+  // 0.4.2, better-call 1.4.0, @better-fetch/fetch 1.3.2); package.json's "overrides" give it the
+  // versions better-auth 1.7.25 installs. Loaded only here, so the other tests never import it.
   const { oauthProvider } = await import("@better-auth/oauth-provider");
   plugins.push(oauthProvider({ loginPage: "/sign-in", consentPage: "/consent" }));
 }
