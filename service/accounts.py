@@ -113,8 +113,10 @@ class Accounts:
         require_mfa: bool = False,
     ) -> tuple[User, TokenResponse]:
         """``origin``: ``password`` for the JSON API, ``browser`` for the hosted sign-in page;
-        both under the same rate limits, progressive delay and argon2 load shedding.
+        both under the same rate limits, progressive delay and argon2 load shedding (checked
+        first: a shed attempt costs no limiter decision and no account read).
         ``require_mfa``: the client asks for a second factor even when the account has none."""
+        self._passwords.refuse_if_busy()
         await self._guard.before_login(ip, email)
         user = await self._find_by_email(email)
         match = await self._verify(user, password)

@@ -33,10 +33,6 @@ from service.store.base import StorageUnavailable
 __all__ = ["main"]
 
 
-def argon2_threads_per_worker(cpus: int | None, workers: int) -> int:
-    return max(1, (cpus or 2) // max(1, workers))
-
-
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     async def preflight(runtime: Runtime) -> None:
         """Migrate and load keys once, with clear errors, before any worker starts."""
@@ -45,9 +41,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     # Workers build their own settings from the environment; pass the flags on to them.
     os.environ["IDP_HOST"] = settings.host
     os.environ["IDP_PORT"] = str(settings.port)
-    # Each worker sizes its own argon2 pool; by default they share the machine's cores rather
-    # than each taking all of them (oversubscribed memory-hard hashing is slower in total).
-    os.environ.setdefault("IDP_ARGON2_THREADS", str(argon2_threads_per_worker(os.cpu_count(), args.workers)))
+    # Every worker's argon2 pool has one thread per core (IDP_ARGON2_THREADS' default), not a
+    # share of them: uvicorn keeps a keep-alive connection on the worker that accepted it, and
+    # few long-lived connections (a gateway) often all land on one worker, which must then be
+    # able to use the whole machine. When the connections are spread, the pools' SCHED_IDLE
+    # threads time-share the cores (docs/PERFORMANCE.md, "uvicorn connection placement").
     uvicorn.run(
         "service.app:create_app_from_env",
         factory=True,

@@ -197,6 +197,7 @@ class Argon2Settings(Section, frozen=True, kw_only=True):
     parallelism: int = 1
     threads: int = msgspec.field(default_factory=lambda: os.cpu_count() or 2)
     max_queue: int = 64
+    max_wait: float = 0.5
     priority: Literal["idle", "normal"] = "idle"
 
     ENV: ClassVar[Mapping[str, tuple[str, Callable[[str], Any]]]] = {
@@ -205,6 +206,7 @@ class Argon2Settings(Section, frozen=True, kw_only=True):
         "parallelism": ("IDP_ARGON2_PARALLELISM", positive_int),
         "threads": ("IDP_ARGON2_THREADS", positive_int),
         "max_queue": ("IDP_ARGON2_MAX_QUEUE", positive_int),
+        "max_wait": ("IDP_ARGON2_MAX_WAIT", non_negative_float),
         "priority": ("IDP_ARGON2_PRIORITY", choice("idle", "normal")),
     }
 

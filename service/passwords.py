@@ -2,7 +2,10 @@
 
 Hashing and verification run in a bounded thread pool: argon2-cffi releases the GIL inside the
 C code, so ``threads`` verifications run truly in parallel while the event loop keeps serving
-other requests (JWKS, token checks). Unknown emails are verified against a decoy hash made with
+other requests (JWKS, token checks). A job that would wait longer than ``max_wait`` seconds
+(estimated from the pool's recent hash times) or behind ``max_queue`` others is refused at once
+(503 + ``Retry-After``), so an overloaded process answers the logins it admits in bounded time
+instead of queueing without bound. Unknown emails are verified against a decoy hash made with
 the same parameters so that they cost the same time as a wrong password.
 
 Passwords are hashed in NFC (RFC 8265's OpaqueString form: the same characters typed on two
@@ -19,6 +22,7 @@ import enum
 import gzip
 import os
 import secrets
+import time
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +53,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+SERVICE_TIME_WEIGHT = 0.2
+"""Weight of the newest job in the moving average of a job's wall time on the pool."""
 ARGON2_QUEUE = Gauge("idp_argon2_pending", "argon2 hashes running or waiting in this process.")
 ARGON2_SHED = Counter("idp_argon2_shed", "Requests refused because the argon2 queue was full.")
 
@@ -105,6 +111,13 @@ def check_password_policy(password: str) -> str:
     return normalized
 
 
+def _timed(function: Callable[..., T], *args: str) -> tuple[T, float]:
+    """Run ``function`` and return its result with the wall time it took (on the pool thread)."""
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
+
+
 def _idle_priority() -> None:
     """Put this argon2 thread in Linux's SCHED_IDLE class: when hashing saturates the cores, the
     event loop (JWKS, token checks, every other request) still gets a core the moment it wakes,
@@ -125,6 +138,7 @@ class PasswordService:
         parallelism: int,
         threads: int,
         max_queue: int = 64,
+        max_wait: float = 0.5,
         idle_priority: bool = False,
     ) -> None:
         self._hasher = PasswordHasher(
@@ -141,21 +155,49 @@ class PasswordService:
             initializer=_idle_priority if idle_priority else None,
         )
         self._decoy_hash: str | None = None
+        self._threads = threads
         self._max_pending = threads + max_queue
+        self._max_wait = max_wait
         self._pending = 0
+        self._job_seconds: float | None = None
+        """Moving average of a job's wall time on the pool (None until the first job ends)."""
+
+    def _admits(self) -> bool:
+        """Whether a new job may queue: fewer than ``threads + max_queue`` pending, and (once a
+        job time is known) a free thread or an expected wait of at most ``max_wait``.
+
+        ``threads`` jobs run at once, each taking about the recent wall time per job, which
+        already includes sharing the cores with other processes' pools (``idp serve --workers``),
+        so the estimate follows the throughput this process actually gets."""
+        if self._pending >= self._max_pending:
+            return False
+        if self._job_seconds is None or self._pending < self._threads:
+            return True
+        ahead = self._pending - self._threads + 1  # jobs that must end before this one starts
+        return ahead * self._job_seconds / self._threads <= self._max_wait
+
+    def refuse_if_busy(self) -> None:
+        """503 now if a hash asked for now would be shed: lets a login refuse before it spends
+        a rate-limit decision and an account read on an attempt that cannot be checked (a
+        client that retries at once would otherwise keep the event loop busy for nothing)."""
+        if not self._admits():
+            ARGON2_SHED.inc()
+            raise TemporarilyUnavailable("The server is busy; retry shortly.")
 
     async def _offload(self, function: Callable[..., T], *args: str) -> T:
         """Run on the argon2 pool; shed load (503) rather than queue without bound."""
-        if self._pending >= self._max_pending:
-            ARGON2_SHED.inc()
-            raise TemporarilyUnavailable("The server is busy; retry shortly.")
+        self.refuse_if_busy()
         self._pending += 1
         ARGON2_QUEUE.inc()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+            loop = asyncio.get_running_loop()
+            result, seconds = await loop.run_in_executor(self._executor, _timed, function, *args)
         finally:
             self._pending -= 1
             ARGON2_QUEUE.dec()
+        known = self._job_seconds
+        self._job_seconds = seconds if known is None else known + SERVICE_TIME_WEIGHT * (seconds - known)
+        return result
 
     async def hash(self, password: str) -> str:
         """Hash the NFC form of a password (policy is checked by the caller)."""

@@ -128,6 +128,7 @@ async def open_runtime(  # noqa: PLR0915 - the composition root names every serv
             parallelism=settings.argon2.parallelism,
             threads=settings.argon2.threads,
             max_queue=settings.argon2.max_queue,
+            max_wait=settings.argon2.max_wait,
             idle_priority=settings.argon2.priority == "idle",
         )
         stack.callback(passwords.close)

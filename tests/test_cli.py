@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -9,8 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import uvicorn
 
-from service.cli import argon2_threads_per_worker
+import service.cli
+from service.config import Settings
 from service.store.migrations import load_migrations
 from tests.support.server import CHEAP_ARGON2
 
@@ -167,14 +170,18 @@ def test_clients_add_require_mfa(idp: Run) -> None:
     assert "require_mfa" not in plain.stdout
 
 
-@pytest.mark.parametrize(
-    ("cpus", "workers", "threads"), [(2, 1, 2), (2, 2, 1), (8, 3, 2), (2, 4, 1), (None, 1, 2)]
-)
-def test_serve_shares_the_cores_between_workers_argon2_pools(
-    cpus: int | None, workers: int, threads: int
-) -> None:
-    """``idp serve --workers N`` gives each worker CPU count ÷ N argon2 threads by default."""
-    assert argon2_threads_per_worker(cpus, workers) == threads
+def test_serve_sizes_every_workers_argon2_pool_to_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``idp serve --workers N`` leaves IDP_ARGON2_THREADS to its default (the CPU count) in every
+    worker: all of a gateway's keep-alive connections may land on one worker, which must then be
+    able to hash on every core."""
+    environ: dict[str, str] = {}
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(os, "environ", environ)
+    monkeypatch.setattr(service.cli, "with_runtime", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr(uvicorn, "run", lambda *_args, **kwargs: started.append(kwargs))
+    service.cli.cmd_serve(Settings(), argparse.Namespace(workers=2, clock=None))
+    assert started[0]["workers"] == 2
+    assert "IDP_ARGON2_THREADS" not in environ
 
 
 def test_users_and_clients_commands_use_the_injected_clock(

@@ -217,3 +217,27 @@ async def test_cors_allow_list_and_hsts(
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "access-control-allow-origin" not in denied.headers
     assert allowed.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+
+
+async def test_login_refused_by_a_busy_argon2_pool_costs_no_limit(
+    limited: tuple[httpx.AsyncClient, Runtime, list[float]],
+) -> None:
+    """When the argon2 pool would shed the hash, login answers 503 + Retry-After at once, before
+    the rate limiter: the refused attempts do not use up the IP's five logins a minute."""
+    client, runtime, _ = limited
+    passwords = runtime.passwords
+    full = passwords._max_pending
+    passwords._pending += full
+    try:
+        for _ in range(6):
+            busy = await client.post("/v1/login", json={"email": "u@example.com", "password": PASSWORD})
+            assert busy.status_code == 503
+            assert busy.headers["retry-after"] == "1"
+            assert busy.json()["error"] == "temporarily_unavailable"
+    finally:
+        passwords._pending -= full
+    statuses = []
+    for i in range(6):
+        response = await client.post("/v1/login", json={"email": f"u{i}@example.com", "password": PASSWORD})
+        statuses.append(response.status_code)
+    assert statuses == [401] * 5 + [429]

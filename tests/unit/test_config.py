@@ -74,6 +74,7 @@ def test_postgres_url_selects_postgres() -> None:
         ({"IDP_SIGNING_ALG": "none"}, "IDP_SIGNING_ALG"),
         ({"IDP_ACCESS_TOKEN_TTL": "-5"}, "IDP_ACCESS_TOKEN_TTL"),
         ({"IDP_ARGON2_MEMORY_KIB": "lots"}, "IDP_ARGON2_MEMORY_KIB"),
+        ({"IDP_ARGON2_MAX_WAIT": "-1"}, "IDP_ARGON2_MAX_WAIT"),
         ({"IDP_JWKS_MAX_AGE": "600", "IDP_KEY_ROTATION_DELAY": "60"}, "IDP_KEY_ROTATION_DELAY"),
         ({"IDP_JWKS_MAX_AGE": "60", "IDP_KEY_ROTATION_DELAY": "60"}, "IDP_KEYS_RELOAD_INTERVAL"),
         ({"IDP_AUTO_MIGRATE": "maybe"}, "IDP_AUTO_MIGRATE"),
