@@ -109,9 +109,11 @@ async def _flow(
         auth = parse_request(client, redirect_uri, params)
         if session is None and (token := jar.session_token(request)):
             session = await runtime.sessions.browser_session(token)
-        granted = (
-            await runtime.provider.granted_scopes(session.user_id, client.id) if session else frozenset()
-        )
+        # A first-party client never sees the consent page (next_step ignores what was
+        # granted), so its remembered consent is not looked up.
+        granted: frozenset[str] = frozenset()
+        if session is not None and not client.first_party:
+            granted = await runtime.provider.granted_scopes(session.user_id, client.id)
         step = next_step(
             auth, client, session, granted, now=runtime.clock(), fresh_login=fresh_login, consented=consented
         )
@@ -121,6 +123,10 @@ async def _flow(
         return _redirect(
             error_redirect(redirect_uri, exc, params.get("state"), runtime.settings.issuer), set_cookies
         )
+    if step == "redirect":  # the returning user's path: no page, no CSRF token
+        assert session is not None
+        code = await runtime.provider.issue_code(auth, session)
+        return _redirect(success_redirect(auth, code, runtime.settings.issuer), set_cookies)
     csrf, csrf_cookies = jar.csrf(request)
     context: dict[str, Any] = {
         "service_name": runtime.settings.mail.issuer_name,

@@ -21,32 +21,35 @@ class PostgresOidcStore:
         self._db = db
 
     async def save_code(self, code_hash: str, record: bytes, *, expires_at: float, purge_at: float) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute("DELETE FROM authorization_codes WHERE purge_at < $1", expires_at - 60)
-            await conn.execute(
-                "INSERT INTO authorization_codes (code_hash, record, expires_at, purge_at) "
-                "VALUES ($1, $2, $3, $4)",
-                code_hash,
-                record,
-                expires_at,
-                purge_at,
-            )
+        # One statement (its own transaction): the purge rides along as a data-modifying CTE,
+        # one round trip instead of BEGIN, DELETE, INSERT, COMMIT.
+        await self._db.fetchrow(
+            "WITH purged AS (DELETE FROM authorization_codes WHERE purge_at < $5) "
+            "INSERT INTO authorization_codes (code_hash, record, expires_at, purge_at) "
+            "VALUES ($1, $2, $3, $4)",
+            code_hash,
+            record,
+            expires_at,
+            purge_at,
+            expires_at - 60,
+        )
 
     async def redeem_code(self, code_hash: str, family_id: str) -> Redemption | None:
-        async with self._db.transaction() as conn:
-            row = await conn.fetchrow(
-                "SELECT record, used_family FROM authorization_codes WHERE code_hash = $1 FOR UPDATE",
-                code_hash,
-            )
-            if row is None:
-                return None
-            if row["used_family"] is None:
-                await conn.execute(
-                    "UPDATE authorization_codes SET used_family = $2 WHERE code_hash = $1",
-                    code_hash,
-                    family_id,
-                )
-            return Redemption(bytes(row["record"]), row["used_family"])
+        # The first redemption is one statement: only an unused code is marked, so of racing
+        # redemptions exactly one gets a row (the others wait on its row lock, then see the
+        # code used). Anyone else reads the family the winner recorded, which never changes.
+        row = await self._db.fetchrow(
+            "UPDATE authorization_codes SET used_family = $2 "
+            "WHERE code_hash = $1 AND used_family IS NULL RETURNING record",
+            code_hash,
+            family_id,
+        )
+        if row is not None:
+            return Redemption(bytes(row["record"]), None)
+        row = await self._db.fetchrow(
+            "SELECT record, used_family FROM authorization_codes WHERE code_hash = $1", code_hash
+        )
+        return None if row is None else Redemption(bytes(row["record"]), row["used_family"])
 
     async def granted_scopes(self, user_id: UUID, client_id: str) -> frozenset[str]:
         row = await self._db.fetchrow(
