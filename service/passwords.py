@@ -164,14 +164,16 @@ class PasswordService:
 
     def _admits(self) -> bool:
         """Whether a new job may queue: fewer than ``threads + max_queue`` pending, and (once a
-        job time is known) a free thread or an expected wait of at most ``max_wait``.
+        job time is known) fewer than two per thread or an expected wait of at most ``max_wait``.
 
         ``threads`` jobs run at once, each taking about the recent wall time per job, which
         already includes sharing the cores with other processes' pools (``idp serve --workers``),
-        so the estimate follows the throughput this process actually gets."""
+        so the estimate follows the throughput this process actually gets. One job waiting per
+        thread is always allowed, so that no thread idles until the next request arrives when a
+        noisy estimate is briefly too high."""
         if self._pending >= self._max_pending:
             return False
-        if self._job_seconds is None or self._pending < self._threads:
+        if self._job_seconds is None or self._pending < 2 * self._threads:
             return True
         ahead = self._pending - self._threads + 1  # jobs that must end before this one starts
         return ahead * self._job_seconds / self._threads <= self._max_wait
