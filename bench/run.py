@@ -41,6 +41,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("login_timing.py", ()),
     ("reset_timing.py", ()),
     ("login_jwks.py", ()),
+    ("login_spread.py", ()),
     ("versus_better_auth.py", ()),
     ("code_flow.py", ()),
     ("growth.py", ()),

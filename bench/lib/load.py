@@ -47,8 +47,10 @@ __all__ = [
     "connection_worker",
     "http_request",
     "measure",
+    "measure_open_loop",
     "open_balanced",
     "open_connections",
+    "open_pinned",
     "read_body",
     "run_uvloop",
 ]
@@ -173,10 +175,59 @@ async def open_balanced(port: int, count: int, workers: Sequence[int]) -> list[S
     return streams
 
 
+async def open_pinned(port: int, count: int, worker: int, workers: Sequence[int]) -> list[Stream]:
+    """``count`` connections all held by ``worker`` (one of ``workers``, pids): what a gateway
+    with few long-lived connections often gets from uvicorn. Reconnects until the worker that
+    accepted each is ``worker``; RuntimeError if that fails 200 times per connection."""
+    if len(workers) < 2 or not HAS_PROC:
+        return await open_connections(port, count)
+    streams: list[Stream] = []
+    attempts = 0
+    while len(streams) < count:
+        reader, writer = await _connect(port)
+        client_port = writer.get_extra_info("sockname")[1]
+        owner = None
+        for _ in range(50):
+            owner = connection_owner(port, client_port, workers)
+            if owner is not None:
+                break
+            await asyncio.sleep(0.005)
+        if owner == worker:
+            streams.append((reader, writer))
+            continue
+        writer.close()
+        attempts += 1
+        if attempts > 200 * count:
+            for _, kept in streams:
+                kept.close()
+            raise RuntimeError(f"could not place {count} connections on worker {worker}")
+    return streams
+
+
+def _retry_after_seconds(head: bytes) -> float:
+    """The delay-seconds of a lower-cased response head's Retry-After (0 when absent or a date)."""
+    start = head.find(b"\r\nretry-after:")
+    if start < 0:
+        return 0.0
+    try:
+        return float(head[start + 14 : head.index(b"\r\n", start + 2)].strip())
+    except ValueError:
+        return 0.0
+
+
 async def connection_worker(
-    port: int, job: Job, load: Load, stop: asyncio.Event, first: Stream | None = None
+    port: int,
+    job: Job,
+    load: Load,
+    stop: asyncio.Event,
+    first: Stream | None = None,
+    *,
+    honour_retry_after: bool = False,
 ) -> None:
-    """Loop ``job`` over one keep-alive connection until ``stop``; reconnect when the server closes."""
+    """Loop ``job`` over one keep-alive connection until ``stop``; reconnect when the server closes.
+
+    ``honour_retry_after``: after an answer with ``Retry-After: N``, wait N seconds (or until
+    ``stop``) before the next request, as a well-behaved client does; otherwise ask again at once."""
     while not stop.is_set():
         if first is not None:
             (reader, writer), first = first, None
@@ -201,6 +252,9 @@ async def connection_worker(
                     return
                 if b"\r\nconnection: close" in head:
                     break
+                if honour_retry_after and (pause := _retry_after_seconds(head)) > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), pause)
         except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             if not stop.is_set():
                 load.record(0, time.perf_counter())
@@ -227,6 +281,7 @@ class Measurement:
     connections: dict[int, int]  # worker pid -> client connections it held (several workers only)
     cpu: CpuReport | None = None  # per worker detail (Linux)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
+    unsent: int = 0  # open loop (``measure_open_loop``): requests due when no connection was free
 
     @property
     def other_cores(self) -> float:
@@ -259,6 +314,8 @@ async def measure(
     duration: float,
     warmup: float,
     balance: bool = True,
+    pin: bool = False,
+    honour_retry_after: bool = False,
     during: Callable[[], Awaitable[None]] | None = None,
     probe_pid: int | None = None,
     quiet: bool = False,
@@ -267,7 +324,9 @@ async def measure(
 
     ``server_pids``: the supervisor first, then its workers (``Server.pids``), or one pid. With
     ``balance`` the connections are spread evenly over the workers first (``open_balanced``),
-    otherwise they are opened one after the other and land where the kernel puts them. ``during``
+    otherwise they are opened one after the other and land where the kernel puts them; with
+    ``pin`` all of them are held by the first worker (``open_pinned``). ``honour_retry_after``:
+    see ``connection_worker``. ``during``
     runs alongside the measured window (e.g. a ``Prober``); the load keeps running until it
     returns. ``probe_pid``: a helper process whose CPU the report shows separately.
     """
@@ -275,14 +334,127 @@ async def measure(
     stop = asyncio.Event()
     supervisor = server_pids[0]
     workers = list(server_pids[1:]) or [supervisor]
-    if balance:
+    if pin:
+        streams = await open_pinned(port, len(jobs), workers[0], workers)
+    elif balance:
         streams = await open_balanced(port, len(jobs), workers)
     else:
         streams = await open_connections(port, len(jobs))
     tasks = [
-        asyncio.create_task(connection_worker(port, job, load, stop, stream))
+        asyncio.create_task(
+            connection_worker(port, job, load, stop, stream, honour_retry_after=honour_retry_after)
+        )
         for job, stream in zip(jobs, streams, strict=True)
     ]
+    return await _window(
+        label, port, load, stop, tasks, supervisor, workers, duration, warmup, during, probe_pid, quiet
+    )
+
+
+async def measure_open_loop(
+    label: str,
+    port: int,
+    request: bytes,
+    server_pids: Sequence[int],
+    *,
+    rate: float,
+    connections: int,
+    duration: float,
+    warmup: float,
+    during: Callable[[], Awaitable[None]] | None = None,
+    probe_pid: int | None = None,
+    quiet: bool = False,
+) -> Measurement:
+    """Offer ``rate`` requests/s whatever the answers (open loop), over a pool of ``connections``
+    keep-alive connections placed by the kernel: each request is sent on schedule on a free
+    connection, or counted in ``unsent`` when none is free. Latencies count from the scheduled
+    time. For overload: unlike ``measure``, a slow server does not slow the offered load down."""
+    load = Load()
+    stop = asyncio.Event()
+    supervisor = server_pids[0]
+    workers = list(server_pids[1:]) or [supervisor]
+    free: list[Stream] = await open_connections(port, connections)
+    in_flight: set[asyncio.Task[None]] = set()
+    unsent = 0
+
+    async def send(stream: Stream, due: float) -> None:
+        reader, writer = stream
+        try:
+            writer.write(request)
+            head = (await reader.readuntil(b"\r\n\r\n")).lower()
+            await read_body(reader, head)
+        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            load.record(0, due)
+            writer.close()
+            return
+        load.record(int(head[9:12]), due, b"\r\nretry-after:" in head)
+        if b"\r\nconnection: close" in head:
+            writer.close()
+        else:
+            free.append(stream)
+
+    async def schedule() -> None:
+        nonlocal unsent
+        start = time.perf_counter()
+        sent = 0
+        while not stop.is_set():
+            due = start + sent / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent += 1
+            if not free:
+                unsent += load.recording
+                continue
+            task = asyncio.create_task(send(free.pop(), due))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+
+    async def drain() -> None:
+        scheduler = asyncio.create_task(schedule())
+        await stop.wait()
+        scheduler.cancel()
+        await asyncio.gather(scheduler, return_exceptions=True)
+        if in_flight:
+            await asyncio.wait(set(in_flight), timeout=REQUEST_TIMEOUT_SECONDS)
+        for _, writer in free:
+            writer.close()
+
+    result = await _window(
+        label,
+        port,
+        load,
+        stop,
+        [asyncio.create_task(drain())],
+        supervisor,
+        workers,
+        duration,
+        warmup,
+        during,
+        probe_pid,
+        quiet=True,
+    )
+    result.unsent = unsent
+    if not quiet:
+        print("  " + result.describe() + (f", {unsent} not sent (no free connection)" if unsent else ""))
+    return result
+
+
+async def _window(
+    label: str,
+    port: int,
+    load: Load,
+    stop: asyncio.Event,
+    tasks: list[asyncio.Task[None]],
+    supervisor: int,
+    workers: list[int],
+    duration: float,
+    warmup: float,
+    during: Callable[[], Awaitable[None]] | None,
+    probe_pid: int | None,
+    quiet: bool,
+) -> Measurement:
+    """Warm up, measure ``duration`` seconds (``during`` alongside), stop ``tasks``; the figures."""
     side: asyncio.Future[None] | None = None
     try:
         await asyncio.sleep(warmup)
