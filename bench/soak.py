@@ -1,0 +1,531 @@
+"""Memory: RSS of each uvicorn worker at idle, under each kind of load, and over a soak.
+
+Run from the repository root::
+
+    uv run python bench/soak.py                  # 10-minute soak (~11 min in all)
+    uv run python bench/soak.py --quick          # 30-second soak (~1 min in all)
+    uv run python bench/soak.py --duration 1800 --plot /tmp/soak.png
+
+It starts ``python -m service serve --workers 2`` on loopback, on a throwaway PostgreSQL
+database (created and dropped through ``--database-url``) with the local Redis under a unique
+``IDP_REDIS_PREFIX`` (its keys are deleted at the end), default argon2 parameters and every
+``IDP_RATELIMIT_*`` at ``1000000/60``. Then, with every connection pinned to a worker so that
+both workers get the same traffic:
+
+1. **idle**: RSS of each worker (``VmRSS``) after start-up and a few warm-up requests;
+2. **each load alone** for ``--phase`` seconds at a bounded rate: signup, login, refresh
+   (``POST /oauth2/token``), ``GET /v1/me``, ``GET /v1/sessions``, JWKS; RSS at its end;
+3. **the soak**: all six together at the (lower) mixed rates for ``--duration`` seconds, RSS of
+   each worker sampled every ``--every`` seconds.
+
+Goal (exit 1 when missed): for each worker, RSS at the end minus RSS at the end of the first
+minute (``--quick``: of the first third) is at most ``max(GROWTH_BOUND_MIB, GROWTH_BOUND_FRACTION
+x that RSS)``. Exit 2 on an error. Every request is paced (a slow answer delays the next one; no
+catch-up bursts), so the load stays bounded on a shared machine. Results: docs/PERFORMANCE.md
+("Memory").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import secrets
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import asyncpg
+import httpx
+import redis.asyncio as aioredis
+from growth import Connection, clear_redis
+from login_jwks import percentile, running_server, server_env, throwaway_database
+from versus_better_auth import _owner
+
+GROWTH_BOUND_MIB = 16.0
+GROWTH_BOUND_FRACTION = 0.10
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+REQUEST_TIMEOUT_SECONDS = 10.0
+MIB = 1024 * 1024
+KINDS = ("signup", "login", "refresh", "me", "sessions", "jwks")
+# Requests per second over both workers: each kind alone, and all together during the soak.
+PHASE_RATES = {"signup": 10.0, "login": 20.0, "refresh": 200.0, "me": 200.0, "sessions": 50.0, "jwks": 400.0}
+SOAK_RATES = {"signup": 1.0, "login": 4.0, "refresh": 40.0, "me": 40.0, "sessions": 10.0, "jwks": 40.0}
+ACCOUNTS = 20
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+# --------------------------------------------------------------------------------------------
+# Traffic
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    email: str
+    password: str
+    access_token: str
+
+
+@dataclass
+class Traffic:
+    """What the generators share: accounts, refresh chains, counts."""
+
+    port: int
+    accounts: list[Account]
+    chains: list[str]  # refresh tokens, each rotated by the refresh generator
+    access_token: str  # the newest from a refresh, for /v1/me
+    statuses: dict[str, Counter[int]] = field(default_factory=lambda: {kind: Counter() for kind in KINDS})
+    latencies_ms: dict[str, list[float]] = field(default_factory=lambda: {kind: [] for kind in KINDS})
+    next_chain: int = 0
+
+    def request(self, kind: str, conn: Connection) -> tuple[bytes, Callable[[int, bytes], None]]:
+        """The next request of ``kind`` and what to do with its answer."""
+        json_headers = {"Content-Type": "application/json"}
+        if kind == "signup":
+            email = f"soak-{secrets.token_hex(6)}@soak.example.com"
+            password = "soak-" + secrets.token_urlsafe(12)
+            body = json.dumps({"email": email, "password": password}).encode()
+
+            def signed_up(status: int, answer: bytes) -> None:
+                if status == 201 and len(self.accounts) < 10 * ACCOUNTS:
+                    tokens = json.loads(answer)["tokens"]
+                    self.accounts.append(Account(email, password, tokens["access_token"]))
+
+            return conn.request("POST", "/v1/signup", json_headers, body), signed_up
+        if kind == "login":
+            account = random.choice(self.accounts)
+            body = json.dumps({"email": account.email, "password": account.password}).encode()
+
+            def logged_in(status: int, answer: bytes) -> None:
+                if status == 200:
+                    account.access_token = json.loads(answer)["access_token"]
+
+            return conn.request("POST", "/v1/login", json_headers, body), logged_in
+        if kind == "refresh":
+            slot = self.next_chain % len(self.chains)
+            self.next_chain += 1
+            body = f"grant_type=refresh_token&refresh_token={quote(self.chains[slot], safe='')}".encode()
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+            def refreshed(status: int, answer: bytes) -> None:
+                if status == 200:
+                    tokens = json.loads(answer)
+                    self.chains[slot] = tokens["refresh_token"]
+                    self.access_token = tokens["access_token"]
+
+            return conn.request("POST", "/oauth2/token", form, body), refreshed
+        if kind == "me":
+            bearer = {"Authorization": f"Bearer {self.access_token}"}
+            return conn.request("GET", "/v1/me", bearer), _ignore
+        if kind == "sessions":
+            bearer = {"Authorization": f"Bearer {random.choice(self.accounts).access_token}"}
+            return conn.request("GET", "/v1/sessions", bearer), _ignore
+        return conn.request("GET", "/.well-known/jwks.json"), _ignore
+
+
+def _ignore(status: int, answer: bytes) -> None:
+    return None
+
+
+async def pinned_connection(port: int, worker: int, workers: Sequence[int]) -> Connection:
+    """A connection accepted by ``worker`` (reconnects until it is; best effort)."""
+    conn = Connection(port)
+    for _ in range(50):
+        await conn.send(conn.request("GET", "/health/live"))
+        assert conn._stream is not None
+        client_port = conn._stream[1].get_extra_info("sockname")[1]
+        if _owner(port, client_port, workers) == worker:
+            return conn
+        await conn.close()
+    return conn
+
+
+async def paced(kind: str, rate: float, conn: Connection, traffic: Traffic, stop: asyncio.Event) -> None:
+    """Requests of ``kind`` every ``1 / rate`` seconds on one connection; a late answer delays
+    the next request (no catch-up burst)."""
+    interval = 1.0 / rate
+    next_at = time.monotonic() + random.random() * interval
+    while not stop.is_set():
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
+        raw, answered = traffic.request(kind, conn)
+        try:
+            status, body, ms = await asyncio.wait_for(conn.send(raw), REQUEST_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+            await conn.close()
+            status, body, ms = 0, b"", math.nan
+        traffic.statuses[kind][status] += 1
+        if status // 100 == 2:
+            traffic.latencies_ms[kind].append(ms)
+        answered(status, body)
+        next_at = max(next_at + interval, time.monotonic())
+
+
+async def run_load(
+    port: int,
+    workers: Sequence[int],
+    traffic: Traffic,
+    rates: dict[str, float],
+    seconds: float,
+    sample: Callable[[float], None] | None = None,
+    every: float = 10.0,
+) -> None:
+    """Each kind in ``rates`` over one pinned connection per worker, for ``seconds``."""
+    conns = [(kind, await pinned_connection(port, worker, workers)) for kind in rates for worker in workers]
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(paced(kind, rates[kind] / len(workers), conn, traffic, stop))
+        for kind, conn in conns
+    ]
+    started = time.monotonic()
+    try:
+        if sample is None:
+            await asyncio.sleep(seconds)
+        else:
+            sample(0.0)
+            while (elapsed := time.monotonic() - started) < seconds:
+                await asyncio.sleep(min(every - elapsed % every, seconds - elapsed))
+                sample(time.monotonic() - started)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _, conn in conns:
+            await conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    workers: list[int] = field(default_factory=list)
+    idle: dict[int, int] = field(default_factory=dict)
+    phases: list[tuple[str, float, dict[int, int]]] = field(default_factory=list)  # kind, rate, RSS
+    samples: list[tuple[float, dict[int, int]]] = field(default_factory=list)  # seconds, RSS
+    traffic: Traffic | None = None
+    phase_traffic: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind: ok, errors
+
+
+@dataclass
+class Goal:
+    name: str
+    value: float
+    target: float
+    unit: str
+    met: bool
+
+
+async def setup_traffic(client: httpx.AsyncClient, port: int) -> Traffic:
+    accounts = []
+    for _ in range(ACCOUNTS):
+        email = f"soak-{secrets.token_hex(6)}@soak.example.com"
+        password = "soak-" + secrets.token_urlsafe(12)
+        response = await client.post("/v1/signup", json={"email": email, "password": password})
+        if response.status_code != 201:
+            raise RuntimeError(f"signup failed: {response.status_code} {response.text}")
+        accounts.append(Account(email, password, response.json()["tokens"]["access_token"]))
+    chains = []
+    for account in accounts[:10]:
+        response = await client.post("/v1/login", json={"email": account.email, "password": account.password})
+        if response.status_code != 200:
+            raise RuntimeError(f"login failed: {response.status_code} {response.text}")
+        chains.append(response.json()["refresh_token"])
+    return Traffic(port, accounts, chains, accounts[0].access_token)
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> Results:
+    results = Results()
+    prefix = f"idpsoak:{secrets.token_hex(6)}:"
+    async with throwaway_database(args.database_url) as database_url:
+        env = server_env(REPO_ROOT, database_url, "default")
+        env["IDP_REDIS_URL"] = args.redis_url
+        env["IDP_REDIS_PREFIX"] = prefix
+        try:
+            async with (
+                running_server(workdir, env, args.workers) as server,
+                httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_SECONDS) as client,
+            ):
+                workers = server.workers
+                results.workers = list(workers)
+                traffic = await setup_traffic(client, server.port)
+                # Warm each worker on each route once, then let it settle.
+                await run_load(
+                    server.port, workers, traffic, {kind: 2.0 * len(workers) for kind in KINDS}, 1.0
+                )
+                await asyncio.sleep(2.0)
+                results.idle = {pid: rss_bytes(pid) for pid in workers}
+                print("idle RSS: " + _mib_list(results.idle), flush=True)
+                for kind in KINDS:
+                    before = {k: (sum(c.values()), c[200] + c[201]) for k, c in traffic.statuses.items()}
+                    await run_load(server.port, workers, traffic, {kind: PHASE_RATES[kind]}, args.phase)
+                    rss = {pid: rss_bytes(pid) for pid in workers}
+                    results.phases.append((kind, PHASE_RATES[kind], rss))
+                    counts = traffic.statuses[kind]
+                    total, ok = (
+                        sum(counts.values()) - before[kind][0],
+                        counts[200] + counts[201] - before[kind][1],
+                    )
+                    results.phase_traffic[kind] = (ok, total - ok)
+                    print(f"{kind:<8} alone at {PHASE_RATES[kind]:g}/s: RSS {_mib_list(rss)}", flush=True)
+                traffic.statuses = {kind: Counter() for kind in KINDS}
+                traffic.latencies_ms = {kind: [] for kind in KINDS}
+                print(f"soak: mixed traffic for {args.duration:g}s ...", flush=True)
+
+                def sample(at: float) -> None:
+                    rss = {pid: rss_bytes(pid) for pid in workers}
+                    results.samples.append((at, rss))
+                    print(f"  {at:6.0f}s  RSS {_mib_list(rss)}", flush=True)
+
+                await run_load(server.port, workers, traffic, SOAK_RATES, args.duration, sample, args.every)
+                results.traffic = traffic
+        finally:
+            with contextlib.suppress(OSError, aioredis.RedisError):
+                await clear_redis(args.redis_url, prefix)
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def _mib(value: float) -> str:
+    return f"{value / MIB:.1f}"
+
+
+def _mib_list(rss: dict[int, int]) -> str:
+    return ", ".join(f"{pid}: {_mib(value)} MiB" for pid, value in rss.items())
+
+
+def baseline_index(results: Results, duration: float) -> int:
+    """The sample at the end of the first minute (of the first third for a soak under 3 min)."""
+    mark = min(60.0, duration / 3)
+    return min(range(len(results.samples)), key=lambda i: abs(results.samples[i][0] - mark))
+
+
+def goals(results: Results, duration: float) -> list[Goal]:
+    found = []
+    base_at, base = results.samples[baseline_index(results, duration)]
+    end_at, end = results.samples[-1]
+    for pid in results.workers:
+        growth = end[pid] - base[pid]
+        bound = max(GROWTH_BOUND_MIB * MIB, GROWTH_BOUND_FRACTION * base[pid])
+        found.append(
+            Goal(
+                f"worker {pid}: RSS growth {base_at:.0f}s -> {end_at:.0f}s",
+                growth / MIB,
+                bound / MIB,
+                "MiB",
+                growth <= bound,
+            )
+        )
+    return found
+
+
+def slope_mib_per_minute(results: Results, pid: int, duration: float) -> float:
+    """Least-squares slope of RSS after the baseline sample."""
+    points = [(at, rss[pid]) for at, rss in results.samples[baseline_index(results, duration) :]]
+    if len(points) < 2:
+        return math.nan
+    mean_t = sum(t for t, _ in points) / len(points)
+    mean_r = sum(r for _, r in points) / len(points)
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    cov = sum((t - mean_t) * (r - mean_r) for t, r in points)
+    return cov / var * 60 / MIB if var else math.nan
+
+
+def print_report(args: argparse.Namespace, results: Results, found: Sequence[Goal]) -> None:
+    workers = results.workers
+    print()
+    print(
+        f"idp memory: {os.cpu_count()} CPUs, uvicorn --workers {len(workers)}, PostgreSQL + Redis, "
+        f"RSS (VmRSS) per worker in MiB; each connection pinned to one worker"
+    )
+    print()
+    header = ["state", "rate /s", *(f"worker {pid}" for pid in workers), "answers ok / errors"]
+    rows = [header, ["idle", "", *(_mib(results.idle[pid]) for pid in workers), ""]]
+    for kind, rate, rss in results.phases:
+        ok, errors = results.phase_traffic.get(kind, (0, 0))
+        rows.append(
+            [
+                f"{kind} alone ({args.phase:g}s)",
+                f"{rate:g}",
+                *(_mib(rss[pid]) for pid in workers),
+                f"{ok} / {errors}",
+            ]
+        )
+    base_at, base = results.samples[baseline_index(results, args.duration)]
+    end_at, end = results.samples[-1]
+    mixed = " ".join(f"{kind} {SOAK_RATES[kind]:g}" for kind in KINDS)
+    rows.append([f"soak at {base_at:.0f}s", mixed, *(_mib(base[pid]) for pid in workers), ""])
+    traffic = results.traffic
+    if traffic is not None:
+        ok = sum(c[200] + c[201] for c in traffic.statuses.values())
+        errors = sum(sum(c.values()) for c in traffic.statuses.values()) - ok
+        rows.append([f"soak at {end_at:.0f}s", "", *(_mib(end[pid]) for pid in workers), f"{ok} / {errors}"])
+    rows.append(
+        [
+            "slope after the baseline",
+            "MiB/min",
+            *(f"{slope_mib_per_minute(results, pid, args.duration):+.3f}" for pid in workers),
+            "",
+        ]
+    )
+    _table(rows)
+    if traffic is not None:
+        print()
+        print("soak answers per kind (p50 / p99 ms of the 2xx):")
+        for kind in KINDS:
+            counts = traffic.statuses[kind]
+            lat = traffic.latencies_ms[kind]
+            others = {s: n for s, n in counts.items() if s // 100 != 2}
+            print(
+                f"  {kind:<8} {sum(counts.values()) - sum(others.values()):>7} ok"
+                f"  p50 {percentile(lat, 50):7.2f}  p99 {percentile(lat, 99):7.2f}"
+                + (f"  other statuses {others}" if others else "")
+            )
+    print()
+    print("samples (seconds: MiB per worker):")
+    for at, rss in results.samples:
+        print(f"  {at:6.0f}  " + "  ".join(_mib(rss[pid]) for pid in workers))
+    print()
+    _table(
+        [["goal", "value", "bound", "result"]]
+        + [
+            [
+                goal.name,
+                f"{goal.value:+.2f} {goal.unit}",
+                f"<= {goal.target:.1f} {goal.unit}",
+                "PASS" if goal.met else "MISS",
+            ]
+            for goal in found
+        ]
+    )
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(line.format(*rows[0]))
+    print(line.format(*("-" * w for w in widths)))
+    for row in rows[1:]:
+        print(line.format(*row).rstrip())
+
+
+def plot(results: Results, path: Path) -> None:
+    import matplotlib  # noqa: PLC0415 (only when plotting)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure, axis = plt.subplots(figsize=(9, 4.5))
+    for pid in results.workers:
+        axis.plot(
+            [at for at, _ in results.samples],
+            [rss[pid] / MIB for _, rss in results.samples],
+            marker=".",
+            label=f"worker {pid}",
+        )
+    axis.set_xlabel("seconds of mixed traffic")
+    axis.set_ylabel("RSS MiB")
+    axis.set_title("idp worker RSS during the soak")
+    axis.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    print(f"plotted {path}")
+
+
+def write_json(path: Path, results: Results, found: Sequence[Goal]) -> None:
+    payload: dict[str, Any] = {
+        "goals": [goal.__dict__ for goal in found],
+        "idle": results.idle,
+        "phases": [{"kind": kind, "rate": rate, "rss": rss} for kind, rate, rss in results.phases],
+        "samples": [{"seconds": at, "rss": rss} for at, rss in results.samples],
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="30 s soak, 3 s per load")
+    parser.add_argument("--duration", type=float, help="soak seconds (default 600; --quick 30)")
+    parser.add_argument("--phase", type=float, help="seconds of each load alone (default 10; --quick 3)")
+    parser.add_argument("--every", type=float, default=10.0, help="seconds between RSS samples")
+    parser.add_argument("--json", type=Path, help="also write the figures and goals as JSON")
+    parser.add_argument("--plot", type=Path, help="PNG of the RSS samples")
+    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin URL (loopback PostgreSQL)")
+    parser.add_argument("--redis-url", default=os.environ.get("IDP_BENCH_REDIS_URL", DEFAULT_REDIS_URL))
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    for url in (args.database_url, args.redis_url):
+        if urlsplit(url).hostname not in {"127.0.0.1", "localhost", "::1"}:
+            parser.error(f"{url} must point at the loopback interface")
+    if args.duration is None:
+        args.duration = 30.0 if args.quick else 600.0
+    if args.phase is None:
+        args.phase = 3.0 if args.quick else 10.0
+    if args.duration < 3 * args.every or args.phase <= 0:
+        parser.error("--duration must cover at least three samples (--every) and --phase must be positive")
+    if not Path("/proc").is_dir():
+        parser.error("RSS comes from /proc: Linux only")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="idp-soak-") as tmp:
+        results = asyncio.run(run(args, Path(tmp)))
+    found = goals(results, args.duration)
+    print_report(args, results, found)
+    if args.json:
+        write_json(args.json, results, found)
+    if args.plot:
+        plot(results, args.plot)
+    print(f"total time {time.monotonic() - started:.1f}s")
+    return 0 if all(goal.met for goal in found) else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (RuntimeError, OSError, asyncpg.PostgresError, aioredis.RedisError) as exc:
+        print(f"soak: error: {exc}", file=sys.stderr)
+        sys.exit(2)
