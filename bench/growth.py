@@ -174,10 +174,11 @@ class Curve:
     points: list[Point] = field(default_factory=list)
 
     def growth(self) -> float:
-        """Largest p50 / smallest p50; with interleaved references, the largest p50 / reference p50."""
+        """Largest p50 / smallest p50; with interleaved references, of p50 / the reference's p50."""
         if self.points and all(point.reference_ms for point in self.points):
-            return max(point.p50 / percentile(point.reference_ms, 50) for point in self.points)
-        p50s = [point.p50 for point in self.points]
+            p50s = [point.p50 / percentile(point.reference_ms, 50) for point in self.points]
+        else:
+            p50s = [point.p50 for point in self.points]
         return max(p50s) / min(p50s) if p50s and min(p50s) > 0 else math.nan
 
 
@@ -447,21 +448,28 @@ async def jwks_curve(port: int, workdir: Path, env: dict[str, str], target: int,
     curve = Curve("GET /.well-known/jwks.json", "keys")
     conn = Connection(port)
     request = conn.request("GET", "/.well-known/jwks.json")
+    live = conn.request("GET", "/health/live")
+    sizes: list[int] = []
 
-    async def sample() -> tuple[int, list[float]]:
-        samples = []
-        keys = 0
-        for _ in range(count + 10):
+    async def sample() -> Point:
+        """JWKS requests interleaved with ``/health/live`` (the same-moment reference)."""
+        samples, reference = [], []
+        keys, body = 0, b""
+        for attempt in range(count + 10):
             status, body, ms = await conn.send(request)
             if status != 200:
                 raise RuntimeError(f"JWKS answered {status}")
             keys = len(json.loads(body)["keys"])
-            samples.append(ms)
-        return keys, samples[10:]
+            _, _, reference_ms = await conn.send(live)
+            if attempt >= 10:
+                samples.append(ms)
+                reference.append(reference_ms)
+        sizes.append(len(body))
+        return Point(keys, samples, reference)
 
     try:
-        keys, samples = await sample()
-        curve.points.append(Point(keys, samples))
+        curve.points.append(await sample())
+        keys = curve.points[0].size
         for _ in range(target - keys):
             await asyncio.to_thread(
                 subprocess.run,
@@ -481,9 +489,12 @@ async def jwks_curve(port: int, workdir: Path, env: dict[str, str], target: int,
         else:
             raise RuntimeError(f"the JWKS did not reach {target} keys")
         await asyncio.sleep(1.5)  # both workers reloaded
-        keys, samples = await sample()
-        curve.points.append(Point(keys, samples))
-        print(f"  JWKS with {curve.points[0].size} and {keys} keys", flush=True)
+        curve.points.append(await sample())
+        print(
+            f"  JWKS with {curve.points[0].size} and {curve.points[1].size} keys"
+            f" ({sizes[0]:,} and {sizes[1]:,} bytes)",
+            flush=True,
+        )
     finally:
         await conn.close()
     return curve
@@ -681,7 +692,7 @@ def print_report(args: argparse.Namespace, results: Results, found: Sequence[Goa
         "each request alone on one keep-alive connection"
     )
     print()
-    rows = [("curve", "size", "p50 ms", "p99 ms", "n", "fresh session p50 ms, interleaved")]
+    rows = [("curve", "size", "p50 ms", "p99 ms", "n", "reference p50 ms, interleaved")]
     for curve in [*results.curves, *([results.lookup] if results.lookup else [])]:
         for point in curve.points:
             rows.append(
@@ -766,7 +777,7 @@ def plot(results: Results, path: Path) -> None:
     memory = results.memory
     if memory is not None:
         axis = panels[4]
-        labels = ["family", "used", "sealed (transient)", "fresh session"]
+        labels = ["family", "reuse index", "sealed (70 s)", "fresh"]
         values = [memory.family_bytes, memory.used_bytes, memory.sealed_bytes, memory.fresh_bytes]
         axis.bar(labels, [v / 1024 for v in values], color=["C0", "C1", "C2", "C3"])
         axis.set_ylabel("KiB")
@@ -785,7 +796,7 @@ def _plot_curve(axis: Any, curve: Curve) -> None:
     sizes = [point.size for point in curve.points]
     line = axis.plot(sizes, [p.p50 for p in curve.points], marker="o", label=f"{curve.name} p50")[0]
     axis.plot(sizes, [p.p99 for p in curve.points], linestyle="--", color=line.get_color(), label="p99")
-    if max(sizes) / max(1, min(sizes)) >= 100:
+    if curve.unit in {"accounts", "rotations"}:
         axis.set_xscale("log")
     axis.set_xlabel(curve.unit)
     axis.set_ylabel("ms")
@@ -848,7 +859,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             [1, 1_000, 10_000],
             [1, 100, 1_000],
         )
-        args.logins, args.window, args.requests = 200, 300, 500
+        args.logins, args.window, args.requests = 200, 500, 1000
     args.memory_rotations, args.keys = 1_000, 10
     if args.no_plot:
         args.plot = None

@@ -52,8 +52,8 @@ from growth import Connection, clear_redis
 from login_jwks import percentile, running_server, server_env, throwaway_database
 from versus_better_auth import _owner
 
-GROWTH_BOUND_MIB = 16.0
-GROWTH_BOUND_FRACTION = 0.10
+GROWTH_BOUND_MIB = 8.0
+GROWTH_BOUND_FRACTION = 0.05
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -482,7 +482,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="30 s soak, 3 s per load")
+    parser.add_argument("--quick", action="store_true", help="30 s soak, 2 s per load")
     parser.add_argument("--duration", type=float, help="soak seconds (default 600; --quick 30)")
     parser.add_argument("--phase", type=float, help="seconds of each load alone (default 10; --quick 3)")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between RSS samples")
@@ -498,7 +498,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.duration is None:
         args.duration = 30.0 if args.quick else 600.0
     if args.phase is None:
-        args.phase = 3.0 if args.quick else 10.0
+        args.phase = 2.0 if args.quick else 10.0
     if args.duration < 3 * args.every or args.phase <= 0:
         parser.error("--duration must cover at least three samples (--every) and --phase must be positive")
     if not Path("/proc").is_dir():
