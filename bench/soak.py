@@ -35,7 +35,6 @@ import math
 import os
 import random
 import secrets
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -43,19 +42,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import asyncpg
 import httpx
-import redis.asyncio as aioredis
-from growth import Connection, clear_redis
-from login_jwks import percentile, running_server, server_env, throwaway_database
-from versus_better_auth import _owner
+from lib.load import Sequential, open_pinned, post_admitted
+from lib.procs import HAS_PROC, rss_bytes
+from lib.report import Goal, add_standard_arguments, finish, percentile, print_table, run_main
+from lib.servers import (
+    DEFAULT_ADMIN_URL,
+    REPO_ROOT,
+    check_loopback,
+    redis_namespace,
+    running_server,
+    server_env,
+    throwaway_database,
+)
 
 GROWTH_BOUND_MIB = 8.0
 GROWTH_BOUND_FRACTION = 0.05
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REQUEST_TIMEOUT_SECONDS = 10.0
 MIB = 1024 * 1024
 KINDS = ("signup", "login", "refresh", "me", "sessions", "jwks")
@@ -63,13 +67,6 @@ KINDS = ("signup", "login", "refresh", "me", "sessions", "jwks")
 PHASE_RATES = {"signup": 10.0, "login": 20.0, "refresh": 200.0, "me": 200.0, "sessions": 50.0, "jwks": 400.0}
 SOAK_RATES = {"signup": 1.0, "login": 4.0, "refresh": 40.0, "me": 40.0, "sessions": 10.0, "jwks": 40.0}
 ACCOUNTS = 20
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,7 +93,7 @@ class Traffic:
     latencies_ms: dict[str, list[float]] = field(default_factory=lambda: {kind: [] for kind in KINDS})
     next_chain: int = 0
 
-    def request(self, kind: str, conn: Connection) -> tuple[bytes, Callable[[int, bytes], None]]:
+    def request(self, kind: str, conn: Sequential) -> tuple[bytes, Callable[[int, bytes], None]]:
         """The next request of ``kind`` and what to do with its answer."""
         json_headers = {"Content-Type": "application/json"}
         if kind == "signup":
@@ -145,20 +142,14 @@ def _ignore(status: int, answer: bytes) -> None:
     return None
 
 
-async def pinned_connection(port: int, worker: int, workers: Sequence[int]) -> Connection:
-    """A connection accepted by ``worker`` (reconnects until it is; best effort)."""
-    conn = Connection(port)
-    for _ in range(50):
-        await conn.send(conn.request("GET", "/health/live"))
-        assert conn._stream is not None
-        client_port = conn._stream[1].get_extra_info("sockname")[1]
-        if _owner(port, client_port, workers) == worker:
-            return conn
-        await conn.close()
+async def pinned_connection(port: int, worker: int, workers: Sequence[int]) -> Sequential:
+    """A connection accepted by ``worker``."""
+    conn = Sequential(port)
+    conn.stream = (await open_pinned(port, 1, worker, workers))[0]
     return conn
 
 
-async def paced(kind: str, rate: float, conn: Connection, traffic: Traffic, stop: asyncio.Event) -> None:
+async def paced(kind: str, rate: float, conn: Sequential, traffic: Traffic, stop: asyncio.Event) -> None:
     """Requests of ``kind`` every ``1 / rate`` seconds on one connection; a late answer delays
     the next request (no catch-up burst)."""
     interval = 1.0 / rate
@@ -230,27 +221,20 @@ class Results:
     phase_traffic: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind: ok, errors
 
 
-@dataclass
-class Goal:
-    name: str
-    value: float
-    target: float
-    unit: str
-    met: bool
-
-
 async def setup_traffic(client: httpx.AsyncClient, port: int) -> Traffic:
     accounts = []
     for _ in range(ACCOUNTS):
         email = f"soak-{secrets.token_hex(6)}@soak.example.com"
         password = "soak-" + secrets.token_urlsafe(12)
-        response = await client.post("/v1/signup", json={"email": email, "password": password})
+        response = await post_admitted(client, "/v1/signup", json={"email": email, "password": password})
         if response.status_code != 201:
             raise RuntimeError(f"signup failed: {response.status_code} {response.text}")
         accounts.append(Account(email, password, response.json()["tokens"]["access_token"]))
     chains = []
     for account in accounts[:10]:
-        response = await client.post("/v1/login", json={"email": account.email, "password": account.password})
+        response = await post_admitted(
+            client, "/v1/login", json={"email": account.email, "password": account.password}
+        )
         if response.status_code != 200:
             raise RuntimeError(f"login failed: {response.status_code} {response.text}")
         chains.append(response.json()["refresh_token"])
@@ -259,52 +243,46 @@ async def setup_traffic(client: httpx.AsyncClient, port: int) -> Traffic:
 
 async def run(args: argparse.Namespace, workdir: Path) -> Results:
     results = Results()
-    prefix = f"idpsoak:{secrets.token_hex(6)}:"
-    async with throwaway_database(args.database_url) as database_url:
-        env = server_env(REPO_ROOT, database_url, "default")
-        env["IDP_REDIS_URL"] = args.redis_url
-        env["IDP_REDIS_PREFIX"] = prefix
-        try:
-            async with (
-                running_server(workdir, env, args.workers) as server,
-                httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_SECONDS) as client,
-            ):
-                workers = server.workers
-                results.workers = list(workers)
-                traffic = await setup_traffic(client, server.port)
-                # Warm each worker on each route once, then let it settle.
-                await run_load(
-                    server.port, workers, traffic, {kind: 2.0 * len(workers) for kind in KINDS}, 1.0
+    async with (
+        throwaway_database(args.database_url) as database_url,
+        redis_namespace("idpsoak") as (_, prefix),
+    ):
+        env = server_env(REPO_ROOT, database_url, redis_prefix=prefix)
+        async with (
+            running_server(workdir, env, args.workers) as server,
+            httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_SECONDS) as client,
+        ):
+            workers = server.workers
+            results.workers = list(workers)
+            traffic = await setup_traffic(client, server.port)
+            # Warm each worker on each route once, then let it settle.
+            await run_load(server.port, workers, traffic, {kind: 2.0 * len(workers) for kind in KINDS}, 1.0)
+            await asyncio.sleep(2.0)
+            results.idle = {pid: rss_bytes(pid) for pid in workers}
+            print("idle RSS: " + _mib_list(results.idle), flush=True)
+            for kind in KINDS:
+                before = {k: (sum(c.values()), c[200] + c[201]) for k, c in traffic.statuses.items()}
+                await run_load(server.port, workers, traffic, {kind: PHASE_RATES[kind]}, args.phase)
+                rss = {pid: rss_bytes(pid) for pid in workers}
+                results.phases.append((kind, PHASE_RATES[kind], rss))
+                counts = traffic.statuses[kind]
+                total, ok = (
+                    sum(counts.values()) - before[kind][0],
+                    counts[200] + counts[201] - before[kind][1],
                 )
-                await asyncio.sleep(2.0)
-                results.idle = {pid: rss_bytes(pid) for pid in workers}
-                print("idle RSS: " + _mib_list(results.idle), flush=True)
-                for kind in KINDS:
-                    before = {k: (sum(c.values()), c[200] + c[201]) for k, c in traffic.statuses.items()}
-                    await run_load(server.port, workers, traffic, {kind: PHASE_RATES[kind]}, args.phase)
-                    rss = {pid: rss_bytes(pid) for pid in workers}
-                    results.phases.append((kind, PHASE_RATES[kind], rss))
-                    counts = traffic.statuses[kind]
-                    total, ok = (
-                        sum(counts.values()) - before[kind][0],
-                        counts[200] + counts[201] - before[kind][1],
-                    )
-                    results.phase_traffic[kind] = (ok, total - ok)
-                    print(f"{kind:<8} alone at {PHASE_RATES[kind]:g}/s: RSS {_mib_list(rss)}", flush=True)
-                traffic.statuses = {kind: Counter() for kind in KINDS}
-                traffic.latencies_ms = {kind: [] for kind in KINDS}
-                print(f"soak: mixed traffic for {args.duration:g}s ...", flush=True)
+                results.phase_traffic[kind] = (ok, total - ok)
+                print(f"{kind:<8} alone at {PHASE_RATES[kind]:g}/s: RSS {_mib_list(rss)}", flush=True)
+            traffic.statuses = {kind: Counter() for kind in KINDS}
+            traffic.latencies_ms = {kind: [] for kind in KINDS}
+            print(f"soak: mixed traffic for {args.duration:g}s ...", flush=True)
 
-                def sample(at: float) -> None:
-                    rss = {pid: rss_bytes(pid) for pid in workers}
-                    results.samples.append((at, rss))
-                    print(f"  {at:6.0f}s  RSS {_mib_list(rss)}", flush=True)
+            def sample(at: float) -> None:
+                rss = {pid: rss_bytes(pid) for pid in workers}
+                results.samples.append((at, rss))
+                print(f"  {at:6.0f}s  RSS {_mib_list(rss)}", flush=True)
 
-                await run_load(server.port, workers, traffic, SOAK_RATES, args.duration, sample, args.every)
-                results.traffic = traffic
-        finally:
-            with contextlib.suppress(OSError, aioredis.RedisError):
-                await clear_redis(args.redis_url, prefix)
+            await run_load(server.port, workers, traffic, SOAK_RATES, args.duration, sample, args.every)
+            results.traffic = traffic
     return results
 
 
@@ -338,7 +316,7 @@ def goals(results: Results, duration: float) -> list[Goal]:
             Goal(
                 f"worker {pid}: RSS growth {base_at:.0f}s -> {end_at:.0f}s",
                 growth / MIB,
-                bound / MIB,
+                f"<= {bound / MIB:.1f}",
                 "MiB",
                 growth <= bound,
             )
@@ -358,7 +336,7 @@ def slope_mib_per_minute(results: Results, pid: int, duration: float) -> float:
     return cov / var * 60 / MIB if var else math.nan
 
 
-def print_report(args: argparse.Namespace, results: Results, found: Sequence[Goal]) -> None:
+def print_report(args: argparse.Namespace, results: Results) -> None:
     workers = results.workers
     print()
     print(
@@ -367,7 +345,7 @@ def print_report(args: argparse.Namespace, results: Results, found: Sequence[Goa
     )
     print()
     header = ["state", "rate /s", *(f"worker {pid}" for pid in workers), "answers ok / errors"]
-    rows = [header, ["idle", "", *(_mib(results.idle[pid]) for pid in workers), ""]]
+    rows = [["idle", "", *(_mib(results.idle[pid]) for pid in workers), ""]]
     for kind, rate, rss in results.phases:
         ok, errors = results.phase_traffic.get(kind, (0, 0))
         rows.append(
@@ -395,7 +373,7 @@ def print_report(args: argparse.Namespace, results: Results, found: Sequence[Goa
             "",
         ]
     )
-    _table(rows)
+    print_table(header, rows)
     if traffic is not None:
         print()
         print("soak answers per kind (p50 / p99 ms of the 2xx):")
@@ -413,27 +391,6 @@ def print_report(args: argparse.Namespace, results: Results, found: Sequence[Goa
     for at, rss in results.samples:
         print(f"  {at:6.0f}  " + "  ".join(_mib(rss[pid]) for pid in workers))
     print()
-    _table(
-        [["goal", "value", "bound", "result"]]
-        + [
-            [
-                goal.name,
-                f"{goal.value:+.2f} {goal.unit}",
-                f"<= {goal.target:.1f} {goal.unit}",
-                "PASS" if goal.met else "MISS",
-            ]
-            for goal in found
-        ]
-    )
-
-
-def _table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*rows[0]))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows[1:]:
-        print(line.format(*row).rstrip())
 
 
 def plot(results: Results, path: Path) -> None:
@@ -461,71 +418,55 @@ def plot(results: Results, path: Path) -> None:
     print(f"plotted {path}")
 
 
-def write_json(path: Path, results: Results, found: Sequence[Goal]) -> None:
-    payload: dict[str, Any] = {
-        "goals": [goal.__dict__ for goal in found],
+def figures(results: Results) -> dict[str, Any]:
+    return {
         "idle": results.idle,
         "phases": [{"kind": kind, "rate": rate, "rss": rss} for kind, rate, rss in results.phases],
         "samples": [{"seconds": at, "rss": rss} for at, rss in results.samples],
     }
-    path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="30 s soak, 2 s per load")
+    add_standard_arguments(parser)
     parser.add_argument("--duration", type=float, help="soak seconds (default 600; --quick 30)")
     parser.add_argument("--phase", type=float, help="seconds of each load alone (default 10; --quick 3)")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between RSS samples")
-    parser.add_argument("--json", type=Path, help="also write the figures and goals as JSON")
     parser.add_argument("--plot", type=Path, help="PNG of the RSS samples")
     parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin URL (loopback PostgreSQL)")
-    parser.add_argument("--redis-url", default=os.environ.get("IDP_BENCH_REDIS_URL", DEFAULT_REDIS_URL))
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    for url in (args.database_url, args.redis_url):
-        if urlsplit(url).hostname not in {"127.0.0.1", "localhost", "::1"}:
-            parser.error(f"{url} must point at the loopback interface")
+    try:
+        check_loopback(args.database_url)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.duration is None:
         args.duration = 30.0 if args.quick else 600.0
     if args.phase is None:
         args.phase = 2.0 if args.quick else 10.0
     if args.duration < 3 * args.every or args.phase <= 0:
         parser.error("--duration must cover at least three samples (--every) and --phase must be positive")
-    if not Path("/proc").is_dir():
+    if not HAS_PROC:
         parser.error("RSS comes from /proc: Linux only")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="idp-soak-") as tmp:
         results = asyncio.run(run(args, Path(tmp)))
-    found = goals(results, args.duration)
-    print_report(args, results, found)
-    if args.json:
-        write_json(args.json, results, found)
+    print_report(args, results)
     if args.plot:
         plot(results, args.plot)
-    print(f"total time {time.monotonic() - started:.1f}s")
-    return 0 if all(goal.met for goal in found) else 1
+    return finish(goals(results, args.duration), figures(results), args)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except (RuntimeError, OSError, asyncpg.PostgresError, aioredis.RedisError) as exc:
-        print(f"soak: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

@@ -43,6 +43,7 @@ __all__ = [
     "Measurement",
     "Prober",
     "Samples",
+    "Sequential",
     "Stream",
     "connection_worker",
     "http_request",
@@ -51,6 +52,7 @@ __all__ = [
     "open_balanced",
     "open_connections",
     "open_pinned",
+    "post_admitted",
     "read_body",
     "run_uvloop",
 ]
@@ -259,6 +261,64 @@ async def connection_worker(
             if not stop.is_set():
                 load.record(0, time.perf_counter())
         finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+async def post_admitted(
+    client: httpx.AsyncClient, path: str, attempts: int = 20, **kwargs: Any
+) -> httpx.Response:
+    """POST for a bench's setup (sign-ups, logins): a 503 with Retry-After (the argon2 pool
+    shedding on a busy machine) is retried after a short pause instead of failing the run."""
+    response = await client.post(path, **kwargs)
+    for _ in range(attempts):
+        if response.status_code != 503 or "retry-after" not in response.headers:
+            break
+        await asyncio.sleep(0.2)
+        response = await client.post(path, **kwargs)
+    return response
+
+
+class Sequential:
+    """One keep-alive connection sending one request at a time, each answer timed: latency
+    without queueing (``bench/growth.py``), or paced traffic (``bench/soak.py``). It reconnects
+    once when the server closed the idle connection (uvicorn's keep-alive timeout)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.stream: Stream | None = None
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> bytes:
+        return http_request(method, path, self.port, headers or {}, body)
+
+    async def send(self, raw: bytes) -> tuple[int, bytes, float]:
+        """(status, body, milliseconds) of one request."""
+        if self.stream is not None:
+            try:
+                return await self._send(self.stream, raw)
+            except (OSError, asyncio.IncompleteReadError):
+                await self.close()
+        self.stream = await _connect(self.port)
+        return await self._send(self.stream, raw)
+
+    async def _send(self, stream: Stream, raw: bytes) -> tuple[int, bytes, float]:
+        reader, writer = stream
+        sent = time.perf_counter()
+        writer.write(raw)
+        head = (await reader.readuntil(b"\r\n\r\n")).lower()
+        body = await read_body(reader, head)
+        elapsed = (time.perf_counter() - sent) * 1000.0
+        if b"\r\nconnection: close" in head:
+            await self.close()
+        return int(head[9:12]), body, elapsed
+
+    async def close(self) -> None:
+        if self.stream is not None:
+            _, writer = self.stream
+            self.stream = None
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
