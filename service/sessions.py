@@ -163,6 +163,35 @@ class Sessions:
         """Open a new family for a fresh sign-in and issue its first pair; ``amr``: how the user
         proved who they are (RFC 8176), carried by every token of the session; ``auth_time``:
         when, for a session opened with an authorization code (its refreshes' ID tokens).
+        See :meth:`start_for` for the account read that follows."""
+        issued, _ = await self.start_for(
+            user.id,
+            _claims_of(user),
+            origin=origin,
+            client_id=client_id,
+            scope=scope,
+            user_agent=user_agent,
+            amr=amr,
+            family_id=family_id,
+            auth_time=auth_time,
+        )
+        return issued
+
+    async def start_for(
+        self,
+        user_id: UUID,
+        claims: AccountClaims,
+        *,
+        origin: str,
+        client_id: str | None = None,
+        scope: str | None = None,
+        user_agent: str | None = None,
+        amr: tuple[str, ...] = (),
+        family_id: str | None = None,
+        auth_time: float | None = None,
+    ) -> tuple[TokenResponse, User]:
+        """:meth:`start` for a caller holding a snapshot of the account's ``claims`` (e.g. the
+        browser session's) rather than the account; also returns the account as read here.
 
         The account is read again once the family exists: an account disabled (or given other
         roles) while this sign-in was under way never keeps a session (or a stale snapshot),
@@ -173,7 +202,7 @@ class Sessions:
         token, token_hash = new_token(family_id)
         family = NewFamily(
             id=family_id,
-            user_id=user.id,
+            user_id=user_id,
             client_id=client_id,
             scope=scope,
             origin=origin,
@@ -182,13 +211,13 @@ class Sessions:
             created_at=now,
             absolute_expires_at=now + self._policy.absolute_ttl,
             idle_ttl=self._policy.idle_ttl,
-            claims=_claims_of(user),
+            claims=claims,
             amr=amr,
             auth_time=auth_time,
         )
         await self._families.create_family(family)
         try:
-            current = await self._users.get_user(user.id)
+            current = await self._users.get_user(user_id)
         except StorageUnavailable:
             with contextlib.suppress(StorageUnavailable):  # no session whose token nobody holds
                 await self._families.revoke_family(family_id)
@@ -196,10 +225,10 @@ class Sessions:
         if current is None or current.disabled:
             await self._families.revoke_family(family_id)
             raise InvalidGrant("The account is disabled.")
-        claims = _claims_of(current)
-        if claims != family.claims:
-            await self._families.update_claims(user.id, claims)
-        return self._access_response(claims, family, scope, token)
+        current_claims = _claims_of(current)
+        if current_claims != family.claims:
+            await self._families.update_claims(user_id, current_claims)
+        return self._access_response(current_claims, family, scope, token), current
 
     async def present(self, refresh_token: str) -> Presented:
         """Parse the token and read its family; nothing changes (the token endpoint sends this

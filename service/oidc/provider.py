@@ -27,7 +27,7 @@ from service.oidc.id_token import IdTokens, user_claims
 from service.sessions import OIDC_ORIGIN_PREFIX, Sessions, TokenResponse, oidc_origin
 from service.store.base import UserStore
 from service.store.oidc import OidcStore
-from service.store.sessions import Client, Family
+from service.store.sessions import AccountClaims, Client, Family
 from service.tokens.access import AccessClaims
 from service.tokens.refresh import new_family_id
 
@@ -52,6 +52,10 @@ class CodeRecord(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: float
     amr: tuple[str, ...] = ()
     """How the browser session signed in: the code's tokens and ID token say so."""
+    claims: AccountClaims | None = None
+    """The browser session's snapshot of the account (email, roles): the new session starts
+    with it, and the account is read once, after that session exists (:meth:`Sessions.start_for`).
+    None in a code issued before this field: the account is read before, as then."""
 
 
 def _code_hash(code: str) -> str:
@@ -93,6 +97,7 @@ class Provider:
             browser_sid=session.id,
             expires_at=now + CODE_TTL,
             amr=session.amr,
+            claims=session.claims,
         )
         await self._store.save_code(
             _code_hash(code), msgspec.json.encode(record), expires_at=now + CODE_TTL, purge_at=now + CODE_KEPT
@@ -135,12 +140,18 @@ class Provider:
         return await self._tokens(client, record, family_id)
 
     async def _tokens(self, client: Client, record: CodeRecord, family_id: str) -> TokenResponse:
-        user = await self._users.get_user(record.user_id)
-        if user is None or user.disabled:
-            raise InvalidGrant("The account is disabled.")
+        claims = record.claims
+        if claims is None:
+            snapshot = await self._users.get_user(record.user_id)
+            if snapshot is None or snapshot.disabled:
+                raise InvalidGrant("The account is disabled.")
+            claims = AccountClaims(snapshot.email, tuple(snapshot.roles))
         scopes = frozenset(record.scopes)
-        issued = await self._sessions.start(
-            user,
+        # One account read: after the session exists (an account disabled meanwhile keeps
+        # none), and the ID token's claims come from it, current as of issuance.
+        issued, user = await self._sessions.start_for(
+            record.user_id,
+            claims,
             origin=oidc_origin(record.browser_sid),
             client_id=client.id,
             scope=" ".join(record.scopes),

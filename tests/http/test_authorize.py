@@ -149,6 +149,33 @@ async def test_code_flow_with_id_token_userinfo_refresh_and_logout(
     assert query(relogin.headers["location"])["error"] == "login_required"
 
 
+async def test_the_token_request_reads_the_account_as_it_is_then(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """The code carries the browser session's snapshot of the account, but the tokens say what
+    the account is at the token request (a name or role changed since the sign-in), and an
+    account disabled after its code was issued gets no tokens and keeps no new session."""
+    runtime, secret = await setup(app, client)
+    user = await runtime.accounts.get_by_email("ada@example.com")
+    pkce = Pkce()
+    code = await code_for(client, pkce)
+    await runtime.database.set_name(user.id, "Countess of Lovelace", runtime.clock())
+    await runtime.database.set_roles(user.id, ["admin"], runtime.clock())
+    tokens = await redeem(client, code, pkce, secret)
+    assert tokens.status_code == 200, tokens.text
+    unverified = {"verify_signature": False}
+    assert jwt.decode(tokens.json()["id_token"], options=unverified)["name"] == "Countess of Lovelace"
+    assert jwt.decode(tokens.json()["access_token"], options=unverified)["roles"] == ["admin"]
+    sessions = len(await runtime.sessions.list(user.id))
+    pkce = Pkce()
+    again = await client.get(authorize_url(pkce))  # still signed in: straight back with a code
+    assert again.status_code == 303, again.text
+    await runtime.database.set_disabled(user.id, True, runtime.clock())
+    refused = await redeem(client, query(again.headers["location"])["code"], pkce, secret)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+    assert len(await runtime.sessions.list(user.id)) == sessions
+
+
 async def test_pages_are_locked_down(app: Litestar, client: httpx.AsyncClient) -> None:
     """Sign-in page: CSP with only our own script files (the passkey script; nothing inline),
     not framable, no-store; the CSRF cookie is HttpOnly and SameSite=Lax; a post without the CSRF
