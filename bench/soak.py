@@ -12,7 +12,8 @@ database (created and dropped through ``--database-url``) with the local Redis u
 ``IDP_RATELIMIT_*`` at ``1000000/60``. Then, with every connection pinned to a worker so that
 both workers get the same traffic:
 
-1. **idle**: RSS of each worker (``VmRSS``) after start-up and a few warm-up requests;
+1. **idle**: RSS of each worker (``VmRSS``) after start-up, a few warm-up requests and overlapping
+   logins on each worker (every argon2 pool thread keeps its 19 MiB buffer once it has hashed);
 2. **each load alone** for ``--phase`` seconds at a bounded rate: signup, login, refresh
    (``POST /oauth2/token``), ``GET /v1/me``, ``GET /v1/sessions``, JWKS; RSS at its end;
 3. **the soak**: all six together at the (lower) mixed rates for ``--duration`` seconds, RSS of
@@ -46,7 +47,7 @@ from urllib.parse import quote
 
 import httpx
 from lib.load import Sequential, open_pinned, post_admitted
-from lib.procs import HAS_PROC, rss_bytes
+from lib.procs import CORES, HAS_PROC, rss_bytes
 from lib.report import Goal, add_standard_arguments, finish, percentile, print_table, run_main
 from lib.servers import (
     DEFAULT_ADMIN_URL,
@@ -147,6 +148,34 @@ async def pinned_connection(port: int, worker: int, workers: Sequence[int]) -> S
     conn = Sequential(port)
     conn.stream = (await open_pinned(port, 1, worker, workers))[0]
     return conn
+
+
+async def warm_argon2_pools(port: int, workers: Sequence[int], traffic: Traffic) -> None:
+    """Overlapping logins on each worker, so that every thread of its argon2 pool has hashed.
+
+    An argon2id hash allocates 19 MiB that glibc keeps in the hashing thread's malloc arena: a
+    worker's RSS steps up once per pool thread (one per core), the first time two hashes overlap
+    there. Taken before the idle figure, that step cannot land inside the soak's window and read
+    as growth."""
+    account = traffic.accounts[0]
+    body = json.dumps({"email": account.email, "password": account.password}).encode()
+    for worker in workers:
+        conns = [Sequential(port) for _ in range(2 * CORES)]
+        for conn, stream in zip(conns, await open_pinned(port, len(conns), worker, workers), strict=True):
+            conn.stream = stream
+        try:
+            for _ in range(2):
+                await asyncio.gather(
+                    *(
+                        conn.send(
+                            conn.request("POST", "/v1/login", {"Content-Type": "application/json"}, body)
+                        )
+                        for conn in conns
+                    )
+                )
+        finally:
+            for conn in conns:
+                await conn.close()
 
 
 async def paced(kind: str, rate: float, conn: Sequential, traffic: Traffic, stop: asyncio.Event) -> None:
@@ -255,8 +284,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> Results:
             workers = server.workers
             results.workers = list(workers)
             traffic = await setup_traffic(client, server.port)
-            # Warm each worker on each route once, then let it settle.
+            # Warm each worker on each route once and every thread of its argon2 pool, then let
+            # it settle.
             await run_load(server.port, workers, traffic, {kind: 2.0 * len(workers) for kind in KINDS}, 1.0)
+            await warm_argon2_pools(server.port, workers, traffic)
             await asyncio.sleep(2.0)
             results.idle = {pid: rss_bytes(pid) for pid in workers}
             print("idle RSS: " + _mib_list(results.idle), flush=True)
