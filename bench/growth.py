@@ -371,9 +371,14 @@ async def sessions_curve(
 ) -> Curve:
     curve = Curve("GET /v1/sessions (Redis)", "sessions")
     tokens = await login(client, index)
-    have = 1
     conn = Sequential(port)
     try:
+        # Count what the account already holds (a login retried after a 503 can leave two).
+        listing = conn.request("GET", "/v1/sessions", {"Authorization": f"Bearer {tokens['access_token']}"})
+        status, body, _ = await conn.send(listing)
+        if status != 200:
+            raise RuntimeError(f"/v1/sessions answered {status}")
+        have = len(json.loads(body))
         for size in sizes:
             while have < size:
                 batch = min(4, size - have)
