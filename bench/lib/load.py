@@ -161,13 +161,7 @@ async def open_balanced(port: int, count: int, workers: Sequence[int]) -> list[S
     attempts = 0
     while len(streams) < count:
         reader, writer = await _connect(port)
-        client_port = writer.get_extra_info("sockname")[1]
-        owner = None
-        for _ in range(50):
-            owner = connection_owner(port, client_port, workers)
-            if owner is not None:
-                break
-            await asyncio.sleep(0.005)
+        owner = await _owner_of(writer, port, workers)
         attempts += 1
         if owner is not None and held[owner] >= share and attempts < 20 * count:
             writer.close()
@@ -175,6 +169,17 @@ async def open_balanced(port: int, count: int, workers: Sequence[int]) -> list[S
         held[owner or 0] += 1
         streams.append((reader, writer))
     return streams
+
+
+async def _owner_of(writer: asyncio.StreamWriter, port: int, workers: Sequence[int]) -> int | None:
+    """Which of ``workers`` accepted this connection (None if /proc does not say within 0.25 s)."""
+    client_port = writer.get_extra_info("sockname")[1]
+    for _ in range(50):
+        owner = connection_owner(port, client_port, workers)
+        if owner is not None:
+            return owner
+        await asyncio.sleep(0.005)
+    return None
 
 
 async def open_pinned(port: int, count: int, worker: int, workers: Sequence[int]) -> list[Stream]:
@@ -187,13 +192,7 @@ async def open_pinned(port: int, count: int, worker: int, workers: Sequence[int]
     attempts = 0
     while len(streams) < count:
         reader, writer = await _connect(port)
-        client_port = writer.get_extra_info("sockname")[1]
-        owner = None
-        for _ in range(50):
-            owner = connection_owner(port, client_port, workers)
-            if owner is not None:
-                break
-            await asyncio.sleep(0.005)
+        owner = await _owner_of(writer, port, workers)
         if owner == worker:
             streams.append((reader, writer))
             continue
