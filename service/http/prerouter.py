@@ -5,7 +5,10 @@ times what the JWKS or a refresh costs (docs/PERFORMANCE.md), so a table
 ``{(method, path): endpoint}`` is looked at first. One header scan collects what any endpoint
 needs (:class:`FastRequest`); one wrapper gives every answer the request id (kept when sane,
 audit lines carry it), the per-route HTTP metrics of :mod:`service.http.observe` and the
-app's common headers (``X-Content-Type-Options``, HSTS when configured).
+app's common headers (``X-Content-Type-Options``, HSTS when configured). An answer that needs
+nothing but the headers (the JWKS) is a :class:`PlainRoute`: called synchronously, outside the
+request-id context and the per-route series — a coroutine, a context and a histogram
+observation cost more than the rest of such an answer.
 
 Whatever the table does not hold goes to Litestar unchanged, and so does any request with an
 ``Origin`` header when CORS is configured (the CORS middleware answers those). The Litestar
@@ -27,7 +30,17 @@ from typing import Any, NamedTuple
 from service.audit import REQUEST_ID, request_id_from
 from service.http.observe import RouteSeries
 
-__all__ = ["Disconnected", "FastEndpoint", "FastRequest", "FastResponse", "FastRoute", "Headers", "PreRouter"]
+__all__ = [
+    "Disconnected",
+    "FastEndpoint",
+    "FastRequest",
+    "FastResponse",
+    "FastRoute",
+    "Headers",
+    "PlainAnswer",
+    "PlainRoute",
+    "PreRouter",
+]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -45,34 +58,41 @@ class FastRequest:
         "content_type",
         "forwarded_for",
         "if_none_match",
+        "incoming_id",
         "method",
+        "origin",
         "receive",
     )
 
-    def __init__(self, method: str, client: tuple[str, int] | None, receive: Any) -> None:
+    def __init__(
+        self, method: str, client: tuple[str, int] | None, receive: Any, headers: list[tuple[bytes, bytes]]
+    ) -> None:
         self.method = method
         self.client = client
         self.receive = receive
-        self.content_type = self.authorization = self.forwarded_for = self.if_none_match = b""
-
-    def read_headers(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
-        """The one scan: fills the fields; returns the incoming request id and whether the
-        request carries an ``Origin``."""
-        incoming_id, origin = b"", False
-        for name, value in headers:
+        content_type = authorization = forwarded_for = if_none_match = incoming_id = b""
+        origin = False
+        for name, value in headers:  # the one scan
             if name == b"content-type":
-                self.content_type = value
+                content_type = value
             elif name == b"authorization":
-                self.authorization = value
+                authorization = value
             elif name == b"if-none-match":
-                self.if_none_match = value
+                if_none_match = value
             elif name == b"x-forwarded-for":
-                self.forwarded_for = value
+                forwarded_for = value
             elif name == b"x-request-id":
                 incoming_id = value
             elif name == b"origin":
                 origin = True
-        return incoming_id, origin
+        self.content_type = content_type
+        self.authorization = authorization
+        self.forwarded_for = forwarded_for
+        self.if_none_match = if_none_match
+        self.incoming_id = incoming_id
+        """The client's (or proxy's) ``X-Request-ID``, unchecked."""
+        self.origin = origin
+        """Whether the request carries an ``Origin`` header."""
 
     async def body(self, limit: int) -> bytes:
         """The whole body; :class:`RequestTooLarge` beyond ``limit`` bytes."""
@@ -102,7 +122,18 @@ FastEndpoint = Callable[[FastRequest], Awaitable[FastResponse]]
 class FastRoute(NamedTuple):
     endpoint: FastEndpoint
     measured: bool = True
-    """Counted in the per-route HTTP metrics (the JWKS has its own cheaper counter)."""
+    """Counted in the per-route HTTP metrics."""
+
+
+PlainAnswer = Callable[[FastRequest], FastResponse]
+
+
+class PlainRoute(NamedTuple):
+    """An answer computed from the request's headers alone, synchronously: no body, nothing
+    awaited, nothing logged (so no request-id context), not in the per-route metrics (it keeps
+    its own counter). The JWKS: its whole answer costs less than a coroutine and a context."""
+
+    answer: PlainAnswer
 
 
 class PreRouter:
@@ -111,7 +142,7 @@ class PreRouter:
     def __init__(
         self,
         app: Any,
-        routes: Mapping[tuple[str, str], FastRoute],
+        routes: Mapping[tuple[str, str], FastRoute | PlainRoute],
         *,
         common_headers: Headers,
         defer_on_origin: bool,
@@ -132,29 +163,32 @@ class PreRouter:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        request = FastRequest(method, scope.get("client"), receive)
-        incoming_id, origin = request.read_headers(scope["headers"])
-        if origin and self._defer_on_origin:
+        request = FastRequest(method, scope.get("client"), receive, scope["headers"])
+        if request.origin and self._defer_on_origin:
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from(incoming_id)
-        running = self._series.in_progress(method, path) if route.measured else None
-        if running is not None:
-            running.inc()
-        started = time.perf_counter()
-        context = REQUEST_ID.set(request_id)
-        status: int | None = 500
-        try:
-            status, headers, body = await route.endpoint(request)
-        except Disconnected:
-            status = None  # nobody to answer: neither a success nor a server error
-            return
-        finally:
-            REQUEST_ID.reset(context)
+        request_id = request_id_from(request.incoming_id)
+        if isinstance(route, PlainRoute):
+            status, headers, body = route.answer(request)
+        else:
+            running = self._series.in_progress(method, path) if route.measured else None
             if running is not None:
-                running.dec()
-                if status is not None:
-                    self._series.finished(method, path, status, time.perf_counter() - started)
+                running.inc()
+            started = time.perf_counter()
+            context = REQUEST_ID.set(request_id)
+            outcome: int | None = 500
+            try:
+                status, headers, body = await route.endpoint(request)
+                outcome = status
+            except Disconnected:
+                outcome = None  # nobody to answer: neither a success nor a server error
+                return
+            finally:
+                REQUEST_ID.reset(context)
+                if running is not None:
+                    running.dec()
+                    if outcome is not None:
+                        self._series.finished(method, path, outcome, time.perf_counter() - started)
         headers = [*headers, *self._common, (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})

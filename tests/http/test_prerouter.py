@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 from prometheus_client import REGISTRY
 
-from service.http.prerouter import FastRequest, FastResponse, FastRoute, PreRouter
+from service.audit import REQUEST_ID
+from service.http.prerouter import FastRequest, FastResponse, FastRoute, PlainRoute, PreRouter
 
 COMMON = [(b"x-content-type-options", b"nosniff")]
 
@@ -23,10 +24,20 @@ async def wrapped(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": scope["path"].encode()})
 
 
+def plain(request: FastRequest) -> FastResponse:
+    """Answered from the headers alone; says whether it ran inside a request-id context."""
+    body = b"plain " + request.if_none_match + b" " + str(REQUEST_ID.get()).encode()
+    return 200, [(b"content-length", str(len(body)).encode())], body
+
+
 def client(*, defer_on_origin: bool = False) -> httpx.AsyncClient:
     router = PreRouter(
         wrapped,
-        {("GET", "/hello"): FastRoute(hello), ("HEAD", "/hello"): FastRoute(hello, measured=False)},
+        {
+            ("GET", "/hello"): FastRoute(hello),
+            ("HEAD", "/hello"): FastRoute(hello, measured=False),
+            ("GET", "/plain"): PlainRoute(plain),
+        },
         common_headers=COMMON,
         defer_on_origin=defer_on_origin,
     )
@@ -74,3 +85,25 @@ async def test_an_origin_defers_to_the_wrapped_app_when_cors_is_on() -> None:
     async with client(defer_on_origin=True) as http:
         response = await http.get("/hello", headers={"Origin": "https://app.example.com"})
     assert (response.status_code, response.headers["x-from"]) == (418, "wrapped")
+
+
+async def test_a_plain_route_gets_the_common_headers_and_no_context() -> None:
+    """A plain answer (the JWKS's kind) reads the scanned headers, gets the request id and the
+    common headers, runs outside any request-id context and stays out of the per-route series."""
+    before = served("/plain", "200")
+    async with client() as http:
+        kept = await http.get("/plain", headers={"If-None-Match": '"v1"', "X-Request-ID": "req-5678"})
+        fresh = await http.get("/plain")
+    assert (kept.status_code, kept.text, kept.headers["x-request-id"]) == (200, 'plain "v1" None', "req-5678")
+    assert kept.headers["x-content-type-options"] == "nosniff"
+    assert len(fresh.headers["x-request-id"]) == 16
+    assert fresh.headers["x-request-id"] != "req-5678"
+    assert served("/plain", "200") == before
+
+
+async def test_an_insane_request_id_is_replaced() -> None:
+    """A request id with characters a log line should not carry is replaced by a fresh one."""
+    async with client() as http:
+        response = await http.get("/hello", headers={"X-Request-ID": "bad id; drop"})
+    assert response.headers["x-request-id"] != "bad id; drop"
+    assert len(response.headers["x-request-id"]) == 16
