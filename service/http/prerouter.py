@@ -171,9 +171,7 @@ class PreRouter:
         if isinstance(route, PlainRoute):
             status, headers, body = route.answer(request)
         else:
-            running = self._series.in_progress(method, path) if route.measured else None
-            if running is not None:
-                running.inc()
+            running = self._series.started(method, path) if route.measured else None
             started = time.perf_counter()
             context = REQUEST_ID.set(request_id)
             outcome: int | None = 500
@@ -186,9 +184,10 @@ class PreRouter:
             finally:
                 REQUEST_ID.reset(context)
                 if running is not None:
-                    running.dec()
-                    if outcome is not None:
-                        self._series.finished(method, path, outcome, time.perf_counter() - started)
+                    if outcome is None:
+                        running[0] -= 1
+                    else:
+                        self._series.finished(running, method, path, outcome, time.perf_counter() - started)
         headers = [*headers, *self._common, (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
