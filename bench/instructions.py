@@ -17,6 +17,9 @@ on one keep-alive connection, a dump. Figures: user-space instructions of the se
 request (the kernel's share — system calls, loopback — is not counted; neither are PostgreSQL
 and Redis). The goal: ours ÷ baseline < 1.02 for each figure (``no slower``, within the counts' spread).
 
+``--only login`` adds ``POST /v1/login`` with argon2 at 64 KiB and one pass (~0.1 ms instead of
+~25): what a login costs besides its hash (not a goal of issue 11; for issue 16's login work).
+
 ``--keep DIR`` keeps the callgrind files: ``callgrind_annotate --inclusive=no FILE`` shows
 where the instructions go (per C function; the Python interpreter's share is ``ceval.c``).
 Exit status: 0 goals met, 1 missed, 2 error.
@@ -47,11 +50,14 @@ from lib.servers import redis_namespace, server_env, throwaway_database
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DATABASE_URL = os.environ.get("IDP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DEFAULT_BASELINE = "3b769c3"  # main before issue 11's pre-router (docs/PERFORMANCE.md)
-FIGURES = ("jwks", "refresh")
+FIGURES = ("jwks", "refresh", "login")
+DEFAULT_FIGURES = "jwks,refresh"
+CHEAP_ARGON2 = {"IDP_ARGON2_MEMORY_KIB": "64", "IDP_ARGON2_TIME_COST": "1", "IDP_ARGON2_PARALLELISM": "1"}
+"""For ``login``: a hash of ~0.1 ms instead of ~25, so the count is the login's own work."""
 MAX_RATIO = 1.02
 READY_TIMEOUT_SECONDS = 300.0  # a server starting under valgrind
 IO_TIMEOUT_SECONDS = 120.0
-PASSWORD = "instructions bench 42"  # noqa: S105 - a throwaway account on a throwaway database
+PASSWORD = "instructions bench 42"
 
 
 class Connection:
@@ -71,7 +77,12 @@ class Connection:
         head_bytes, _, rest = self._buffer.partition(b"\r\n\r\n")
         lines = head_bytes.split(b"\r\n")
         length = next(
-            (int(line.split(b":", 1)[1]) for line in lines[1:] if line.lower().startswith(b"content-length:")), 0
+            (
+                int(line.split(b":", 1)[1])
+                for line in lines[1:]
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
         )
         self._buffer = rest
         while len(self._buffer) < length:
@@ -96,9 +107,11 @@ class Workload:
         self._figure = figure
         self._connection = Connection(port)
         self._refresh_token = ""
-        if figure == "refresh":
-            body = json.dumps({"email": f"cg-{os.getpid()}-{port}@example.com", "password": PASSWORD}).encode()
-            status, answer = self._connection.request("POST", "/v1/signup", body, "application/json")
+        self._login = json.dumps(
+            {"email": f"cg-{os.getpid()}-{port}@example.com", "password": PASSWORD}
+        ).encode()
+        if figure in ("refresh", "login"):
+            status, answer = self._connection.request("POST", "/v1/signup", self._login, "application/json")
             if status != 201:
                 raise RuntimeError(f"signup answered {status}: {answer[:200]!r}")
             document = json.loads(answer)
@@ -108,8 +121,14 @@ class Workload:
         for _ in range(requests):
             if self._figure == "jwks":
                 status, answer = self._connection.request("GET", "/.well-known/jwks.json")
+            elif self._figure == "login":
+                status, answer = self._connection.request(
+                    "POST", "/v1/login", self._login, "application/json"
+                )
             else:
-                form = f"grant_type=refresh_token&refresh_token={quote(self._refresh_token, safe='')}".encode()
+                form = (
+                    f"grant_type=refresh_token&refresh_token={quote(self._refresh_token, safe='')}".encode()
+                )
                 status, answer = self._connection.request(
                     "POST", "/oauth2/token", form, "application/x-www-form-urlencoded"
                 )
@@ -130,12 +149,15 @@ def checkout(baseline: str) -> Iterator[Path]:
         return
     folder = Path(tempfile.mkdtemp(prefix="idp-baseline-"))
     subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", "--quiet", str(folder), baseline], check=True
+        ["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", "--quiet", str(folder), baseline],
+        check=True,
     )
     try:
         yield folder
     finally:
-        subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(folder)], check=False)
+        subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(folder)], check=False
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -154,7 +176,9 @@ async def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> 
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"the server exited with {process.returncode}:\n{log.read_text(errors='replace')[-2000:]}"
+            )
         with contextlib.suppress(OSError, RuntimeError, IndexError, ValueError):
             connection = Connection(port)
             try:
@@ -166,10 +190,17 @@ async def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> 
     raise RuntimeError(f"the server was not ready in {READY_TIMEOUT_SECONDS:.0f}s")
 
 
-async def measure(source: Path, figure: str, requests: int, warmup: int, keep: Path | None, label: str) -> float:
+async def measure(
+    source: Path, figure: str, requests: int, warmup: int, keep: Path | None, label: str
+) -> float:
     """Instructions of ``source``'s server per request of ``figure``."""
-    async with throwaway_database(ADMIN_DATABASE_URL) as database_url, redis_namespace("idpcg") as (_, prefix):
+    async with (
+        throwaway_database(ADMIN_DATABASE_URL) as database_url,
+        redis_namespace("idpcg") as (_, prefix),
+    ):
         env = server_env(source, database_url, redis_prefix=prefix)  # rate limits lifted
+        if figure == "login":
+            env.update(CHEAP_ARGON2)
         with tempfile.TemporaryDirectory() as workdir:
             port, out = free_port(), Path(workdir) / "callgrind.out"
             log = Path(workdir) / "server.log"
@@ -189,7 +220,12 @@ async def measure(source: Path, figure: str, requests: int, warmup: int, keep: P
             ]
             with log.open("wb") as log_file:
                 process = subprocess.Popen(
-                    command, cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+                    command,
+                    cwd=workdir,
+                    env=env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             try:
                 await wait_ready(process, port, log)
@@ -233,14 +269,23 @@ async def bench(args: argparse.Namespace) -> int:
             for figure in figures:
                 for label, source in (("baseline", baseline), ("ours", REPO_ROOT)):
                     warmup = 200 if figure == "jwks" else 100
-                    value = await measure(source, figure, args.requests, warmup, args.keep, f"{label}{run + 1}")
+                    value = await measure(
+                        source, figure, args.requests, warmup, args.keep, f"{label}{run + 1}"
+                    )
                     results[figure][label].append(value)
-                    print(f"  {figure:8} {label:8} run {run + 1}: {value:,.0f} instructions per request", flush=True)
+                    print(
+                        f"  {figure:8} {label:8} run {run + 1}: {value:,.0f} instructions per request",
+                        flush=True,
+                    )
     rows, goals, summary = [], [], {}
     for figure in figures:
         before, after = min(results[figure]["baseline"]), min(results[figure]["ours"])
         ratio = after / before
-        summary[figure] = {"baseline": results[figure]["baseline"], "ours": results[figure]["ours"], "ratio": ratio}
+        summary[figure] = {
+            "baseline": results[figure]["baseline"],
+            "ours": results[figure]["ours"],
+            "ratio": ratio,
+        }
         rows.append((figure, f"{before:,.0f}", f"{after:,.0f}", f"{ratio:.3f}"))
         goals.append(Goal.below(f"{figure} instructions, ours / baseline", ratio, MAX_RATIO))
     print(f"\ninstructions per request (lowest of {args.runs} run(s)), baseline {args.baseline}:")
@@ -252,7 +297,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_standard_arguments(parser)
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="a git revision or a checkout folder")
-    parser.add_argument("--only", default=",".join(FIGURES), help="jwks,refresh")
+    parser.add_argument("--only", default=DEFAULT_FIGURES, help="jwks,refresh (and login)")
     parser.add_argument("--requests", type=int, help="measured requests per figure (1000; --quick 300)")
     parser.add_argument("--runs", type=int, default=1, help="alternating runs; the lowest count is kept")
     parser.add_argument("--keep", type=Path, help="copy the callgrind files into this folder")
