@@ -611,10 +611,13 @@ async def measure_mode(
         for provider in providers
     }
     if mode == "session":  # one sign-in per browser, through the same form as the flows
-        for provider in providers:
-            await asyncio.gather(
-                *(provider.sign_in(browser, email, password) for browser in browsers[provider.label])
+        await asyncio.gather(  # both sides at once: nothing is measured yet
+            *(
+                provider.sign_in(browser, email, password)
+                for provider in providers
+                for browser in browsers[provider.label]
             )
+        )
     windows = {provider.label: Window() for provider in providers}
     for _ in range(args.rounds):
         for provider in providers:
@@ -917,9 +920,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_standard_arguments(parser)
-    parser.add_argument("--duration", type=float, help="measured seconds per window (default 5, quick 3)")
+    parser.add_argument("--duration", type=float, help="measured seconds per window (default 5, quick 2)")
     parser.add_argument(
-        "--warmup", type=float, help="load before each window, seconds (default 1.5, quick 1)"
+        "--warmup", type=float, help="load before each window, seconds (default 1.5, quick 0.5)"
     )
     parser.add_argument(
         "--rounds", type=int, help="windows per side and mode, alternating the sides (default 2, quick 1)"
@@ -945,8 +948,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="admin connection used to create and drop a throwaway database (loopback only)",
     )
     args = parser.parse_args(argv)
-    args.duration = args.duration or (3.0 if args.quick else 5.0)
-    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 1.5)
+    args.duration = args.duration or (2.0 if args.quick else 5.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.5)
     args.rounds = args.rounds or (1 if args.quick else 2)
     if not args.modes or not set(args.modes) <= set(MODES):
         parser.error("--modes takes a comma-separated subset of session,signin")

@@ -3,7 +3,7 @@
 Run from the repository root::
 
     uv run python bench/login_jwks.py
-    uv run python bench/login_jwks.py --quick        # shorter windows, ~12 s
+    uv run python bench/login_jwks.py --quick        # 2.5 s window (as login_spread.py --quick), ~12 s
     uv run python bench/login_jwks.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
     uv run python bench/login_jwks.py --argon2-threads default,1   # compare IDP_ARGON2_THREADS
 
@@ -67,7 +67,7 @@ FOREIGN_WARNING_CORES = 0.15
 
 # Durations (seconds) of a full run and of --quick; an explicit option overrides either.
 FULL = {"duration": 10.0, "warmup": 1.0, "raw_seconds": 3.0, "idle_seconds": 2.0}
-QUICK = {"duration": 4.0, "warmup": 1.0, "raw_seconds": 1.0, "idle_seconds": 1.0}
+QUICK = {"duration": 2.5, "warmup": 0.75, "raw_seconds": 1.0, "idle_seconds": 1.0}
 
 
 async def signup(client: httpx.AsyncClient) -> bytes:
@@ -293,8 +293,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_standard_arguments(parser)
-    parser.add_argument("--duration", type=float, help="measured login load, seconds (10; --quick 4)")
-    parser.add_argument("--warmup", type=float, help="login load before measuring, seconds (1)")
+    parser.add_argument("--duration", type=float, help="measured login load, seconds (10; --quick 2.5)")
+    parser.add_argument("--warmup", type=float, help="login load before measuring, seconds (1; --quick 0.75)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent login requests")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (idp serve --workers)")
     parser.add_argument(

@@ -13,7 +13,8 @@ connections (a gateway, a Next.js server) often all land on one worker. Against 
 ``POST /v1/login`` throughput with the shared load client (``bench/lib/load.py``, connections
 that honour ``Retry-After``) and divides it by the raw argon2id rate measured right before and
 right after the window, with as many verifier threads as there are connections (at most one per
-core: one connection has one login in flight, so its ceiling is one core's rate):
+core: one connection has one login in flight, so its ceiling is one core's rate; with
+``--quick`` a window's "before" is the previous window's "after" when both use as many threads):
 
 1. 1 connection;
 2. 8 connections as the kernel places them (the default case, the figure ``login_jwks.py`` and
@@ -130,12 +131,17 @@ async def signup(server: Server) -> bytes:
 
 
 async def ceiling(args: argparse.Namespace, threads: int) -> float:
-    return await asyncio.to_thread(raw_argon2_rate, args.raw_seconds, threads)
+    rate = await asyncio.to_thread(raw_argon2_rate, args.raw_seconds, threads)
+    args.last_ceiling = (threads, rate)
+    return rate
 
 
 async def run_window(args: argparse.Namespace, target: Target, window: Window, prober: Prober) -> None:
     threads = min(window.connections, CORES)
-    before = await ceiling(args, threads)
+    # --quick: the previous window's "after" was measured a moment ago with as many threads
+    # (nothing ran in between): it is this window's "before" too.
+    last = args.last_ceiling if args.quick else None
+    before = last[1] if last is not None and last[0] == threads else await ceiling(args, threads)
     samples: Samples = []
     jwks = f"{target.server.url}/.well-known/jwks.json"
 
@@ -375,6 +381,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name, value in (QUICK if args.quick else FULL).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    args.last_ceiling = None  # (threads, rate) of the latest raw argon2 measurement
     if args.sqlite:
         args.database_url = None
     elif not args.database_url.startswith(("postgresql://", "postgres://")):

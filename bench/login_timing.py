@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import httpx
+from lib.procs import bytecode_cache_env
 from lib.report import Goal, add_standard_arguments, finish, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,7 +54,7 @@ def main() -> int:
     if args.rounds is None:
         args.rounds = 40 if args.quick else 150
     with tempfile.TemporaryDirectory() as workdir:
-        env = {**GENEROUS_LIMITS, **DEFAULT_ARGON2}
+        env = {**GENEROUS_LIMITS, **DEFAULT_ARGON2, **bytecode_cache_env()}
         with (
             run_server(Path(workdir), env, port=free_port()) as server,
             httpx.Client(base_url=server.url) as client,

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+from lib.procs import bytecode_cache_env
 from lib.report import Goal, add_standard_arguments, finish, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -57,7 +58,7 @@ def main() -> int:
     known: list[float] = []
     unknown: list[float] = []
     with tempfile.TemporaryDirectory() as workdir:
-        env = {**GENEROUS_LIMITS, **LIMITS}
+        env = {**GENEROUS_LIMITS, **LIMITS, **bytecode_cache_env()}
         with (
             run_server(Path(workdir), env, port=free_port()) as server,
             httpx.Client(base_url=server.url) as client,

@@ -3,7 +3,7 @@
 Run from the repository root::
 
     uv run python bench/soak.py                  # 10-minute soak (~11 min in all)
-    uv run python bench/soak.py --quick          # 30-second soak (~1 min in all)
+    uv run python bench/soak.py --quick          # 20-second soak, RSS every 5 s (~40 s in all)
     uv run python bench/soak.py --duration 1800 --plot /tmp/soak.png
 
 It starts ``python -m service serve --workers 2`` on loopback, on a throwaway PostgreSQL
@@ -467,9 +467,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_standard_arguments(parser)
-    parser.add_argument("--duration", type=float, help="soak seconds (default 600; --quick 30)")
-    parser.add_argument("--phase", type=float, help="seconds of each load alone (default 10; --quick 3)")
-    parser.add_argument("--every", type=float, default=10.0, help="seconds between RSS samples")
+    parser.add_argument("--duration", type=float, help="soak seconds (default 600; --quick 20)")
+    parser.add_argument("--phase", type=float, help="seconds of each load alone (default 10; --quick 1)")
+    parser.add_argument("--every", type=float, help="seconds between RSS samples (default 10; --quick 5)")
     parser.add_argument("--plot", type=Path, help="PNG of the RSS samples")
     parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin URL (loopback PostgreSQL)")
     parser.add_argument("--workers", type=int, default=2)
@@ -479,9 +479,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     except ValueError as exc:
         parser.error(str(exc))
     if args.duration is None:
-        args.duration = 30.0 if args.quick else 600.0
+        args.duration = 20.0 if args.quick else 600.0
     if args.phase is None:
-        args.phase = 2.0 if args.quick else 10.0
+        args.phase = 1.0 if args.quick else 10.0
+    if args.every is None:
+        args.every = 5.0 if args.quick else 10.0
     if args.duration < 3 * args.every or args.phase <= 0:
         parser.error("--duration must cover at least three samples (--every) and --phase must be positive")
     if not HAS_PROC:

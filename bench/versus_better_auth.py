@@ -84,13 +84,14 @@ from lib.load import (
     measure,
     run_uvloop,
 )
-from lib.procs import CORES, free_port, worker_pids
+from lib.procs import CORES, HAS_PROC, free_port, worker_pids
 from lib.report import Goal, add_standard_arguments, finish, print_table, run_main, verdict
 from lib.servers import (
     DEFAULT_ADMIN_URL,
     LOOPBACK_HOSTS,
     REPO_ROOT,
     better_auth,
+    each_worker_answers,
     redis_namespace,
     running_server,
     server_env,
@@ -210,9 +211,13 @@ async def running_bare(
                     raise RuntimeError("bare ASGI server not ready")
                 await asyncio.sleep(0.1)
         while len(worker_pids(process.pid)) < workers and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)
-        yield port, [process.pid, *worker_pids(process.pid)]
+            await asyncio.sleep(0.05)
+        found = worker_pids(process.pid)
+        if not HAS_PROC:
+            await asyncio.sleep(0.5)
+        elif not await each_worker_answers(urlsplit(f"http://127.0.0.1:{port}/"), found, deadline):
+            raise RuntimeError("bare ASGI server: not every worker answers")
+        yield port, [process.pid, *found]
     finally:
         await asyncio.to_thread(stop_process_group, process)
 

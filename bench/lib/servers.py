@@ -24,13 +24,13 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
-from lib.procs import HAS_PROC, free_port, worker_pids
+from lib.procs import HAS_PROC, bytecode_cache_env, connection_owner, free_port, worker_pids
 
 if TYPE_CHECKING:
     from tests.support.better_auth import BetterAuthServer
@@ -43,6 +43,7 @@ __all__ = [
     "Server",
     "better_auth",
     "clear_redis",
+    "each_worker_answers",
     "redis_namespace",
     "running_server",
     "server_env",
@@ -56,6 +57,7 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 START_TIMEOUT_SECONDS = 30.0
+POLL_SECONDS = 0.05
 STOP_TIMEOUT_SECONDS = 10.0
 # The benches measure throughput from one IP, not the rate limits.
 RATE_LIMIT_RULES = (
@@ -91,17 +93,32 @@ class Server:
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process (a uvicorn supervisor stops its workers), then SIGKILL its whole group.
 
-    The process must have been started with ``start_new_session=True``.
+    The process must have been started with ``start_new_session=True``. Once its workers have
+    finished their (graceful) shutdown, the supervisor is only tearing its interpreter down
+    (up to a second): the group is killed then, without waiting for that.
     """
     if process.poll() is None:
+        workers = worker_pids(process.pid) if HAS_PROC else []
         process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while process.poll() is None and time.monotonic() < deadline:
+            if workers and not any(_running(pid) for pid in workers):
+                break
+            time.sleep(0.02)
     # The server runs in its own session/process group: make sure no worker outlives the bench.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split(" ", 1)[0] != "Z"
 
 
 async def wait_http_ready(
@@ -110,8 +127,8 @@ async def wait_http_ready(
     """Poll ``url`` until it answers 200, then wait for ``workers`` worker processes.
 
     Returns the worker pids (``[process.pid]`` for a single-process server). With several workers
-    the first ready answer may come from one of them only: wait until all exist, then give the
-    others a moment to finish their start-up.
+    the first ready answer may come from one of them only: wait until all exist and each has
+    answered ``url`` on a connection it accepted (without /proc: half a second more).
     """
 
     def tail() -> str:
@@ -128,16 +145,52 @@ async def wait_http_ready(
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(url)).status_code == 200:
                     break
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(POLL_SECONDS)
         else:
             raise RuntimeError(f"{what} not ready in {START_TIMEOUT_SECONDS:.0f}s:\n{tail()}")
+    if workers == 1:
+        return [process.pid]
     while time.monotonic() < deadline:
         found = worker_pids(process.pid)
-        if workers == 1 or len(found) >= workers or not HAS_PROC:
+        if len(found) >= workers and HAS_PROC:
+            # A uvicorn worker accepts connections once its lifespan start-up is complete.
+            if await each_worker_answers(urlsplit(url), found, deadline):
+                return found
+            break
+        if not HAS_PROC:
             await asyncio.sleep(0.5)  # let the other workers finish their lifespan start-up
-            return found if workers > 1 and found else [process.pid]
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"{what}: expected {workers} worker processes:\n{tail()}")
+            return [process.pid]
+        await asyncio.sleep(POLL_SECONDS)
+    raise RuntimeError(f"{what}: expected {workers} worker processes answering:\n{tail()}")
+
+
+async def each_worker_answers(url: SplitResult, workers: Sequence[int], deadline: float) -> bool:
+    """Connect until each of ``workers`` (pids) has accepted a connection and answered 200 to
+    ``url`` on it; False at ``deadline``."""
+    port = url.port or 80
+    request = f"GET {url.path or '/'} HTTP/1.1\r\nHost: {url.netloc}\r\nConnection: close\r\n\r\n"
+    pending = set(workers)
+    while pending and time.monotonic() < deadline:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, TimeoutError):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                owner = None
+                client_port = writer.get_extra_info("sockname")[1]
+                for _ in range(50):  # /proc shows the accepting worker within a few ms
+                    owner = connection_owner(port, client_port, workers)
+                    if owner is not None:
+                        break
+                    await asyncio.sleep(0.005)
+                if owner in pending:
+                    writer.write(request.encode())
+                    status = await asyncio.wait_for(reader.readline(), 1.0)
+                    if status.split(b" ")[1:2] == [b"200"]:
+                        pending.discard(owner)
+            finally:
+                writer.close()
+        if pending:
+            await asyncio.sleep(0.01)
+    return not pending
 
 
 @contextlib.asynccontextmanager
@@ -180,6 +233,7 @@ def server_env(
     (default ``idpbench:<pid>:``; use ``redis_namespace`` to have it cleared afterwards).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env.update(bytecode_cache_env())  # start-ups import compiled modules
     # PYTHONPATH comes before the venv's editable install: ``-m service`` runs ``source``'s package.
     env["PYTHONPATH"] = str(source) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if database_url is not None:
