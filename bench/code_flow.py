@@ -66,6 +66,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import html
 import json
@@ -86,7 +87,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from lib.load import Stream, open_balanced, open_connections, read_body, run_uvloop
-from lib.procs import CORES, HAS_PROC, cmdline, cpu_seconds, system_cpu
+from lib.procs import CORES, HAS_PROC, cmdline, cpu_seconds, free_port, system_cpu
 from lib.report import Goal, add_standard_arguments, finish, percentile, print_table, run_main
 from lib.servers import (
     DEFAULT_ADMIN_URL,
@@ -96,6 +97,7 @@ from lib.servers import (
     redis_namespace,
     running_server,
     server_env,
+    start_together,
     throwaway_database,
 )
 
@@ -547,8 +549,13 @@ async def run_round(
     password: str,
     args: argparse.Namespace,
     window: Window,
+    drain: bool = True,
 ) -> None:
-    """Fresh (balanced) connections for ``browsers``, warm-up, then one measured window."""
+    """Fresh (balanced) connections for ``browsers``, warm-up, then one measured window.
+
+    Afterwards the browsers finish their flows in flight (up to a few seconds for Better Auth's
+    sign-ins), so that they do not load the next window; without ``drain`` (the run's last
+    window, nothing measured after it) they are cancelled."""
     for browser, stream in zip(browsers, await open_streams(provider, len(browsers)), strict=True):
         browser.attach(stream)
     load, stop = window.load, asyncio.Event()
@@ -582,7 +589,7 @@ async def run_round(
         stores_used = sum(cpu_seconds(pid) - before for pid, before in stores.items())
     finally:
         stop.set()
-        _, pending = await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_SECONDS)
+        _, pending = await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_SECONDS if drain else 0)
         for task in pending:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -619,10 +626,20 @@ async def measure_mode(
             )
         )
     windows = {provider.label: Window() for provider in providers}
-    for _ in range(args.rounds):
-        for provider in providers:
+    # The run's last window: its flows in flight need not finish (nothing is measured after it).
+    last_mode = mode == args.modes[-1] and not (mode == "session" and args.paced_load > 0)
+    for round_index in range(args.rounds):
+        for index, provider in enumerate(providers):
+            last = last_mode and round_index == args.rounds - 1 and index == len(providers) - 1
             await run_round(
-                provider, browsers[provider.label], mode, email, password, args, windows[provider.label]
+                provider,
+                browsers[provider.label],
+                mode,
+                email,
+                password,
+                args,
+                windows[provider.label],
+                drain=not last,
             )
     figures = [windows[provider.label].figure(provider.label, mode) for provider in providers]
     for provider, figure in zip(providers, figures, strict=True):
@@ -805,19 +822,24 @@ async def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Figure], li
         # the argon2 pool admits by default (0.5 s of expected wait), which would answer 503s.
         env["IDP_ARGON2_MAX_WAIT"] = "60"
         env[SECRET_ENV] = secret
-        async with running_server(workdir, env, args.workers) as idp:
+        port = free_port()
+        async with contextlib.AsyncExitStack() as stack:
+            idp, server = await start_together(
+                stack,
+                running_server(workdir, env, args.workers, port=port),
+                better_auth(workdir, f"http://127.0.0.1:{port}", alg="RS256", oidc_redirect_uri=REDIRECT_URI),
+            )
             database = urlsplit(database_url or "").path.lstrip("/")
             ours = Ours(idp.port, [idp.process.pid, *idp.workers], secret, database)
-            with better_auth(workdir, idp.url, alg="RS256", oidc_redirect_uri=REDIRECT_URI) as server:
-                ba = _better_auth(server)
-                await _setup_users(idp.url, server, email, password)
-                for provider in (ours, ba):
-                    claims = await verify_one_flow(provider, email, password)
-                    print(f"{provider.label}: ID token verified (RS256), claims {sorted(claims)}")
-                for mode in args.modes:
-                    closed, paced_now = await measure_mode((ours, ba), mode, email, password, args)
-                    figures += closed
-                    paced += paced_now
+            ba = _better_auth(server)
+            await _setup_users(idp.url, server, email, password)
+            for provider in (ours, ba):
+                claims = await verify_one_flow(provider, email, password)
+                print(f"{provider.label}: ID token verified (RS256), claims {sorted(claims)}")
+            for mode in args.modes:
+                closed, paced_now = await measure_mode((ours, ba), mode, email, password, args)
+                figures += closed
+                paced += paced_now
     return figures, paced
 
 

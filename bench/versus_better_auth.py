@@ -28,7 +28,8 @@ PASS/MISS per goal:
 3. login: ``POST /v1/login`` vs ``POST /api/auth/sign-in/email``, each divided by its own hash's
    raw rate measured in this run (argon2id m=19456 t=2 p=1 via argon2-cffi, one thread per core;
    scrypt N=16384 r=16 p=1 dkLen=64 via Node's ``crypto.scrypt``, what Better Auth calls, one
-   request in flight per core) (goal ours >= 0.85 of its ceiling);
+   request in flight per core; before and after the servers run, ``--quick`` once right before
+   the login figures) (goal ours >= 0.85 of its ceiling);
 4. offline verification: ``examples/fastapi-api/idp_auth.py``'s ``IdPAuth.verify`` on one of our
    access tokens (JWKS cached) vs raw ``cryptography`` Ed25519 verify of the same signing input,
    single-threaded ops/s (goal >= 0.75);
@@ -95,6 +96,7 @@ from lib.servers import (
     redis_namespace,
     running_server,
     server_env,
+    start_together,
     stop_process_group,
     throwaway_database,
 )
@@ -351,7 +353,7 @@ async def ours_login(client: httpx.AsyncClient, email: str, password: str) -> di
 
 async def run(args: argparse.Namespace, workdir: Path) -> Results:
     results = Results()
-    if "login" in args.only:
+    if "login" in args.only and not args.quick:  # --quick: once, right before the login figures
         await _hash_ceilings(args, results)
 
     async with (
@@ -360,19 +362,25 @@ async def run(args: argparse.Namespace, workdir: Path) -> Results:
     ):
         env = server_env(args.source, database_url, "default", redis_prefix=prefix)
         env.update(args.server_env)
-        async with running_server(workdir, env, args.workers) as idp:
-            with better_auth(workdir, audience=idp.url) as ba:
-                assert ba._process is not None
-                ba_pids = [ba._process.pid]
-                await _measure_all(args, workdir, idp.url, idp.port, idp.pids, ba, ba_pids, results)
+        port = free_port()
+        async with contextlib.AsyncExitStack() as stack:
+            idp, ba = await start_together(
+                stack,
+                running_server(workdir, env, args.workers, port=port),
+                better_auth(workdir, audience=f"http://127.0.0.1:{port}"),
+            )
+            assert ba._process is not None
+            ba_pids = [ba._process.pid]
+            await _measure_all(args, workdir, idp.url, idp.port, idp.pids, ba, ba_pids, results)
 
-    if "login" in args.only:
+    if "login" in args.only and not args.quick:
         await _hash_ceilings(args, results)
     return results
 
 
 async def _hash_ceilings(args: argparse.Namespace, results: Results) -> None:
-    """Raw argon2id and scrypt rates (measured before and after the servers)."""
+    """Raw argon2id and scrypt rates (measured before and after the servers; --quick: once,
+    right before the login figures)."""
     print(f"raw hash ceilings ({args.raw_seconds:g}s each) ...", flush=True)
     results.argon2_raw.append(await asyncio.to_thread(raw_argon2_rate, args.raw_seconds, CORES))
     results.scrypt_raw.append(await asyncio.to_thread(raw_scrypt_rate, args.raw_seconds, CORES))
@@ -491,6 +499,8 @@ async def _measure_logins(
     results: Results,
 ) -> None:
     ba_port = ba.port
+    if args.quick:  # the servers idle meanwhile, as during the full run's before/after ceilings
+        await _hash_ceilings(args, results)
     print("login ...", flush=True)
     login_body = json.dumps({"email": email, "password": password}).encode()
     ours_login_request = http_request(

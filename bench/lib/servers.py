@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import asyncpg
@@ -47,11 +47,14 @@ __all__ = [
     "redis_namespace",
     "running_server",
     "server_env",
+    "start_together",
     "stop_process_group",
     "throwaway_database",
     "wait_http_ready",
 ]
 
+A = TypeVar("A")
+B = TypeVar("B")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -195,10 +198,11 @@ async def each_worker_answers(url: SplitResult, workers: Sequence[int], deadline
 
 @contextlib.asynccontextmanager
 async def running_server(
-    workdir: Path, env: dict[str, str], workers: int, extra_args: Sequence[str] = ()
+    workdir: Path, env: dict[str, str], workers: int, extra_args: Sequence[str] = (), port: int | None = None
 ) -> AsyncIterator[Server]:
-    """``python -m service serve --workers N`` on a free loopback port, cwd ``workdir``."""
-    port = free_port()
+    """``python -m service serve --workers N`` on ``port`` (default: a free one) on loopback, cwd
+    ``workdir``."""
+    port = port or free_port()
     log_path = workdir / "server.log"
     command = [sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", str(workers)]
     with log_path.open("wb") as log:
@@ -219,6 +223,28 @@ async def running_server(
         yield server
     finally:
         await asyncio.to_thread(stop_process_group, process)
+
+
+async def start_together(
+    stack: contextlib.AsyncExitStack,
+    ours: contextlib.AbstractAsyncContextManager[A],
+    other: contextlib.AbstractContextManager[B],
+) -> tuple[A, B]:
+    """Enter ``ours`` (e.g. ``running_server``) and the blocking ``other`` (e.g. ``better_auth``,
+    in a thread) at the same time, so that their start-ups overlap (nothing is measured during a
+    start-up); ``stack`` exits both."""
+
+    async def blocking() -> B:
+        value = await asyncio.to_thread(other.__enter__)
+        stack.push(other.__exit__)
+        return value
+
+    first, second = await asyncio.gather(stack.enter_async_context(ours), blocking(), return_exceptions=True)
+    if isinstance(first, BaseException):
+        raise first
+    if isinstance(second, BaseException):
+        raise second
+    return first, second
 
 
 def server_env(
