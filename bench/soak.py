@@ -3,7 +3,7 @@
 Run from the repository root::
 
     uv run python bench/soak.py                  # 10-minute soak (~11 min in all)
-    uv run python bench/soak.py --quick          # 20-second soak, RSS every 5 s (~40 s in all)
+    uv run python bench/soak.py --quick          # 15-second soak, RSS every 5 s (~30 s in all)
     uv run python bench/soak.py --duration 1800 --plot /tmp/soak.png
 
 It starts ``python -m service serve --workers 2`` on loopback, on a throwaway PostgreSQL
@@ -474,7 +474,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_standard_arguments(parser)
-    parser.add_argument("--duration", type=float, help="soak seconds (default 600; --quick 20)")
+    parser.add_argument("--duration", type=float, help="soak seconds (default 600; --quick 15)")
     parser.add_argument("--phase", type=float, help="seconds of each load alone (default 10; --quick 1)")
     parser.add_argument("--every", type=float, help="seconds between RSS samples (default 10; --quick 5)")
     parser.add_argument("--plot", type=Path, help="PNG of the RSS samples")
@@ -486,7 +486,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     except ValueError as exc:
         parser.error(str(exc))
     if args.duration is None:
-        args.duration = 20.0 if args.quick else 600.0
+        args.duration = 15.0 if args.quick else 600.0
     if args.phase is None:
         args.phase = 1.0 if args.quick else 10.0
     if args.every is None:

@@ -121,7 +121,7 @@ BARE_HEADERS_ENV = "VBA_BARE_HEADERS"
 
 # Durations (seconds) of a full run and of --quick; an explicit option overrides either.
 FULL = {"duration": 8.0, "warmup": 1.0, "raw_seconds": 2.0, "verify_seconds": 2.0}
-QUICK = {"duration": 2.0, "warmup": 0.5, "raw_seconds": 1.0, "verify_seconds": 1.0}
+QUICK = {"duration": 2.0, "warmup": 0.5, "raw_seconds": 1.0, "verify_seconds": 0.5}
 
 
 # --------------------------------------------------------------------------------------------
@@ -677,7 +677,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--login-concurrency", type=int, default=8, help="connections for logins")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (ours and the bare app)")
     parser.add_argument("--raw-seconds", type=float, help="each raw hash measurement (2; --quick 1)")
-    parser.add_argument("--verify-seconds", type=float, help="each offline verify loop (2; --quick 1)")
+    parser.add_argument("--verify-seconds", type=float, help="each offline verify loop (2; --quick 0.5)")
     parser.add_argument(
         "--database-url",
         default=DEFAULT_ADMIN_URL,
