@@ -4,7 +4,7 @@ Run from the repository root (PostgreSQL and Redis on loopback; Better Auth's No
 installed once with ``npm ci --prefix tests/interop/better_auth``)::
 
     uv run python bench/run.py                 # the full set
-    uv run python bench/run.py --quick         # short windows: under 3 minutes on 2 cores
+    uv run python bench/run.py --quick         # short windows: ~160 s on 2 cores (< 3 min)
     uv run python bench/run.py --runs 3        # the set three times: did every run meet every goal?
     uv run python bench/run.py --only login_jwks,versus_better_auth --json /tmp/bench.json
 
