@@ -347,12 +347,12 @@ def goals(results: Results, duration: float) -> list[Goal]:
     found = []
     base_at, base = results.samples[baseline_index(results, duration)]
     end_at, end = results.samples[-1]
-    for pid in results.workers:
+    for number, pid in enumerate(results.workers, start=1):
         growth = end[pid] - base[pid]
         bound = max(GROWTH_BOUND_MIB * MIB, GROWTH_BOUND_FRACTION * base[pid])
         found.append(
-            Goal(
-                f"worker {pid}: RSS growth {base_at:.0f}s -> {end_at:.0f}s",
+            Goal(  # named by the worker's place, not its pid: run.py matches goals across runs
+                f"worker {number}: RSS growth {base_at:.0f}s -> {end_at:.0f}s",
                 growth / MIB,
                 f"<= {bound / MIB:.1f}",
                 "MiB",
