@@ -33,19 +33,15 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from lib.procs import free_port
 from lib.report import Goal, add_standard_arguments, finish, print_table, run_main
-from lib.servers import redis_namespace, server_env, throwaway_database
+from lib.servers import redis_namespace, running_server, server_env, throwaway_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DATABASE_URL = os.environ.get("IDP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -172,24 +168,6 @@ def total_instructions(dump: Path) -> int:
     raise RuntimeError(f"no totals in {dump}")
 
 
-async def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"the server exited with {process.returncode}:\n{log.read_text(errors='replace')[-2000:]}"
-            )
-        with contextlib.suppress(OSError, RuntimeError, IndexError, ValueError):
-            connection = Connection(port)
-            try:
-                if connection.request("GET", "/health/ready")[0] == 200:
-                    return
-            finally:
-                connection.close()
-        await asyncio.sleep(0.5)
-    raise RuntimeError(f"the server was not ready in {READY_TIMEOUT_SECONDS:.0f}s")
-
-
 async def measure(
     source: Path, figure: str, requests: int, warmup: int, keep: Path | None, label: str
 ) -> float:
@@ -202,40 +180,23 @@ async def measure(
         if figure == "login":
             env.update(CHEAP_ARGON2)
         with tempfile.TemporaryDirectory() as workdir:
-            port, out = free_port(), Path(workdir) / "callgrind.out"
-            log = Path(workdir) / "server.log"
-            command = [
+            valgrind = [
                 "valgrind",
                 "--tool=callgrind",
                 "--instr-atstart=no",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                "-m",
-                "service",
-                "serve",
-                "--workers",
-                "1",
-                "--port",
-                str(port),
+                f"--callgrind-out-file={Path(workdir) / 'callgrind.out'}",
             ]
-            with log.open("wb") as log_file:
-                process = subprocess.Popen(
-                    command,
-                    cwd=workdir,
-                    env=env,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            try:
-                await wait_ready(process, port, log)
-                callgrind(process.pid, "--instr=on")
-                workload = await asyncio.to_thread(Workload, figure, port)
+            async with running_server(
+                Path(workdir), env, 1, wrapper=valgrind, start_timeout=READY_TIMEOUT_SECONDS
+            ) as server:
+                pid = server.process.pid
+                callgrind(pid, "--instr=on")
+                workload = await asyncio.to_thread(Workload, figure, server.port)
                 try:
                     await asyncio.to_thread(workload.run, warmup)
-                    callgrind(process.pid, "--zero")
+                    callgrind(pid, "--zero")
                     await asyncio.to_thread(workload.run, requests)
-                    callgrind(process.pid, "--dump")
+                    callgrind(pid, "--dump")
                 finally:
                     workload.close()
                 dumps = sorted(Path(workdir).glob("callgrind.out.*"))
@@ -245,15 +206,6 @@ async def measure(
                     keep.mkdir(parents=True, exist_ok=True)
                     shutil.copy(dumps[-1], keep / f"{label}-{figure}.callgrind")
                 return total_instructions(dumps[-1]) / requests
-            finally:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGINT)
-                try:
-                    await asyncio.to_thread(process.wait, 20)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    await asyncio.to_thread(process.wait, 20)
 
 
 async def bench(args: argparse.Namespace) -> int:

@@ -125,7 +125,12 @@ def _running(pid: int) -> bool:
 
 
 async def wait_http_ready(
-    process: subprocess.Popen[bytes], url: str, what: str, log_path: Path, workers: int = 1
+    process: subprocess.Popen[bytes],
+    url: str,
+    what: str,
+    log_path: Path,
+    workers: int = 1,
+    timeout: float = START_TIMEOUT_SECONDS,
 ) -> list[int]:
     """Poll ``url`` until it answers 200, then wait for ``workers`` worker processes.
 
@@ -140,7 +145,7 @@ async def wait_http_ready(
         except OSError:
             return "(no log)"
 
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=1.0) as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -150,7 +155,7 @@ async def wait_http_ready(
                     break
             await asyncio.sleep(POLL_SECONDS)
         else:
-            raise RuntimeError(f"{what} not ready in {START_TIMEOUT_SECONDS:.0f}s:\n{tail()}")
+            raise RuntimeError(f"{what} not ready in {timeout:.0f}s:\n{tail()}")
     if workers == 1:
         return [process.pid]
     while time.monotonic() < deadline:
@@ -198,16 +203,23 @@ async def each_worker_answers(url: SplitResult, workers: Sequence[int], deadline
 
 @contextlib.asynccontextmanager
 async def running_server(
-    workdir: Path, env: dict[str, str], workers: int, extra_args: Sequence[str] = (), port: int | None = None
+    workdir: Path,
+    env: dict[str, str],
+    workers: int,
+    extra_args: Sequence[str] = (),
+    port: int | None = None,
+    *,
+    wrapper: Sequence[str] = (),
+    start_timeout: float = START_TIMEOUT_SECONDS,
 ) -> AsyncIterator[Server]:
     """``python -m service serve --workers N`` on ``port`` (default: a free one) on loopback, cwd
-    ``workdir``."""
+    ``workdir``; ``wrapper`` is a command it runs under (e.g. ``valgrind …``)."""
     port = port or free_port()
     log_path = workdir / "server.log"
     command = [sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", str(workers)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*command, *extra_args],
+            [*wrapper, *command, *extra_args],
             cwd=workdir,
             env=env,
             stdout=log,
@@ -218,7 +230,7 @@ async def running_server(
     server = Server(f"http://127.0.0.1:{port}", port, process, log_path)
     try:
         server.workers = await wait_http_ready(
-            process, f"{server.url}/health/ready", "idp serve", log_path, workers
+            process, f"{server.url}/health/ready", "idp serve", log_path, workers, start_timeout
         )
         yield server
     finally:
