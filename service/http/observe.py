@@ -96,7 +96,8 @@ REGISTRY.register(_HttpCollector())
 
 class RouteSeries:
     """Updates the per-route series: ``running = started(method, path)`` when a request begins,
-    ``finished(running, method, path, status, seconds)`` when it is answered."""
+    ``finished(running, method, path, status, seconds)`` when it is answered, ``abandoned(running)``
+    when nobody is left to answer (the client went away)."""
 
     @staticmethod
     def started(method: str, path: str) -> list[int]:
@@ -105,6 +106,10 @@ class RouteSeries:
             running = _RUNNING[method, path] = [0]
         running[0] += 1
         return running
+
+    @staticmethod
+    def abandoned(running: list[int]) -> None:
+        running[0] -= 1
 
     @staticmethod
     def finished(running: list[int], method: str, path: str, status: int, seconds: float) -> None:

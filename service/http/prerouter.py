@@ -185,7 +185,7 @@ class PreRouter:
                 REQUEST_ID.reset(context)
                 if running is not None:
                     if outcome is None:
-                        running[0] -= 1
+                        self._series.abandoned(running)
                     else:
                         self._series.finished(running, method, path, outcome, time.perf_counter() - started)
         headers = [*headers, *self._common, (b"x-request-id", request_id.encode())]

@@ -23,6 +23,7 @@ def test_counts_latency_buckets_errors_and_in_progress() -> None:
     series.finished(first, "GET", path, 200, 0.003)
     series.finished(second, "GET", path, 503, 0.3)
     series.finished(series.started("GET", path), "GET", path, 200, 0.02)
+    series.abandoned(series.started("GET", path))  # the client went away: no answer counted
     ok = {"method": "GET", "path": path, "status_code": "200"}
     failed = {"method": "GET", "path": path, "status_code": "503"}
     assert sample("idp_http_requests_in_progress", method="GET", path=path) == 0
