@@ -7,6 +7,7 @@ body and timing do not reveal whether an email is registered.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -21,9 +22,22 @@ from service.mfa.service import Mfa
 from service.passwords import Match, PasswordService, check_password_policy
 from service.sessions import Sessions, TokenResponse
 from service.store.base import NewUser, StorageUnavailable, User, UserStore
+from service.store.mfa import FactorSummary
 from service.tokens.access import AccessClaims
 
 __all__ = ["Accounts"]
+
+
+def _discard(task: asyncio.Task[FactorSummary] | None) -> None:
+    """Cancel an early read the login did not use (it failed first); a failure the read met is
+    retrieved here, so asyncio does not log it as never seen. Nothing to do once awaited."""
+    if task is None:
+        return
+    if task.done():
+        if not task.cancelled():
+            task.exception()
+    else:
+        task.cancel()
 
 
 class Accounts:
@@ -119,25 +133,30 @@ class Accounts:
         self._passwords.refuse_if_busy()
         await self._guard.before_login(ip, email)
         user = await self._find_by_email(email)
-        match = await self._verify(user, password)
-        failure = self._failure(user, match)
-        if failure is not None:
-            audit("login", outcome=failure, user_id=user.id if user else None, ip=ip)
-            await self._guard.login_failed(email)
-            raise InvalidCredentials
-        assert user is not None
-        assert user.password_hash is not None
-        if self._verification is not None:
-            self._verification.check_sign_in(user)
-        if match is Match.LEGACY or self._passwords.needs_rehash(user.password_hash):
-            new_hash = await self._passwords.hash(password)
-            await self._users.set_password_hash(user.id, new_hash, self._clock())
-        if self._mfa is not None:
-            try:
-                await self._mfa.gate(user, ("pwd",), required=require_mfa)
-            except MfaRequired as required:
-                audit("login", outcome=required.error, user_id=user.id, ip=ip)
-                raise
+        factors = self._read_factors(user)
+        try:
+            match = await self._verify(user, password)
+            failure = self._failure(user, match)
+            if failure is not None:
+                audit("login", outcome=failure, user_id=user.id if user else None, ip=ip)
+                await self._guard.login_failed(email)
+                raise InvalidCredentials
+            assert user is not None
+            assert user.password_hash is not None
+            if self._verification is not None:
+                self._verification.check_sign_in(user)
+            if match is Match.LEGACY or self._passwords.needs_rehash(user.password_hash):
+                new_hash = await self._passwords.hash(password)
+                await self._users.set_password_hash(user.id, new_hash, self._clock())
+            if self._mfa is not None:
+                try:
+                    summary = None if factors is None else await factors
+                    await self._mfa.gate(user, ("pwd",), required=require_mfa, summary=summary)
+                except MfaRequired as required:
+                    audit("login", outcome=required.error, user_id=user.id, ip=ip)
+                    raise
+        finally:
+            _discard(factors)
         try:
             tokens = await self._sessions.start(user, origin=origin, user_agent=user_agent, amr=("pwd",))
         except InvalidGrant:  # disabled while this login was under way
@@ -145,6 +164,14 @@ class Accounts:
             raise InvalidCredentials from None
         audit("login", user_id=user.id, ip=ip)
         return user, tokens
+
+    def _read_factors(self, user: User | None) -> asyncio.Task[FactorSummary] | None:
+        """The account's second factors, read while its password is hashed (the read would
+        otherwise add a round trip after the hash to every login); None without MFA or without
+        an account whose password could match (nothing is read for an unknown email)."""
+        if self._mfa is None or user is None or user.password_hash is None or user.disabled:
+            return None
+        return asyncio.ensure_future(self._mfa.summary(user))
 
     async def _verify(self, user: User | None, password: str) -> Match:
         """The same argon2 work whether or not the account exists (a decoy hash otherwise)."""

@@ -97,11 +97,20 @@ class Mfa:
             methods.append("recovery_code")
         return methods
 
-    async def gate(self, user: User, amr: tuple[str, ...], *, required: bool = False) -> None:
+    async def gate(
+        self,
+        user: User,
+        amr: tuple[str, ...],
+        *,
+        required: bool = False,
+        summary: FactorSummary | None = None,
+    ) -> None:
         """After a first factor: raise :class:`MfaRequired` (with a ticket) if the account has a
         second factor, :class:`MfaEnrollmentRequired` if it has none and MFA is required (by
-        ``IDP_MFA_REQUIRED``, or ``required``: the client's ``require_mfa``)."""
-        summary = await self.store.summary(user.id)
+        ``IDP_MFA_REQUIRED``, or ``required``: the client's ``require_mfa``). ``summary``: the
+        account's factors if the caller read them already (a login reads them during the hash)."""
+        if summary is None:
+            summary = await self.store.summary(user.id)
         if not summary.any and not (required or self._settings.required):
             return
         token, _ = self.tickets.issue(SIGN_IN, str(user.id), amr=amr)
