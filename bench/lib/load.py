@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import multiprocessing
 import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol, TypeVar
@@ -567,6 +568,22 @@ async def _window(
 Samples = list[tuple[float, int]]  # (latency ms, status) per request; status 0 = error
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection in this process while it times requests: a full collection
+    of the probe's own heap (httpx and its imports) took 15-30 ms on a busy machine, at the
+    same request of every run, and was read as the server's latency. What exists now is frozen
+    (never walked again); the window's garbage is collected once it ends."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+
+
 def probe_url(url: str, rate: float, duration: float, fresh_connections: bool) -> Samples:
     """Sequential GETs on a fixed schedule; returns (latency ms, status) per request.
 
@@ -575,7 +592,7 @@ def probe_url(url: str, rate: float, duration: float, fresh_connections: bool) -
     """
     limits = httpx.Limits(max_keepalive_connections=0 if fresh_connections else 1, max_connections=1)
     samples: Samples = []
-    with httpx.Client(timeout=REQUEST_TIMEOUT_SECONDS, limits=limits) as client:
+    with httpx.Client(timeout=REQUEST_TIMEOUT_SECONDS, limits=limits) as client, _collector_paused():
         for _ in range(2):  # warm the client (and the keep-alive connection)
             client.get(url)
         interval = 1.0 / rate
