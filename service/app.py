@@ -19,13 +19,13 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from service.clock import Clock, system_clock
 from service.config import Settings, load_settings
 from service.grants import GRANT_TYPES
-from service.http.accounts import AccountsController
+from service.http.accounts import LOGIN_PATH, AccountsController
 from service.http.admin import AdminController
 from service.http.auth import bearer_claims
 from service.http.authorize import AuthorizeController
 from service.http.bodies import BoundedRequest
 from service.http.errors import EXCEPTION_HANDLERS
-from service.http.fast import JWKSEndpoint, TokenEndpointFast
+from service.http.fast import JWKSEndpoint, LoginEndpointFast, TokenEndpointFast
 from service.http.health import HealthController, metrics
 from service.http.lifecycle import LifecycleController
 from service.http.mfa import MfaController
@@ -184,12 +184,14 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     # The pre-router's table: the hot endpoints answered before Litestar routing.
     jwks = JWKSEndpoint(slot.get, cache_control=jwks_cache_control)
     token = TokenEndpointFast(slot.get, max_body_bytes=settings.max_body_bytes, path=TOKEN_PATH)
+    login = LoginEndpointFast(slot.get, max_body_bytes=settings.max_body_bytes, path=LOGIN_PATH)
     app.asgi_handler = PreRouter(
         SecurityHeaders(app.asgi_handler, hsts_max_age=settings.hsts_max_age),
         {
             ("GET", JWKS_PATH): PlainRoute(jwks),  # counted in idp_jwks_responses_total
             ("HEAD", JWKS_PATH): PlainRoute(jwks),
             ("POST", TOKEN_PATH): FastRoute(token),
+            ("POST", LOGIN_PATH): FastRoute(login),
         },
         common_headers=common_headers,
         defer_on_origin=cors is not None,

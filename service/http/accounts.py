@@ -26,7 +26,7 @@ from service.store.base import User
 from service.store.sessions import Family
 from service.tokens.access import AccessClaims
 
-__all__ = ["AccountsController", "require_json"]
+__all__ = ["LOGIN_PATH", "AccountsController", "require_json"]
 
 Email = Annotated[str, msgspec.Meta(max_length=320)]
 Password = Annotated[str, msgspec.Meta(max_length=4096)]
@@ -48,6 +48,9 @@ async def require_json_if_body(
     if connection.headers.get("content-length", "0") != "0" or "transfer-encoding" in connection.headers:
         await require_json(connection, handler)
 
+
+LOGIN_PATH = "/v1/login"
+"""Also answered before routing (service.http.fast.LoginEndpointFast)."""
 
 # Session ids are 22 base64url characters; anything else is malformed (400), not unknown (404).
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -178,7 +181,7 @@ class AccountsController(Controller):
         return Response(SignupResponse(UserView.of(user), tokens), status_code=HTTP_201_CREATED)
 
     @post(
-        "/login",
+        LOGIN_PATH.removeprefix("/v1"),
         status_code=HTTP_200_OK,
         guards=[require_json],
         responses=errors(400, 401, 403, 413, 415, 429),

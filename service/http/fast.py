@@ -8,6 +8,11 @@ and ``If-None-Match`` → 304, ``Cache-Control``), counted in ``idp_jwks_respons
 ``request_max_body_size``) is parsed with the same :func:`~service.grants.parse_params` and
 answered by the same :meth:`~service.grants.TokenEndpoint.token` as the route; errors get the
 same codes, bodies and headers (:func:`~service.http.errors.error_for`).
+
+``POST /v1/login`` (:class:`LoginEndpointFast`): a JSON body of the route's ``LoginRequest``
+shape goes to the same :meth:`~service.accounts.Accounts.login`; anything else (another media
+type, malformed or unexpected JSON) is handed to the Litestar route with its body
+(:class:`~service.http.prerouter.Defer`), whose validation messages the API documents.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ import msgspec
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily
 
+from service import bounded_json
 from service.grants import parse_params
+from service.http.accounts import LoginRequest
 from service.http.errors import error_body, error_for
-from service.http.prerouter import Disconnected, FastRequest, FastResponse, Headers
+from service.http.prerouter import Defer, Disconnected, FastRequest, FastResponse, Headers
 from service.http.wellknown import JWKS_MEDIA_TYPE, if_none_match_matches
 from service.runtime import Runtime
 
-__all__ = ["JWKSEndpoint", "TokenEndpointFast"]
+__all__ = ["JWKSEndpoint", "LoginEndpointFast", "TokenEndpointFast"]
 
 
 class _JWKSCounts:
@@ -116,7 +123,52 @@ class TokenEndpointFast:
         except Disconnected:
             raise
         except Exception as exc:  # noqa: BLE001 - translated in the one place, service.http.errors
-            error = error_for(exc, self._where)
-            extra = [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
-            status, body = error.status_code, error_body(error)
+            status, extra, body = _error_answer(exc, self._where)
+        return status, [*self._HEADERS, (b"content-length", str(len(body)).encode()), *extra], body
+
+
+def _is_json(content_type: bytes) -> bool:
+    """The route's ``require_json`` guard: the media type, parameters ignored, is JSON."""
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+def _error_answer(exc: Exception, where: str) -> tuple[int, Headers, bytes]:
+    error = error_for(exc, where)
+    extra = [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
+    return error.status_code, extra, error_body(error)
+
+
+class LoginEndpointFast:
+    _HEADERS: Headers = [  # noqa: RUF012 - read only
+        (b"content-type", b"application/json"),
+        (b"cache-control", b"no-store"),
+    ]
+
+    def __init__(self, runtime: Callable[[], Runtime], *, max_body_bytes: int, path: str) -> None:
+        self._runtime = runtime
+        self._max_body = max_body_bytes
+        self._where = f"POST {path}"
+
+    async def __call__(self, request: FastRequest) -> FastResponse:
+        if not _is_json(request.content_type):
+            raise Defer  # the route's 415, its body unread
+        extra: Headers = []
+        try:
+            raw = await request.body(self._max_body)
+            try:
+                data = bounded_json.decode(raw, type=LoginRequest)
+            except (msgspec.MsgspecError, UnicodeDecodeError):
+                raise Defer(raw) from None
+            runtime = self._runtime()
+            peer = request.client[0] if request.client else None
+            ip = runtime.guard.client_ip(peer, request.forwarded_for.decode("latin-1") or None)
+            agent = request.user_agent
+            _, tokens = await runtime.accounts.login(
+                data.email, data.password, None if agent is None else agent.decode("latin-1"), ip
+            )
+            status, body = 200, msgspec.json.encode(tokens)
+        except (Disconnected, Defer):
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated in the one place, service.http.errors
+            status, extra, body = _error_answer(exc, self._where)
         return status, [*self._HEADERS, (b"content-length", str(len(body)).encode()), *extra], body

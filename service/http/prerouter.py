@@ -11,7 +11,8 @@ request-id context and the per-route series — a coroutine, a context and a his
 observation cost more than the rest of such an answer.
 
 Whatever the table does not hold goes to Litestar unchanged, and so does any request with an
-``Origin`` header when CORS is configured (the CORS middleware answers those). The Litestar
+``Origin`` header when CORS is configured (the CORS middleware answers those), and any request
+an endpoint hands over with :class:`Defer` (its body replayed). The Litestar
 routes of the fast endpoints stay, for OpenAPI and those cases.
 
 To add a fast endpoint: write ``async def endpoint(request: FastRequest) -> FastResponse`` (or a
@@ -31,6 +32,7 @@ from service.audit import REQUEST_ID, request_id_from
 from service.http.observe import RouteSeries
 
 __all__ = [
+    "Defer",
     "Disconnected",
     "FastEndpoint",
     "FastRequest",
@@ -49,6 +51,27 @@ class Disconnected(Exception):
     """The client went away before its body arrived: nothing to answer."""
 
 
+class Defer(Exception):
+    """A fast endpoint hands the request to Litestar (input its fast path does not take, such
+    as a malformed body: Litestar's answer to it is the one the API documents). ``body``: what
+    the endpoint read of the request body, replayed to Litestar (None: nothing was read)."""
+
+    def __init__(self, body: bytes | None = None) -> None:
+        super().__init__()
+        self.body = body
+
+
+def _replaying(body: bytes, receive: Any) -> Any:
+    """``receive`` for Litestar after a fast endpoint read the whole ``body``: the body once,
+    then whatever the server has next (a disconnect)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Any:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
 class FastRequest:
     """What the fast endpoints read of a request, from one scan of its headers."""
 
@@ -62,6 +85,7 @@ class FastRequest:
         "method",
         "origin",
         "receive",
+        "user_agent",
     )
 
     def __init__(
@@ -71,6 +95,7 @@ class FastRequest:
         self.client = client
         self.receive = receive
         content_type = authorization = forwarded_for = if_none_match = incoming_id = b""
+        user_agent = None
         origin = False
         for name, value in headers:  # the one scan
             if name == b"content-type":
@@ -83,6 +108,8 @@ class FastRequest:
                 forwarded_for = value
             elif name == b"x-request-id":
                 incoming_id = value
+            elif name == b"user-agent":
+                user_agent = value
             elif name == b"origin":
                 origin = True
         self.content_type = content_type
@@ -93,6 +120,7 @@ class FastRequest:
         """The client's (or proxy's) ``X-Request-ID``, unchecked."""
         self.origin = origin
         """Whether the request carries an ``Origin`` header."""
+        self.user_agent: bytes | None = user_agent
 
     async def body(self, limit: int) -> bytes:
         """The whole body; :class:`RequestTooLarge` beyond ``limit`` bytes."""
@@ -175,12 +203,15 @@ class PreRouter:
             started = time.perf_counter()
             context = REQUEST_ID.set(request_id)
             outcome: int | None = 500
+            deferred: Defer | None = None
             try:
                 status, headers, body = await route.endpoint(request)
                 outcome = status
             except Disconnected:
                 outcome = None  # nobody to answer: neither a success nor a server error
                 return
+            except Defer as handed_over:
+                outcome, deferred = None, handed_over  # Litestar's series counts it
             finally:
                 REQUEST_ID.reset(context)
                 if running is not None:
@@ -188,6 +219,10 @@ class PreRouter:
                         self._series.abandoned(running)
                     else:
                         self._series.finished(running, method, path, outcome, time.perf_counter() - started)
+            if deferred is not None:
+                read = deferred.body
+                await self.app(scope, receive if read is None else _replaying(read, receive), send)
+                return
         headers = [*headers, *self._common, (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})

@@ -8,7 +8,7 @@ and metrics, and leaves CORS requests and other methods to Litestar.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,37 +18,12 @@ from litestar import Litestar
 from service.app import create_app, serving
 from service.clock import FrozenClock
 from service.config import Settings
-from service.http.prerouter import PreRouter
 
 PASSWORD = "correct horse battery"
 # Headers whose values differ per response, or that only the fast path adds to error answers
 # (Litestar's exception responses skip the controller's and the app's response headers).
 VARYING = {"x-request-id", "content-length", "date"}
 FAST_ONLY_ON_ERRORS = {"pragma", "x-content-type-options"}
-
-
-def litestar_route(app: Litestar) -> Any:
-    """The app without its fast paths: what Litestar itself answers."""
-    assert isinstance(app.asgi_handler, PreRouter)
-    routed = app.asgi_handler.app
-
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:
-        scope["app"] = scope["litestar_app"] = app
-        scope.setdefault("state", {})
-        await routed(scope, receive, send)
-
-    return asgi
-
-
-@pytest.fixture
-async def both(app: Litestar) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    base = "http://127.0.0.1:8000"
-    async with (
-        serving(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as fast,  # type: ignore[arg-type]
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=litestar_route(app)), base_url=base) as routed,
-    ):
-        yield fast, routed
 
 
 def _headers(response: httpx.Response) -> dict[str, str]:
