@@ -7,7 +7,6 @@ body and timing do not reveal whether an email is registered.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -26,18 +25,6 @@ from service.store.mfa import FactorSummary
 from service.tokens.access import AccessClaims
 
 __all__ = ["Accounts"]
-
-
-def _discard(task: asyncio.Task[FactorSummary] | None) -> None:
-    """Cancel an early read the login did not use (it failed first); a failure the read met is
-    retrieved here, so asyncio does not log it as never seen. Nothing to do once awaited."""
-    if task is None:
-        return
-    if task.done():
-        if not task.cancelled():
-            task.exception()
-    else:
-        task.cancel()
 
 
 class Accounts:
@@ -132,31 +119,26 @@ class Accounts:
         ``require_mfa``: the client asks for a second factor even when the account has none."""
         self._passwords.refuse_if_busy()
         await self._guard.before_login(ip, email)
-        user = await self._find_by_email(email)
-        factors = self._read_factors(user)
-        try:
-            match = await self._verify(user, password)
-            failure = self._failure(user, match)
-            if failure is not None:
-                audit("login", outcome=failure, user_id=user.id if user else None, ip=ip)
-                await self._guard.login_failed(email)
-                raise InvalidCredentials
-            assert user is not None
-            assert user.password_hash is not None
-            if self._verification is not None:
-                self._verification.check_sign_in(user)
-            if match is Match.LEGACY or self._passwords.needs_rehash(user.password_hash):
-                new_hash = await self._passwords.hash(password)
-                await self._users.set_password_hash(user.id, new_hash, self._clock())
-            if self._mfa is not None:
-                try:
-                    summary = None if factors is None else await factors
-                    await self._mfa.gate(user, ("pwd",), required=require_mfa, summary=summary)
-                except MfaRequired as required:
-                    audit("login", outcome=required.error, user_id=user.id, ip=ip)
-                    raise
-        finally:
-            _discard(factors)
+        user, factors = await self._sign_in_account(email)
+        match = await self._verify(user, password)
+        failure = self._failure(user, match)
+        if failure is not None:
+            audit("login", outcome=failure, user_id=user.id if user else None, ip=ip)
+            await self._guard.login_failed(email)
+            raise InvalidCredentials
+        assert user is not None
+        assert user.password_hash is not None
+        if self._verification is not None:
+            self._verification.check_sign_in(user)
+        if match is Match.LEGACY or self._passwords.needs_rehash(user.password_hash):
+            new_hash = await self._passwords.hash(password)
+            await self._users.set_password_hash(user.id, new_hash, self._clock())
+        if self._mfa is not None:
+            try:
+                await self._mfa.gate(user, ("pwd",), required=require_mfa, summary=factors)
+            except MfaRequired as required:
+                audit("login", outcome=required.error, user_id=user.id, ip=ip)
+                raise
         try:
             tokens = await self._sessions.start(user, origin=origin, user_agent=user_agent, amr=("pwd",))
         except InvalidGrant:  # disabled while this login was under way
@@ -164,14 +146,6 @@ class Accounts:
             raise InvalidCredentials from None
         audit("login", user_id=user.id, ip=ip)
         return user, tokens
-
-    def _read_factors(self, user: User | None) -> asyncio.Task[FactorSummary] | None:
-        """The account's second factors, read while its password is hashed (the read would
-        otherwise add a round trip after the hash to every login); None without MFA or without
-        an account whose password could match (nothing is read for an unknown email)."""
-        if self._mfa is None or user is None or user.password_hash is None or user.disabled:
-            return None
-        return asyncio.ensure_future(self._mfa.summary(user))
 
     async def _verify(self, user: User | None, password: str) -> Match:
         """The same argon2 work whether or not the account exists (a decoy hash otherwise)."""
@@ -236,6 +210,17 @@ class Accounts:
 
     async def get_by_email(self, email: str) -> User:
         return await self._require(email)
+
+    async def _sign_in_account(self, email: str) -> tuple[User | None, FactorSummary | None]:
+        """The account a sign-in names and, with MFA on, its second factors, in one read."""
+        try:
+            _, normalized = normalize_email(email)
+        except InvalidEmail:
+            return None, None
+        if self._mfa is None:
+            return await self._users.get_user_by_email(normalized), None
+        found = await self._mfa.store.sign_in_account(normalized)
+        return (None, None) if found is None else found
 
     async def _find_by_email(self, email: str) -> User | None:
         try:

@@ -8,9 +8,12 @@ from uuid import UUID
 
 import asyncpg
 
+from service.store.base import User
 from service.store.mfa import FactorSummary, Passkey, PasskeyExists, TotpFactor
+from service.store.postgres import _USER_COLUMNS as USER_COLUMNS
 from service.store.postgres import PostgresDatabase
 from service.store.postgres import _ts as timestamp
+from service.store.postgres import _user as row_user
 
 __all__ = ["PostgresMfaStore"]
 
@@ -22,6 +25,14 @@ _SUMMARY = (
     "SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed), "
     "(SELECT count(*) FROM mfa_passkeys WHERE user_id = $1), "
     "(SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL)"
+)
+
+_SIGN_IN = (
+    f"SELECT {USER_COLUMNS}, "
+    "EXISTS (SELECT 1 FROM mfa_totp t WHERE t.user_id = users.id AND t.confirmed) AS factor_totp, "
+    "(SELECT count(*) FROM mfa_passkeys p WHERE p.user_id = users.id) AS factor_passkeys, "
+    "(SELECT count(*) FROM mfa_recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL) "
+    "AS factor_codes FROM users WHERE email_normalized = $1"
 )
 
 
@@ -55,6 +66,13 @@ class PostgresMfaStore:
 
     async def summary(self, user_id: UUID) -> FactorSummary:
         return _summary(await self._db.fetchrow(_SUMMARY, user_id))
+
+    async def sign_in_account(self, email_normalized: str) -> tuple[User, FactorSummary] | None:
+        row = await self._db.fetchrow(_SIGN_IN, email_normalized)
+        user = row_user(row)
+        if row is None or user is None:
+            return None
+        return user, FactorSummary(row["factor_totp"], int(row["factor_passkeys"]), int(row["factor_codes"]))
 
     async def get_totp(self, user_id: UUID) -> TotpFactor | None:
         row = await self._db.fetchrow(

@@ -7,8 +7,11 @@ import sqlite3
 from collections.abc import Sequence
 from uuid import UUID
 
+from service.store.base import User
 from service.store.mfa import FactorSummary, Passkey, PasskeyExists, TotpFactor
+from service.store.sqlite import _USER_COLUMNS as USER_COLUMNS
 from service.store.sqlite import SqliteDatabase, transaction
+from service.store.sqlite import _user as row_user
 
 __all__ = ["SqliteMfaStore"]
 
@@ -49,6 +52,16 @@ class SqliteMfaStore:
 
     async def summary(self, user_id: UUID) -> FactorSummary:
         return await self._db.run(lambda conn: _summary(conn, str(user_id)))
+
+    async def sign_in_account(self, email_normalized: str) -> tuple[User, FactorSummary] | None:
+        def read(conn: sqlite3.Connection) -> tuple[User, FactorSummary] | None:
+            row = conn.execute(
+                f"SELECT {USER_COLUMNS} FROM users WHERE email_normalized = ?", (email_normalized,)
+            ).fetchone()
+            user = row_user(row)
+            return None if user is None else (user, _summary(conn, str(user.id)))
+
+        return await self._db.run(read)
 
     async def get_totp(self, user_id: UUID) -> TotpFactor | None:
         row = await self._db.run(

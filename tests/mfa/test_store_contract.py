@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from service.store.base import Database, NewUser, User
-from service.store.mfa import MfaStore, Passkey, PasskeyExists
+from service.store.mfa import FactorSummary, MfaStore, Passkey, PasskeyExists
 from service.store.postgres import PostgresDatabase
 from service.store.postgres_mfa import PostgresMfaStore
 from service.store.sqlite import SqliteDatabase
@@ -186,3 +186,29 @@ async def test_factors_go_with_the_account(store: MfaStore, user: User, database
     assert await database.delete_user(user.id)
     assert await store.get_totp(user.id) is None
     assert await store.list_passkeys(user.id) == []
+
+
+async def test_sign_in_account_reads_the_account_and_its_factors(
+    store: MfaStore, user: User, database: Database
+) -> None:
+    """One read for a password sign-in: None for an unknown address, else the account as
+    ``get_user_by_email`` reads it and its factors as ``summary`` counts them."""
+    assert await store.sign_in_account("nobody@example.com") is None
+    found = await store.sign_in_account(user.email_normalized)
+    assert found is not None
+    assert found[0] == await database.get_user_by_email(user.email_normalized)
+    assert found[1] == await store.summary(user.id) == FactorSummary(False, 0, 0)
+
+    await store.begin_totp(user.id, b"sealed", NOW)
+    pending = await store.sign_in_account(user.email_normalized)
+    assert pending is not None
+    assert pending[1].totp is False  # not confirmed yet: not a factor
+    await store.confirm_totp(user.id, NOW)
+    await store.add_passkey(_passkey(user))
+    await store.replace_recovery_codes(user.id, ["a" * 64, "b" * 64], NOW)
+    await store.use_recovery_code(user.id, "a" * 64, NOW)
+    other = await _user(database)
+    await store.add_passkey(_passkey(other))
+    found = await store.sign_in_account(user.email_normalized)
+    assert found is not None
+    assert found[1] == await store.summary(user.id) == FactorSummary(True, 1, 1)
