@@ -26,15 +26,27 @@ def normalize_email(raw: str) -> tuple[str, str]:
     email = raw.strip()
     if not email or len(email) > MAX_EMAIL_LENGTH:
         raise InvalidEmail
-    if any(unicodedata.category(ch).startswith("C") for ch in email):
+    # Every sign-in normalises its address twice (limiter key, account read): ASCII, the usual
+    # case, skips the per-character category scan, NFKC and the IDNA codec, which leave it as
+    # it is (tests/unit/test_emails.py checks both paths agree).
+    if email.isascii():
+        if not email.isprintable():  # the ASCII control characters, category Cc
+            raise InvalidEmail
+        text = email
+    elif any(unicodedata.category(ch).startswith("C") for ch in email):
         raise InvalidEmail
-    local, at, domain = unicodedata.normalize("NFKC", email).rpartition("@")
+    else:
+        text = unicodedata.normalize("NFKC", email)
+    local, at, domain = text.rpartition("@")
     if not at or not local or not domain or len(local) > MAX_LOCAL_LENGTH:
         raise InvalidEmail
     if not _LOCAL_ATOM.match(local) or local.startswith(".") or local.endswith(".") or ".." in local:
         raise InvalidEmail
+    domain = domain.rstrip(".")
     try:
-        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+        # IDNA keeps ASCII labels as they are; its only check on them (1-63 characters) is one
+        # of the label rules below.
+        ascii_domain = (domain if domain.isascii() else domain.encode("idna").decode("ascii")).lower()
     except UnicodeError as exc:
         raise InvalidEmail from exc
     labels = ascii_domain.split(".")
