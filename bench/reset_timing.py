@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    uv run python bench/reset_timing.py [--rounds 100]
-    uv run python bench/reset_timing.py --quick      # 40 rounds
+    uv run python bench/reset_timing.py [--rounds 300]
+    uv run python bench/reset_timing.py --quick      # 100 rounds
 
 Starts ``idp serve`` (SQLite in a temp dir, mail written to files by its own worker), creates
 one account, then sends reset requests for the known address and for fresh unknown ones, one at
@@ -49,11 +49,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_standard_arguments(parser)
     parser.add_argument(
-        "--rounds", type=int, help="pairs of requests after 10 warm-up pairs (100; --quick 40)"
+        "--rounds", type=int, help="pairs of requests after 10 warm-up pairs (300; --quick 100)"
     )
     args = parser.parse_args()
     if args.rounds is None:
-        args.rounds = 40 if args.quick else 100
+        args.rounds = 100 if args.quick else 300
     bodies: set[bytes] = set()
     known: list[float] = []
     unknown: list[float] = []
