@@ -70,7 +70,12 @@ T = TypeVar("T")
 
 
 def run_uvloop(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on uvloop (what every bench's load generator runs on)."""
+    """``asyncio.run`` on uvloop (what every bench's load generator runs on). What the bench
+    imported is frozen first (``gc.freeze``): the collector's full passes then walk only what
+    the run creates, not httpx, asyncpg and the rest, so the client's own pauses stay out of
+    the latencies it records (the probe process pauses its collector altogether)."""
+    gc.collect()
+    gc.freeze()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
 
