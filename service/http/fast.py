@@ -97,78 +97,73 @@ class JWKSEndpoint:
         self._etag = etag
 
 
-class TokenEndpointFast:
+def _is_json(content_type: bytes) -> bool:
+    """The route's ``require_json`` guard: the media type, parameters ignored, is JSON."""
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+def _client_ip(runtime: Runtime, request: FastRequest) -> str:
+    """As the routes' ``request_ip``: ``X-Forwarded-For`` believed from trusted proxies only."""
+    peer = request.client[0] if request.client else None
+    return runtime.guard.client_ip(peer, request.forwarded_for.decode("latin-1") or None)
+
+
+class _JSONEndpoint:
+    """A fast POST endpoint that answers JSON: ``_answer`` gives the 200 body; an error becomes
+    the routes' answer (:func:`~service.http.errors.error_for`), with ``_HEADERS`` either way."""
+
+    _HEADERS: Headers = []  # noqa: RUF012 - read only
+
+    def __init__(self, runtime: Callable[[], Runtime], *, max_body_bytes: int, path: str) -> None:
+        self._runtime = runtime
+        self._max_body = max_body_bytes
+        self._where = f"POST {path}"
+
+    async def __call__(self, request: FastRequest) -> FastResponse:
+        extra: Headers = []
+        try:
+            status, body = 200, await self._answer(request, self._runtime())
+        except (Disconnected, Defer):
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated in the one place, service.http.errors
+            error = error_for(exc, self._where)
+            extra = [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
+            status, body = error.status_code, error_body(error)
+        return status, [*self._HEADERS, (b"content-length", str(len(body)).encode()), *extra], body
+
+    async def _answer(self, request: FastRequest, runtime: Runtime) -> bytes:
+        raise NotImplementedError
+
+
+class TokenEndpointFast(_JSONEndpoint):
     _HEADERS: Headers = [  # noqa: RUF012 - read only
         (b"content-type", b"application/json"),
         (b"cache-control", b"no-store"),
         (b"pragma", b"no-cache"),
     ]
 
-    def __init__(self, runtime: Callable[[], Runtime], *, max_body_bytes: int, path: str) -> None:
-        self._runtime = runtime
-        self._max_body = max_body_bytes
-        self._where = f"POST {path}"
-
-    async def __call__(self, request: FastRequest) -> FastResponse:
-        runtime = self._runtime()
-        extra: Headers = []
-        try:
-            params = parse_params(request.content_type.decode("latin-1"), await request.body(self._max_body))
-            peer = request.client[0] if request.client else None
-            ip = runtime.guard.client_ip(peer, request.forwarded_for.decode("latin-1") or None)
-            response = await runtime.tokens.token(
-                params, authorization=request.authorization.decode("latin-1"), ip=ip
-            )
-            status, body = 200, msgspec.json.encode(response)
-        except Disconnected:
-            raise
-        except Exception as exc:  # noqa: BLE001 - translated in the one place, service.http.errors
-            status, extra, body = _error_answer(exc, self._where)
-        return status, [*self._HEADERS, (b"content-length", str(len(body)).encode()), *extra], body
+    async def _answer(self, request: FastRequest, runtime: Runtime) -> bytes:
+        params = parse_params(request.content_type.decode("latin-1"), await request.body(self._max_body))
+        authorization, ip = request.authorization.decode("latin-1"), _client_ip(runtime, request)
+        response = await runtime.tokens.token(params, authorization=authorization, ip=ip)
+        return msgspec.json.encode(response)
 
 
-def _is_json(content_type: bytes) -> bool:
-    """The route's ``require_json`` guard: the media type, parameters ignored, is JSON."""
-    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
-
-
-def _error_answer(exc: Exception, where: str) -> tuple[int, Headers, bytes]:
-    error = error_for(exc, where)
-    extra = [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
-    return error.status_code, extra, error_body(error)
-
-
-class LoginEndpointFast:
+class LoginEndpointFast(_JSONEndpoint):
     _HEADERS: Headers = [  # noqa: RUF012 - read only
         (b"content-type", b"application/json"),
         (b"cache-control", b"no-store"),
     ]
 
-    def __init__(self, runtime: Callable[[], Runtime], *, max_body_bytes: int, path: str) -> None:
-        self._runtime = runtime
-        self._max_body = max_body_bytes
-        self._where = f"POST {path}"
-
-    async def __call__(self, request: FastRequest) -> FastResponse:
+    async def _answer(self, request: FastRequest, runtime: Runtime) -> bytes:
         if not _is_json(request.content_type):
             raise Defer  # the route's 415, its body unread
-        extra: Headers = []
+        raw = await request.body(self._max_body)
         try:
-            raw = await request.body(self._max_body)
-            try:
-                data = bounded_json.decode(raw, type=LoginRequest)
-            except (msgspec.MsgspecError, UnicodeDecodeError):
-                raise Defer(raw) from None
-            runtime = self._runtime()
-            peer = request.client[0] if request.client else None
-            ip = runtime.guard.client_ip(peer, request.forwarded_for.decode("latin-1") or None)
-            agent = request.user_agent
-            _, tokens = await runtime.accounts.login(
-                data.email, data.password, None if agent is None else agent.decode("latin-1"), ip
-            )
-            status, body = 200, msgspec.json.encode(tokens)
-        except (Disconnected, Defer):
-            raise
-        except Exception as exc:  # noqa: BLE001 - translated in the one place, service.http.errors
-            status, extra, body = _error_answer(exc, self._where)
-        return status, [*self._HEADERS, (b"content-length", str(len(body)).encode()), *extra], body
+            data = bounded_json.decode(raw, type=LoginRequest)
+        except (msgspec.MsgspecError, UnicodeDecodeError):
+            raise Defer(raw) from None
+        agent = None if request.user_agent is None else request.user_agent.decode("latin-1")
+        ip = _client_ip(runtime, request)
+        _, tokens = await runtime.accounts.login(data.email, data.password, agent, ip)
+        return msgspec.json.encode(tokens)

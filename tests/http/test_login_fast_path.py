@@ -10,35 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
 
-from service.app import create_app, serving
+from service.app import serving
 from service.clock import FrozenClock
-from service.config import Settings
 from service.http.accounts import LOGIN_PATH
 from service.http.prerouter import Defer, FastRequest, FastResponse, FastRoute, PreRouter
-from tests.http.test_token_fast_path import VARYING
+from tests.http.prerouted import ALLOWED_ORIGIN, comparable, counter, post_then_disconnect
 
 PASSWORD = "correct horse battery"
 EMAIL = "ada@example.com"
 JSON_TYPE = {"content-type": "application/json"}
 Pair = tuple[httpx.AsyncClient, httpx.AsyncClient]
-
-
-def _headers(response: httpx.Response) -> dict[str, str]:
-    return {name: value for name, value in response.headers.items() if name not in VARYING}
-
-
-def _counter(metrics: str, sample: str) -> float:
-    for line in metrics.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def _metric(status: int) -> str:
@@ -92,11 +79,11 @@ async def test_errors_match_the_litestar_route(
     routed_answer = await routed.post("/v1/login", **request_args)
     assert 400 <= fast_answer.status_code < 500, (case, fast_answer.text)
     assert (fast_answer.status_code, fast_answer.json()) == (routed_answer.status_code, routed_answer.json())
-    assert _headers(fast_answer) == _headers(routed_answer)
+    assert comparable(fast_answer) == comparable(routed_answer)
     assert fast_answer.headers["cache-control"] == "no-store"
     assert int(fast_answer.headers["content-length"]) == len(fast_answer.content)
     status = fast_answer.status_code
-    assert _counter(after, _metric(status)) - _counter(before, _metric(status)) == 1  # once, either way in
+    assert counter(after, _metric(status)) - counter(before, _metric(status)) == 1  # once, either way in
     assert seen == ["deferred" if case in DEFERRED else "answered"]
 
 
@@ -136,7 +123,7 @@ async def test_a_login_matches_the_litestar_route(
     assert by_fast.status_code == 200, by_fast.text
     by_route = await routed.post("/v1/login", json=body)
     assert by_route.status_code == 200, by_route.text
-    assert _headers(by_fast) == _headers(by_route)
+    assert comparable(by_fast) == comparable(by_route)
     assert by_fast.json().keys() == by_route.json().keys() == {
         "access_token", "token_type", "expires_in", "refresh_token"
     }  # fmt: skip
@@ -146,7 +133,7 @@ async def test_a_login_matches_the_litestar_route(
         for record in caplog.records
     )
     after = (await fast.get("/metrics")).text
-    assert _counter(after, _metric(200)) - _counter(before, _metric(200)) == 2
+    assert counter(after, _metric(200)) - counter(before, _metric(200)) == 2
     assert seen == ["answered"]  # the fast path's answer, the route's only through `routed`
     token = by_fast.json()["access_token"]
     sessions = await fast.get("/v1/sessions", headers={"Authorization": f"Bearer {token}"})
@@ -164,44 +151,21 @@ async def test_a_second_factor_answer_matches_the_litestar_route(both: Pair, clo
     assert [answer.status_code for answer in answers] == [401, 401]
     assert answers[0].json().keys() == answers[1].json().keys() >= {"error", "mfa_token", "methods"}
     assert answers[0].json()["methods"] == answers[1].json()["methods"]
-    assert _headers(answers[0]) == _headers(answers[1])
+    assert comparable(answers[0]) == comparable(answers[1])
 
 
 async def test_a_client_gone_before_its_body_gets_no_answer(app: Litestar) -> None:
-    sent: list[Any] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http", "method": "POST", "path": "/v1/login", "client": ("127.0.0.1", 1),
-        "headers": [(b"content-type", b"application/json")],
-        "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
-    }  # fmt: skip
     async with serving(app):
-        await app(scope, receive, send)  # type: ignore[arg-type]
+        sent = await post_then_disconnect(app, LOGIN_PATH, [(b"content-type", b"application/json")])
     assert sent == []
 
 
-async def test_cors_requests_use_the_cors_middleware(
-    make_settings: Callable[..., Settings], backend_env: dict[str, str], clock: FrozenClock
-) -> None:
-    settings = make_settings(**backend_env, IDP_CORS_ORIGINS="https://app.example.com")
-    app = create_app(settings, clock=clock)
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+async def test_cors_requests_use_the_cors_middleware(cors_client: httpx.AsyncClient) -> None:
     body = json.dumps({"email": EMAIL, "password": "wrong password here"}).encode()
-    async with (
-        serving(app),
-        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client,
-    ):
-        allowed = await client.post(
-            "/v1/login", content=body, headers={**JSON_TYPE, "Origin": "https://app.example.com"}
-        )
-        plain = await client.post("/v1/login", content=body, headers=JSON_TYPE)
-    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    with_origin = {**JSON_TYPE, "Origin": ALLOWED_ORIGIN}
+    allowed = await cors_client.post("/v1/login", content=body, headers=with_origin)
+    plain = await cors_client.post("/v1/login", content=body, headers=JSON_TYPE)
+    assert allowed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     assert "access-control-allow-origin" not in plain.headers
     assert (allowed.status_code, allowed.json()) == (plain.status_code, plain.json()) == (
         401, {"error": "invalid_credentials", "error_description": allowed.json()["error_description"]}

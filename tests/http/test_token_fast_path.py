@@ -8,26 +8,18 @@ and metrics, and leaves CORS requests and other methods to Litestar.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
 
-from service.app import create_app, serving
-from service.clock import FrozenClock
-from service.config import Settings
+from tests.http.prerouted import ALLOWED_ORIGIN, comparable, counter, post_then_disconnect
 
 PASSWORD = "correct horse battery"
-# Headers whose values differ per response, or that only the fast path adds to error answers
-# (Litestar's exception responses skip the controller's and the app's response headers).
-VARYING = {"x-request-id", "content-length", "date"}
+# Headers that only the fast path adds to error answers (Litestar's exception responses skip
+# the controller's and the app's response headers).
 FAST_ONLY_ON_ERRORS = {"pragma", "x-content-type-options"}
-
-
-def _headers(response: httpx.Response) -> dict[str, str]:
-    return {name: value for name, value in response.headers.items() if name not in VARYING}
 
 
 FORM_TYPE = {"content-type": "application/x-www-form-urlencoded"}
@@ -58,9 +50,9 @@ async def test_errors_match_the_litestar_route(
     fast_answer, routed_answer = answers
     assert 400 <= fast_answer.status_code < 500, (case, fast_answer.text)
     assert (fast_answer.status_code, fast_answer.json()) == (routed_answer.status_code, routed_answer.json())
-    extra = set(_headers(fast_answer)) - set(_headers(routed_answer))
+    extra = set(comparable(fast_answer)) - set(comparable(routed_answer))
     assert extra <= FAST_ONLY_ON_ERRORS, extra
-    assert {k: v for k, v in _headers(fast_answer).items() if k not in extra} == _headers(routed_answer)
+    assert {k: v for k, v in comparable(fast_answer).items() if k not in extra} == comparable(routed_answer)
     assert fast_answer.headers["cache-control"] == "no-store"
     assert int(fast_answer.headers["content-length"]) == len(fast_answer.content)
 
@@ -84,7 +76,7 @@ async def test_a_refresh_matches_the_litestar_route(
         json={"grant_type": "refresh_token", "refresh_token": by_fast.json()["refresh_token"]},
     )
     assert by_route.status_code == 200, by_route.text
-    assert _headers(by_fast) == _headers(by_route)
+    assert comparable(by_fast) == comparable(by_route)
     assert by_fast.json().keys() == by_route.json().keys()
     assert by_fast.headers["x-request-id"] == "token-req-0001"
     assert by_fast.headers["pragma"] == "no-cache"
@@ -95,7 +87,7 @@ async def test_a_refresh_matches_the_litestar_route(
     after = (await fast.get("/metrics")).text
     sample = 'idp_http_requests_total{app_name="idp",method="POST",path="/oauth2/token",status_code="200"}'
     # One series for the route, whichever way in answered: the fast path's and the route's.
-    assert _counter(after, sample) - _counter(before, sample) == 2
+    assert counter(after, sample) - counter(before, sample) == 2
 
 
 async def test_other_methods_reach_the_litestar_route(
@@ -106,29 +98,13 @@ async def test_other_methods_reach_the_litestar_route(
     assert (answer.status_code, answer.json()["error"]) == (405, "method_not_allowed")
 
 
-async def test_cors_requests_use_the_cors_middleware(
-    make_settings: Callable[..., Settings], backend_env: dict[str, str], clock: FrozenClock
-) -> None:
-    settings = make_settings(**backend_env, IDP_CORS_ORIGINS="https://app.example.com")
-    app = create_app(settings, clock=clock)
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+async def test_cors_requests_use_the_cors_middleware(cors_client: httpx.AsyncClient) -> None:
     form = {"grant_type": "refresh_token", "refresh_token": "nope"}
-    async with (
-        serving(app),
-        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client,
-    ):
-        allowed = await client.post("/oauth2/token", data=form, headers={"Origin": "https://app.example.com"})
-        plain = await client.post("/oauth2/token", data=form)
-    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    allowed = await cors_client.post("/oauth2/token", data=form, headers={"Origin": ALLOWED_ORIGIN})
+    plain = await cors_client.post("/oauth2/token", data=form)
+    assert allowed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     assert "access-control-allow-origin" not in plain.headers
     assert allowed.json() == plain.json()
-
-
-def _counter(metrics: str, sample: str) -> float:
-    for line in metrics.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 async def test_a_client_gone_before_its_body_gets_no_answer_and_no_5xx(
@@ -136,22 +112,10 @@ async def test_a_client_gone_before_its_body_gets_no_answer_and_no_5xx(
 ) -> None:
     fast, _ = both
     before = (await fast.get("/metrics")).text
-    sent: list[Any] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http", "method": "POST", "path": "/oauth2/token", "headers": [], "client": ("127.0.0.1", 1),
-        "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
-    }  # fmt: skip
-    await app(scope, receive, send)  # type: ignore[arg-type]
+    sent = await post_then_disconnect(app, "/oauth2/token", [])
     assert sent == []
     after = (await fast.get("/metrics")).text
     errors = (
         'idp_http_requests_error_total{app_name="idp",method="POST",path="/oauth2/token",status_code="500"}'
     )
-    assert _counter(after, errors) == _counter(before, errors)
+    assert counter(after, errors) == counter(before, errors)
