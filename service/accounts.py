@@ -219,7 +219,7 @@ class Accounts:
             return None, None
         if self._mfa is None:
             return await self._users.get_user_by_email(normalized), None
-        found = await self._mfa.store.sign_in_account(normalized)
+        found = await self._mfa.sign_in_account(normalized)
         return (None, None) if found is None else found
 
     async def _find_by_email(self, email: str) -> User | None:

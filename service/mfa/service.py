@@ -343,6 +343,11 @@ class Mfa:
         """Confirmed factors only: a pending TOTP does not count."""
         return await self.store.summary(user.id)
 
+    async def sign_in_account(self, email_normalized: str) -> tuple[User, FactorSummary] | None:
+        """The account a password sign-in names and its factors (as :meth:`summary`), in one
+        read: what :meth:`gate` takes as ``summary``."""
+        return await self.store.sign_in_account(email_normalized)
+
     async def reset(self, user: User, actor: str) -> FactorSummary:
         """The admin escape hatch: every factor and code removed, audited, the owner told."""
         before = await self.store.reset(user.id)
