@@ -213,12 +213,12 @@ class Accounts:
 
     async def _sign_in_account(self, email: str) -> tuple[User | None, FactorSummary | None]:
         """The account a sign-in names and, with MFA on, its second factors, in one read."""
+        if self._mfa is None:
+            return await self._find_by_email(email), None
         try:
             _, normalized = normalize_email(email)
         except InvalidEmail:
             return None, None
-        if self._mfa is None:
-            return await self._users.get_user_by_email(normalized), None
         found = await self._mfa.sign_in_account(normalized)
         return (None, None) if found is None else found
 
