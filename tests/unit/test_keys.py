@@ -6,8 +6,13 @@ import json
 import stat
 from pathlib import Path
 
+import jwt
 import msgspec
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from joserfc.jwk import import_key
 
 from service.clock import FrozenClock
@@ -23,10 +28,19 @@ from service.keys.files import (
     prune_keys,
     rotate_keys,
 )
-from service.keys.keyring import PRIVATE_MEMBERS, KeyRing, NoSigningKey
+from service.keys.keyring import PRIVATE_MEMBERS, KeyRing, NoSigningKey, b64url
 
 T0 = 1_800_000_000.0
 ALGS: list[Alg] = ["EdDSA", "RS256", "ES256"]
+
+
+@pytest.fixture(scope="module")
+def eddsa_ring(tmp_path_factory: pytest.TempPathFactory) -> KeyRing:
+    directory = tmp_path_factory.mktemp("keys")
+    generate_key(directory, "EdDSA", T0)
+    ring = KeyRing(directory, FrozenClock(T0))
+    ring.refresh()
+    return ring
 
 
 @pytest.mark.parametrize("alg", ALGS)
@@ -205,3 +219,31 @@ def test_rs256_line_beside_the_default_rotates_on_its_own(tmp_path: Path) -> Non
     assert {key.kid: key.state(clock()) for key in ring.keys}[eddsa.kid] == "signing"
     with pytest.raises(NoSigningKey):
         ring.signing_key("ES256")
+
+
+@given(message=st.binary(max_size=2048))
+@settings(max_examples=200, deadline=None)
+def test_eddsa_signer_matches_cryptography_and_verifies(eddsa_ring: KeyRing, message: bytes) -> None:
+    """The Ed25519 signer (libsodium) gives cryptography's signature, byte for byte (RFC 8032
+    signatures are deterministic), and cryptography's public key verifies it."""
+    loaded = eddsa_ring.signing_key("EdDSA")
+    private = loaded.key.private_key
+    assert isinstance(private, Ed25519PrivateKey)
+    signature = loaded.sign(message)
+    assert signature == private.sign(message)
+    private.public_key().verify(signature, message)
+    with pytest.raises(InvalidSignature):
+        private.public_key().verify(signature, message + b"x")
+
+
+def test_eddsa_token_verifies_with_pyjwt(tmp_path: Path) -> None:
+    """A JWS signed by the ring's Ed25519 signer verifies with PyJWT against the published JWKS."""
+    generate_key(tmp_path, "EdDSA", T0)
+    ring = KeyRing(tmp_path, FrozenClock(T0))
+    ring.refresh()
+    loaded = ring.signing_key()
+    signing_input = loaded.header_segment + b"." + b64url(b'{"sub":"u1"}')
+    token = (signing_input + b"." + b64url(loaded.sign(signing_input))).decode()
+    (jwk,) = msgspec.json.decode(ring.jwks_body)["keys"]
+    public = jwt.PyJWK(jwk).key
+    assert jwt.decode(token, public, algorithms=["EdDSA"]) == {"sub": "u1"}
