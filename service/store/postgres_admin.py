@@ -17,6 +17,7 @@ from service.store.postgres import _user as row_user
 __all__ = ["PostgresAdminStore"]
 
 _AUDIT_COLUMNS = "id, at, event, outcome, user_id, client_id, scope, request_id, details::text AS details"
+_APPEND_COLUMNS = ("at", "event", "outcome", "user_id", "client_id", "scope", "request_id", "details")
 
 
 def _event(row: asyncpg.Record) -> StoredAuditEvent:
@@ -73,13 +74,15 @@ class PostgresAdminStore:
         return [user for user in map(row_user, rows) if user is not None]
 
     async def append_events(self, events: Sequence[AuditEvent]) -> None:
+        """One ``COPY`` per batch: at a refresh rate of thousands per second every rotation is an
+        event, and COPY costs PostgreSQL ~0.6 of the CPU per row of a pipelined ``INSERT``."""
         if not events:
             return
         async with self._db.transaction() as conn:
-            await conn.executemany(
-                "INSERT INTO audit_events (at, event, outcome, user_id, client_id, scope, request_id, "
-                "details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
-                [
+            await conn.copy_records_to_table(
+                "audit_events",
+                columns=_APPEND_COLUMNS,
+                records=[
                     (
                         timestamp(event.at),
                         event.event,

@@ -113,6 +113,45 @@ async def test_audit_events_query_and_prune(database: Database) -> None:
     assert len(await store.query_events(AuditQuery())) == 7
 
 
+async def test_audit_event_fields_round_trip_exactly(database: Database) -> None:
+    """Every column, absent ones and awkward characters included, reads back as appended."""
+    store = admin_store(database)
+    user = uuid.uuid4()
+    details = {"agent": 'Zoë "quoted" \\ back\tslash\n', "emoji": "🔑", "empty": ""}
+    await store.append_events(
+        [
+            AuditEvent(
+                at=NOW,
+                event="refresh",
+                outcome="grace_replay",
+                user_id=user,
+                client_id="ç",
+                scope="openid email",
+                request_id="r-1",
+                details=details,
+            ),
+            AuditEvent(at=NOW + 1, event="e", outcome="success"),
+        ]
+    )
+    bare, full = await store.query_events(AuditQuery(limit=10))
+    assert (full.event, full.outcome, full.user_id, full.client_id, full.scope, full.request_id) == (
+        "refresh",
+        "grace_replay",
+        user,
+        "ç",
+        "openid email",
+        "r-1",
+    )
+    assert full.details == details
+    assert (bare.user_id, bare.client_id, bare.scope, bare.request_id, bare.details) == (
+        None,
+        None,
+        None,
+        None,
+        {},
+    )
+
+
 async def test_concurrent_appends_all_land(database: Database) -> None:
     """Batches appended at once from many tasks are all stored, each once."""
     store = admin_store(database)
