@@ -4,10 +4,11 @@ Every request of the hot paths (refresh, login, token exchange) makes two to fiv
 and redis-py's general command path (pool checkout with connection probing, retry wrapper, a
 task per timed write, Python packing, observability hooks) cost three times what the command
 costs on the wire: ~125 µs of CPU per call under load against ~40 µs (docs/PERFORMANCE.md).
-So, against a single Redis node, :class:`DirectLink` drives one of redis-py's own asyncio
-``Connection`` objects itself and pipelines every call over it: the calls made while the event
-loop runs one iteration go out in one write (packed by hiredis), and a reader task hands the
-replies back in order. Scripts run by ``EVALSHA`` and are loaded on ``NOSCRIPT`` (after a
+So, against a single Redis node, :class:`DirectLink` has redis-py's own asyncio
+``Connection`` connect and make the handshake, then drives the socket itself and pipelines
+every call over it: the calls made while the event loop runs one iteration go out in one write
+(packed by hiredis), and the connection's data callback parses the replies (hiredis) and hands
+them back in order. Scripts run by ``EVALSHA`` and are loaded on ``NOSCRIPT`` (after a
 Redis restart or ``SCRIPT FLUSH``).
 
 :class:`ClusterLink` sends the same calls through redis-py's ``RedisCluster`` client, which
@@ -26,7 +27,7 @@ import collections
 import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import hiredis
 from redis.asyncio.cluster import RedisCluster
@@ -75,13 +76,63 @@ def _unavailable(exc: BaseException) -> StorageUnavailable:
     return StorageUnavailable(f"Redis: {type(exc).__name__}")
 
 
+class _Replies(asyncio.Protocol):
+    """One connection's read side: hiredis parses the bytes as they arrive, each reply goes to
+    the oldest call still owed one (Redis answers a connection in order), in the data callback
+    itself: no reader task, no coroutine step per reply."""
+
+    def __init__(self, on_lost: Callable[[_Replies], None]) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.sent: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        """Calls written on this connection and not yet answered, oldest first, with the time
+        they must be answered by."""
+        self._parser = hiredis.Reader()
+        self._on_lost = on_lost
+        self._stream: asyncio.StreamWriter | None = None
+
+    def adopt(self, writer: asyncio.StreamWriter) -> None:
+        """Take over the transport of a connection whose handshake redis-py made (nothing is
+        left unread on it). The writer is kept: a collected StreamWriter closes its transport."""
+        self._stream = writer
+        writer.transport.set_protocol(self)
+        self.transport = cast(asyncio.Transport, writer.transport)
+
+    def data_received(self, data: bytes) -> None:
+        parser, sent = self._parser, self.sent
+        parser.feed(data)
+        while (reply := parser.gets()) is not False:
+            if not sent:  # a reply nobody asked for: this connection is out of step
+                self.close()
+                return
+            future = sent.popleft()[0]
+            if not future.done():  # its caller may have been cancelled
+                future.set_result(_error(reply) if isinstance(reply, hiredis.ReplyError) else reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost(self)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _error(reply: hiredis.ReplyError) -> ResponseError:
+    """An error reply as redis-py raises it (NOSCRIPT: the script cache lost the script)."""
+    message = str(reply)
+    if message.startswith("NOSCRIPT "):
+        return NoScriptError(message.removeprefix("NOSCRIPT "))
+    return ResponseError(message)
+
+
 class DirectLink:
     """:class:`RedisLink` for one Redis node, pipelining every call over one connection.
 
-    Calls made while the event loop runs one iteration are written together in one write; a
-    reader task hands the replies back in order (Redis answers each connection in order). Under
-    load a batch holds the Redis calls of many requests, so the write and read system calls
-    and the wake-ups are shared; alone, a call costs one extra loop iteration.
+    Calls made while the event loop runs one iteration are written together in one write, at
+    the start of the next; replies are parsed in the connection's data callback and handed back
+    in order. Under load a batch holds the Redis calls of many requests, so the write and read
+    system calls and the wake-ups are shared; alone, a call costs one extra loop iteration.
+    redis-py's ``Connection`` makes the connection and its handshake (URL, TLS, AUTH, SELECT);
+    after that the connection's transport is driven here.
 
     A connection that fails (reset, end of stream, a call unanswered for ``timeout`` seconds,
     which one watchdog timer notices) is closed at once: the calls sent on it fail with
@@ -92,13 +143,13 @@ class DirectLink:
     def __init__(self, new_connection: Callable[[], AbstractConnection], *, timeout: float = 2.0) -> None:
         self._new_connection = new_connection
         self._timeout = timeout
-        self._queued: list[tuple[bytes, asyncio.Future[Any]]] = []
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
-        self._sent: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
-        """Calls written and not yet answered, oldest first, with the time they must be by."""
+        self._out: list[bytes] = []
+        self._waiting: list[asyncio.Future[Any]] = []
+        """Calls not yet written, in order, and their packed commands in ``_out``."""
+        self._flush_handle: asyncio.Handle | None = None
+        self._connection: _Replies | None = None
+        self._connecting: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
-        self._stalled = False
         self._closed = False
 
     @classmethod
@@ -130,95 +181,64 @@ class DirectLink:
 
     async def close(self) -> None:
         self._closed = True
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        if self._writer is not None:
-            self._writer.cancel()
+        for handle in (self._watchdog, self._flush_handle):
+            if handle is not None:
+                handle.cancel()
+        self._watchdog = self._flush_handle = None
+        if self._connecting is not None:
+            self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-        self._fail([future for _, future in self._queued], StorageUnavailable("Redis: link closed"))
-        self._queued.clear()
+                await self._connecting
+        if self._connection is not None:
+            self._connection.close()
+            self._lost(self._connection)
+        waiting, self._out, self._waiting = self._waiting, [], []
+        self._fail(waiting, StorageUnavailable("Redis: link closed"))
 
     async def _call(self, packed: bytes) -> Any:
         if self._closed:
             raise StorageUnavailable("Redis: link closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queued.append((packed, future))
-        self._wake.set()
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_forever(), name="redis-link-writer")
+        self._out.append(packed)
+        self._waiting.append(future)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
         reply = await future  # bounded by the watchdog, not a timer per call
         if isinstance(reply, BaseException):
             raise reply
         return reply
 
-    async def _write_forever(self) -> None:
-        """Connect when there is something to send, send what is queued, repeat."""
-        connection: AbstractConnection | None = None
-        reader: asyncio.Task[None] | None = None
-        sent = self._sent
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                if self._stalled or (reader is not None and reader.done()):
-                    stalled, self._stalled = self._stalled, False
-                    error = StorageUnavailable(f"Redis: no answer in {self._timeout:g}s") if stalled else None
-                    connection, reader = await self._drop(connection, reader, error)
-                if not self._queued:
-                    continue
-                if connection is None:
-                    try:
-                        connection = await self._connect()
-                    except StorageUnavailable as exc:
-                        queued, self._queued = self._queued, []
-                        self._fail([future for _, future in queued], exc)
-                        continue
-                    reader = asyncio.create_task(self._read_forever(connection))
-                batch, self._queued = self._queued, []
-                deadline = loop.time() + self._timeout
-                if self._watchdog is None:
-                    self._watchdog = loop.call_at(deadline, self._watch)
-                sent.extend((future, deadline) for _, future in batch)
-                try:
-                    await connection.send_packed_command([packed for packed, _ in batch], check_health=False)
-                except (RedisError, OSError) as exc:
-                    connection, reader = await self._drop(connection, reader, _unavailable(exc))
-        finally:
-            await self._drop(connection, reader, StorageUnavailable("Redis: link closed"))
-
-    def _watch(self) -> None:
-        """The watchdog: a call sent more than ``timeout`` ago and still unanswered means the
-        connection is stuck; the writer drops it (failing what was sent on it)."""
-        self._watchdog = None
-        if not self._sent:
+    def _flush(self) -> None:
+        """Write every call made since the last write, in one write (connecting first if need be)."""
+        self._flush_handle = None
+        if not self._waiting or self._closed:
             return
+        connection = self._connection
+        if connection is None or connection.transport is None or connection.transport.is_closing():
+            if self._connecting is None:
+                self._connecting = asyncio.create_task(self._connect(), name="redis-link-connect")
+            return
+        out, waiting = self._out, self._waiting
+        self._out, self._waiting = [], []
         loop = asyncio.get_running_loop()
-        oldest = self._sent[0][1]
-        if oldest <= loop.time():
-            self._stalled = True
-            self._wake.set()
-        else:
-            self._watchdog = loop.call_at(oldest, self._watch)
+        deadline = loop.time() + self._timeout
+        connection.sent.extend((future, deadline) for future in waiting)
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._watch)
+        connection.transport.write(b"".join(out))
 
-    async def _read_forever(self, connection: AbstractConnection) -> None:
-        sent = self._sent
-        while True:
-            try:
-                reply: Any = await connection.read_response()
-            except ResponseError as error:  # an error reply: the connection stays in step
-                reply = error
-            except (RedisError, OSError):
-                self._wake.set()  # the writer drops this connection and fails what was sent
-                return
-            if sent:
-                future = sent.popleft()[0]
-                if not future.done():  # its caller may have been cancelled
-                    future.set_result(reply)
+    async def _connect(self) -> None:
+        """A new connection for the calls waiting; they fail if Redis cannot be reached."""
+        try:
+            self._connection = await self._open()
+        except StorageUnavailable as exc:
+            waiting, self._out, self._waiting = self._waiting, [], []
+            self._fail(waiting, exc)
+        finally:
+            self._connecting = None
+        self._flush()
 
-    async def _connect(self) -> AbstractConnection:
+    async def _open(self) -> _Replies:
         connection = self._new_connection()
         try:
             async with asyncio.timeout(self._timeout):
@@ -227,26 +247,39 @@ class DirectLink:
             with contextlib.suppress(Exception):
                 await connection.disconnect(nowait=True)
             raise _unavailable(exc) from exc
-        return connection
+        # redis-py's streams, once its handshake has read every reply it asked for.
+        # redis-py has no public way to hand over the socket.
+        writer = connection._writer
+        if writer is None:
+            raise StorageUnavailable("Redis: no connection after the handshake")
+        connection._reader = connection._writer = None  # ours now: redis-py must not close it
+        replies = _Replies(self._lost)
+        replies.adopt(writer)
+        return replies
 
-    async def _drop(
-        self,
-        connection: AbstractConnection | None,
-        reader: asyncio.Task[None] | None,
-        error: StorageUnavailable | None = None,
-    ) -> tuple[None, None]:
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.disconnect(nowait=True)
-        self._fail(
-            [future for future, _ in self._sent], error or StorageUnavailable("Redis: connection lost")
-        )
-        self._sent.clear()
-        return None, None
+    def _lost(self, connection: _Replies, error: StorageUnavailable | None = None) -> None:
+        """A connection ended (closed, reset, end of stream, dropped by the watchdog): what was
+        sent on it fails; the next call connects again."""
+        if self._connection is connection:
+            self._connection = None
+        sent = [future for future, _ in connection.sent]
+        connection.sent.clear()
+        self._fail(sent, error or StorageUnavailable("Redis: connection lost"))
+
+    def _watch(self) -> None:
+        """The watchdog: a call sent more than ``timeout`` ago and still unanswered means the
+        connection is stuck; drop it (failing what was sent on it)."""
+        self._watchdog = None
+        connection = self._connection
+        if connection is None or not connection.sent:
+            return
+        loop = asyncio.get_running_loop()
+        oldest = connection.sent[0][1]
+        if oldest <= loop.time():
+            connection.close()
+            self._lost(connection, StorageUnavailable(f"Redis: no answer in {self._timeout:g}s"))
+        else:
+            self._watchdog = loop.call_at(oldest, self._watch)
 
     @staticmethod
     def _fail(futures: Sequence[asyncio.Future[Any]], error: StorageUnavailable) -> None:
