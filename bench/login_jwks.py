@@ -10,8 +10,8 @@ Run from the repository root::
 One run prints:
 
 1. the raw argon2id verify rate with the service's default parameters (m=19456 KiB, t=2, p=1),
-   one verifier thread per core (argon2-cffi releases the GIL), measured before and after the
-   server runs (the mean is the ceiling; the spread shows how noisy the machine is);
+   one verifier thread per core (libsodium, as the service; it releases the GIL), measured
+   before and after the server runs (the mean is the ceiling; the spread shows how noisy the machine is);
 2. the login throughput of ``idp serve --workers N`` (real default argon2 parameters) under a
    fixed-concurrency load (``bench/lib/load.py``: raw HTTP/1.1 keep-alive connections on uvloop,
    placed by the kernel, not balanced), and its ratio to the ceiling (goal >= 0.9);

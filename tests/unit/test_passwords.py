@@ -6,8 +6,10 @@ import asyncio
 import os
 from collections.abc import Iterator
 
+import nacl.pwhash
+import nacl.pwhash.argon2id
 import pytest
-from argon2 import PasswordHasher, Type
+from argon2 import PasswordHasher, Type, low_level
 
 from service.errors import (
     IdPError,
@@ -210,3 +212,82 @@ async def test_idle_priority_puts_hashing_threads_in_sched_idle() -> None:
         finally:
             service.close()
         assert seen == policy
+
+
+async def test_hashes_are_interchangeable_with_argon2_cffi(passwords: PasswordService) -> None:
+    """The service's argon2id (libsodium) and argon2-cffi read each other's hashes: an account
+    hashed before the switch still signs in, and a hash made now verifies with argon2-cffi, whose
+    parameter check finds nothing to rehash."""
+    reference = PasswordHasher(
+        memory_cost=64, time_cost=1, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+    )
+    older = reference.hash("correct horse battery")
+    assert await passwords.verify(older, "correct horse battery") is Match.CURRENT
+    assert await passwords.verify(older, "correct horse batterY") is Match.NONE
+    made_now = await passwords.hash("correct horse battery")
+    assert made_now.startswith("$argon2id$v=19$m=64,t=1,p=1$")
+    assert reference.verify(made_now, "correct horse battery")
+    assert not reference.check_needs_rehash(made_now)
+    assert not passwords.needs_rehash(made_now)
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "lanes"),
+    [(Type.D, 19, 1), (Type.ID, 16, 1), (Type.I, 19, 1), (Type.ID, 19, 4)],
+    ids=["argon2d", "argon2id-v16", "argon2i", "argon2id-4-lanes"],
+)
+async def test_hashes_libsodium_does_not_make_still_verify(
+    passwords: PasswordService, kind: Type, version: int, lanes: int
+) -> None:
+    """argon2d and version-16 hashes (which libsodium would call a wrong password) go to
+    argon2-cffi; argon2i and several lanes are read by libsodium. Right and wrong both answered."""
+    encoded = low_level.hash_secret(
+        b"correct horse battery", os.urandom(16), time_cost=3, memory_cost=64, parallelism=lanes,
+        hash_len=32, type=kind, version=version,
+    ).decode()  # fmt: skip
+    assert encoded.startswith(f"$argon2{kind.name.lower()}$v={version}$")
+    assert await passwords.verify(encoded, "correct horse battery") is Match.CURRENT
+    assert await passwords.verify(encoded, "wrong horse battery") is Match.NONE
+
+
+@pytest.mark.parametrize(
+    "broken",
+    ["", "not a hash", "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$", "$argon2id$v=19$m=64,t=1,p=1$é$x"],
+)
+async def test_a_broken_hash_is_a_mismatch(passwords: PasswordService, broken: str) -> None:
+    assert await passwords.verify(broken, "correct horse battery") is Match.NONE
+
+
+async def test_several_lanes_are_hashed_by_argon2_cffi() -> None:
+    """libsodium makes one-lane hashes only: IDP_ARGON2_PARALLELISM > 1 keeps argon2-cffi."""
+    service = PasswordService(memory_kib=64, time_cost=1, parallelism=2, threads=1)
+    try:
+        encoded = await service.hash("correct horse battery")
+        assert encoded.startswith("$argon2id$v=19$m=64,t=1,p=2$")
+        assert await service.verify(encoded, "correct horse battery") is Match.CURRENT
+        assert not service.needs_rehash(encoded)
+    finally:
+        service.close()
+
+
+async def test_argon2id_goes_to_libsodium(
+    passwords: PasswordService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default hashes are made and checked by libsodium (the vectorised argon2), not by the
+    reference code in argon2-cffi: a spy counts libsodium's calls."""
+    calls: list[str] = []
+    real_str, real_verify = nacl.pwhash.argon2id.str, nacl.pwhash.verify
+
+    def spy_str(password: bytes, *, opslimit: int, memlimit: int) -> bytes:
+        calls.append("str")
+        return real_str(password, opslimit=opslimit, memlimit=memlimit)
+
+    def spy_verify(password_hash: bytes, password: bytes) -> bool:
+        calls.append("verify")
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(nacl.pwhash.argon2id, "str", spy_str)
+    monkeypatch.setattr(nacl.pwhash, "verify", spy_verify)
+    encoded = await passwords.hash("correct horse battery")
+    assert await passwords.verify(encoded, "correct horse battery") is Match.CURRENT
+    assert calls == ["str", "verify"]
