@@ -637,8 +637,7 @@ def report(args: argparse.Namespace, results: Results, rows: Sequence[tuple[str,
             + " / ".join(f"{v:.1f}" for v in results.argon2_raw)
             + " /s (argon2-cffi: "
             + " / ".join(f"{v:.1f}" for v in results.argon2_reference)
-            + " /s)"
-            + f" /s; scrypt N={SCRYPT_N} r={SCRYPT_R} p={SCRYPT_P} dkLen={SCRYPT_DKLEN}"
+            + f"); scrypt N={SCRYPT_N} r={SCRYPT_R} p={SCRYPT_P} dkLen={SCRYPT_DKLEN}"
             f" (Node crypto.scrypt, {CORES} in flight) "
             + " / ".join(f"{v:.1f}" for v in results.scrypt_raw)
             + " /s (before / after)"
