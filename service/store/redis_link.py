@@ -100,13 +100,16 @@ class _Replies(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         parser, sent = self._parser, self.sent
         parser.feed(data)
-        while (reply := parser.gets()) is not False:
-            if not sent:  # a reply nobody asked for: this connection is out of step
-                self.close()
-                return
-            future = sent.popleft()[0]
-            if not future.done():  # its caller may have been cancelled
-                future.set_result(_error(reply) if isinstance(reply, hiredis.ReplyError) else reply)
+        try:
+            while (reply := parser.gets()) is not False:
+                if not sent:  # a reply nobody asked for: this connection is out of step
+                    self.close()
+                    return
+                future = sent.popleft()[0]
+                if not future.done():  # its caller may have been cancelled
+                    future.set_result(_error(reply) if isinstance(reply, hiredis.ReplyError) else reply)
+        except hiredis.ProtocolError:  # not RESP: nothing more on this connection can be trusted
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._on_lost(self)

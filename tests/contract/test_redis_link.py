@@ -6,6 +6,7 @@ stalled server, a restarted one, and a caller that gives up."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -91,6 +92,35 @@ async def test_a_cancelled_call_does_not_shift_the_replies(link: DirectLink) -> 
     slow.cancel()
     assert await link.command("GET", "one") == b"1"
     assert slow.cancelled()
+
+
+async def test_a_server_that_stops_speaking_resp_fails_calls_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reply that is not RESP (a proxy in the way, a corrupted stream) drops the connection
+    quietly: the call fails with 503's error now, not when the watchdog gives up, and the event
+    loop logs no "Fatal error" traceback for a data callback that raised."""
+
+    async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            # redis-py's handshake (CLIENT SETINFO twice) gets its OKs; our PING gets garbage.
+            writer.write(b"+OK\r\n" * data.count(b"SETINFO") + (b"?garbage\r\n" if b"PING" in data else b""))
+        writer.close()
+
+    server = await asyncio.start_server(impostor, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    direct = DirectLink.from_url(f"redis://127.0.0.1:{port}", timeout=5.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            await direct.command("PING")
+        assert time.monotonic() - started < 2.0  # not the 5 s watchdog
+        await asyncio.sleep(0.05)  # the loop's exception handler runs after the callback
+        assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+    finally:
+        await direct.close()
+        server.close()
+        await server.wait_closed()
 
 
 # ---- one contract for both links: the same calls give the same reply shapes ----
