@@ -136,7 +136,7 @@ _SODIUM_FORMATS = (b"$argon2id$v=19$", b"$argon2i$v=19$")
 def _sodium_verify(password_hash: bytes, password: bytes) -> bool:
     try:
         return nacl.pwhash.verify(password_hash, password)
-    except nacl.exceptions.InvalidkeyError:  # a mismatch (or a hash it cannot read)
+    except (nacl.exceptions.InvalidkeyError, ValueError):  # a mismatch, or a hash it cannot read
         return False
 
 

@@ -252,7 +252,13 @@ async def test_hashes_libsodium_does_not_make_still_verify(
 
 @pytest.mark.parametrize(
     "broken",
-    ["", "not a hash", "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$", "$argon2id$v=19$m=64,t=1,p=1$é$x"],
+    [
+        "",
+        "not a hash",
+        "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$",
+        "$argon2id$v=19$m=64,t=1,p=1$é$x",
+        "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$" + "A" * 200,  # longer than libsodium takes
+    ],
 )
 async def test_a_broken_hash_is_a_mismatch(passwords: PasswordService, broken: str) -> None:
     assert await passwords.verify(broken, "correct horse battery") is Match.NONE
