@@ -45,7 +45,6 @@ import asyncio
 import base64
 import json
 import math
-import os
 import random
 import secrets
 import subprocess
@@ -64,6 +63,7 @@ import asyncpg
 import httpx
 import redis.asyncio as aioredis
 from lib.load import Sequential, post_admitted
+from lib.procs import machine
 from lib.report import Goal, add_standard_arguments, finish, percentile, print_table, run_main
 from lib.servers import (
     DEFAULT_ADMIN_URL,
@@ -643,7 +643,7 @@ def goals(results: Results) -> list[Goal]:
 def print_report(args: argparse.Namespace, results: Results) -> None:
     print()
     print(
-        f"idp growth curves: {os.cpu_count()} CPUs, uvicorn --workers {args.workers}, default argon2id; "
+        f"idp growth curves: {machine()}, uvicorn --workers {args.workers}, default argon2id; "
         "each request alone on one keep-alive connection"
     )
     print()

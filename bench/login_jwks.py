@@ -49,7 +49,7 @@ import httpx
 from lib.ceilings import ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, ARGON2_TIME_COST, raw_argon2_rate
 from lib.load import REQUEST_TIMEOUT_SECONDS, FixedRequest, Measurement, Prober, Samples, measure, run_uvloop
 from lib.load import http_request as raw_request
-from lib.procs import CpuReport
+from lib.procs import CpuReport, machine
 from lib.report import Goal, add_standard_arguments, finish, percentile, print_table, run_main, verdict
 from lib.servers import (
     LOOPBACK_HOSTS,
@@ -188,7 +188,7 @@ def print_report(
     backend = "PostgreSQL (throwaway db)" if args.database_url else "SQLite (temp dir)"
     print()
     print(
-        f"idp login/JWKS bench: {os.cpu_count()} CPUs, uvicorn --workers {args.workers}, {backend}, "
+        f"idp login/JWKS bench: {machine()}, uvicorn --workers {args.workers}, {backend}, "
         f"argon2id m={ARGON2_MEMORY_KIB} KiB t={ARGON2_TIME_COST} p={ARGON2_PARALLELISM}"
     )
     print(

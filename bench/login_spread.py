@@ -61,7 +61,7 @@ from lib.load import (
     measure_open_loop,
     run_uvloop,
 )
-from lib.procs import CORES
+from lib.procs import CORES, machine
 from lib.report import Goal, add_standard_arguments, finish, percentile, print_table, run_main
 from lib.servers import (
     DEFAULT_ADMIN_URL,
@@ -289,7 +289,7 @@ def goals_and_figures(targets: Sequence[Target]) -> tuple[list[Goal], dict[str, 
 def print_report(args: argparse.Namespace, targets: Sequence[Target]) -> None:
     backend = "SQLite (temp dir)" if args.database_url is None else "PostgreSQL + Redis"
     print(
-        f"\nidp login spread bench: {CORES} CPUs, uvicorn --workers {args.workers}, {backend}, "
+        f"\nidp login spread bench: {machine()}, uvicorn --workers {args.workers}, {backend}, "
         f"{args.duration:g}s windows after {args.warmup:g}s warm-up, load average {os.getloadavg()[0]:.2f}\n"
     )
     rows = []

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lib.procs import bytecode_cache_env
+from lib.procs import bytecode_cache_env, machine
 from lib.report import EXIT_ERROR, EXIT_MET, EXIT_MISSED, Goal, json_safe, print_table, read_json
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     everywhere = f" in all {len(runs)} runs" if len(runs) > 1 and code == EXIT_MET else ""
     print(
         f"\n{verdict[code]}{everywhere}; total time {time.monotonic() - started:.0f}s"
-        f" ({'--quick, ' if args.quick else ''}{os.cpu_count()} CPUs)"
+        f" ({'--quick, ' if args.quick else ''}{machine()})"
     )
     if args.json is not None:
         document = {

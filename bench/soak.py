@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import random
 import secrets
 import tempfile
@@ -47,7 +46,7 @@ from urllib.parse import quote
 
 import httpx
 from lib.load import Sequential, open_pinned, post_admitted
-from lib.procs import CORES, HAS_PROC, rss_bytes
+from lib.procs import CORES, HAS_PROC, machine, rss_bytes
 from lib.report import Goal, add_standard_arguments, finish, percentile, print_table, run_main
 from lib.servers import (
     DEFAULT_ADMIN_URL,
@@ -378,7 +377,7 @@ def print_report(args: argparse.Namespace, results: Results) -> None:
     workers = results.workers
     print()
     print(
-        f"idp memory: {os.cpu_count()} CPUs, uvicorn --workers {len(workers)}, PostgreSQL + Redis, "
+        f"idp memory: {machine()}, uvicorn --workers {len(workers)}, PostgreSQL + Redis, "
         f"RSS (VmRSS) per worker in MiB; each connection pinned to one worker"
     )
     print()

@@ -86,7 +86,7 @@ from lib.load import (
     measure,
     run_uvloop,
 )
-from lib.procs import CORES, HAS_PROC, free_port, worker_pids
+from lib.procs import CORES, HAS_PROC, free_port, machine, worker_pids
 from lib.report import Goal, add_standard_arguments, finish, print_table, run_main, verdict
 from lib.servers import (
     DEFAULT_ADMIN_URL,
@@ -620,7 +620,7 @@ def report(args: argparse.Namespace, results: Results, rows: Sequence[tuple[str,
     jb, tb = results.jwks_ba, results.token_ba
     print()
     print(
-        f"idp vs Better Auth 1.7.25: {CORES} CPUs, idp uvicorn --workers {args.workers}"
+        f"idp vs Better Auth 1.7.25: {machine()}, idp uvicorn --workers {args.workers}"
         " on PostgreSQL + Redis,"
         f" Better Auth on Node {_node_version()} (one process, memory adapter);"
         f" {args.concurrency} keep-alive connections ({args.login_concurrency} for logins),"

@@ -34,6 +34,7 @@ __all__ = [
     "established_connections",
     "free_port",
     "involuntary_switches",
+    "machine",
     "rss_bytes",
     "snapshot",
     "system_cpu",
@@ -186,6 +187,36 @@ def connection_owner(server_port: int, client_port: int, pids: Sequence[int]) ->
         if inode in _socket_inodes(pid):
             return pid
     return None
+
+
+THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def huge_pages(path: Path = THP_MODE) -> str:
+    """The kernel's transparent huge page mode (the bracketed word of ``path``), or "unknown".
+
+    It moves the argon2 figures by half: libsodium maps each hash's 19 MiB afresh
+    (``mmap(MAP_POPULATE)`` then ``munmap``), which costs ~7.5 ms of kernel time per hash in
+    4 KiB pages ("madvise", "never") and ~1.8 ms in 2 MiB pages ("always"); docs/PERFORMANCE.md."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return "unknown"
+    start, end = text.find("["), text.find("]")
+    return text[start + 1 : end] if 0 <= start < end else "unknown"
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.partition(":")[2].split())
+    return "unknown CPU"
+
+
+def machine() -> str:
+    """What a figure's machine was, for a report's first line: CPUs, model, huge page mode."""
+    return f"{CORES} CPUs ({_cpu_model()}), transparent huge pages {huge_pages()}"
 
 
 def system_cpu() -> tuple[int, int, int]:
