@@ -9,9 +9,12 @@ instead of queueing without bound. Unknown emails are verified against a decoy h
 the same parameters so that they cost the same time as a wrong password.
 
 The argon2 work itself is libsodium's (PyNaCl), whose argon2 uses the CPU's vector units (AVX2,
-AVX-512) and takes ~0.47 of argon2-cffi's time for the same hash (measured here: 12 vs 25 ms at
-the defaults): the same PHC strings (``$argon2id$v=19$m=…,t=…,p=1$salt$hash``, 16-byte salt,
-32-byte hash), so hashes made by either verify with the other. argon2-cffi stays for what
+AVX-512) and computes the default hash in ~10 ms where argon2-cffi takes ~20. libsodium maps each
+hash's memory afresh (``mmap`` with ``MAP_POPULATE``, ``munmap`` after), which costs the kernel
+another ~7.5 ms in 4 KiB pages and ~1.8 ms when transparent huge pages are ``always``
+(:func:`huge_page_mode`; docs/PERFORMANCE.md). Both write the same PHC strings
+(``$argon2id$v=19$m=…,t=…,p=1$salt$hash``, 16-byte salt, 32-byte hash), so hashes made by
+either verify with the other. argon2-cffi stays for what
 libsodium does not do: hashing with ``parallelism`` > 1, and verifying a hash that is not
 version 19 of argon2id or argon2i (libsodium answers "wrong password" for a format it cannot
 read, so such hashes are never handed to it).
@@ -36,6 +39,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import TypeVar
 
 import nacl.exceptions
@@ -60,6 +64,7 @@ __all__ = [
     "Match",
     "PasswordService",
     "check_password_policy",
+    "huge_page_mode",
     "normalize_password",
 ]
 
@@ -68,6 +73,8 @@ SERVICE_TIME_WEIGHT = 0.2
 """Weight of the newest job in the moving average of a job's wall time on the pool."""
 ARGON2_QUEUE = Gauge("idp_argon2_pending", "argon2 hashes running or waiting in this process.")
 ARGON2_SHED = Counter("idp_argon2_shed", "Requests refused because the argon2 queue was full.")
+
+THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 128
@@ -149,6 +156,18 @@ def _idle_priority() -> None:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
+def huge_page_mode(path: Path = THP_SETTING) -> str | None:
+    """The kernel's transparent huge page mode (``always``, ``madvise``, ``never``: the bracketed
+    word of ``path``), None where it cannot be read. libsodium's hashes get 2 MiB pages only
+    with ``always``: it maps their memory itself, with no ``madvise``."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    start, end = text.find("["), text.find("]")
+    return text[start + 1 : end] if 0 <= start < end else None
+
+
 class PasswordService:
     """argon2id hash/verify with bounded parallelism and a decoy for unknown accounts."""
 
@@ -185,6 +204,11 @@ class PasswordService:
         self._pending = 0
         self._job_seconds: float | None = None
         """Moving average of a job's wall time on the pool (None until the first job ends)."""
+
+    @property
+    def on_libsodium(self) -> bool:
+        """Whether new hashes (and the decoy) are libsodium's, whose memory is mapped per hash."""
+        return self._sodium_hash
 
     def _admits(self) -> bool:
         """Whether a new job may queue: fewer than ``threads + max_queue`` pending, and (once a

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import uvicorn
@@ -182,6 +186,42 @@ def test_serve_sizes_every_workers_argon2_pool_to_the_machine(monkeypatch: pytes
     service.cli.cmd_serve(Settings(), argparse.Namespace(workers=2, clock=None))
     assert started[0]["workers"] == 2
     assert "IDP_ARGON2_THREADS" not in environ
+
+
+@pytest.mark.parametrize(
+    ("mode", "on_libsodium", "said"),
+    [
+        ("madvise", True, True),
+        ("never", True, True),
+        ("always", True, False),
+        (None, True, False),
+        ("madvise", False, False),
+    ],
+)
+def test_serve_says_once_what_small_pages_cost_the_hashes(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    mode: str | None,
+    on_libsodium: bool,
+    said: bool,
+) -> None:
+    """libsodium maps each hash's memory afresh; in 4 KiB pages that is ~40 % of a hash's CPU.
+    ``idp serve`` says so once (its preflight), not once per worker, and only when it applies."""
+    runtime = SimpleNamespace(passwords=SimpleNamespace(on_libsodium=on_libsodium))
+
+    def with_runtime(_settings: Settings, work: Any, **_kwargs: Any) -> None:
+        asyncio.run(work(runtime))
+
+    monkeypatch.setattr(os, "environ", {})
+    monkeypatch.setattr(service.cli, "with_runtime", with_runtime)
+    monkeypatch.setattr(service.cli, "huge_page_mode", lambda: mode)
+    monkeypatch.setattr(uvicorn, "run", lambda *_args, **_kwargs: None)
+    with caplog.at_level(logging.INFO, logger="idp"):
+        service.cli.cmd_serve(Settings(), argparse.Namespace(workers=2, clock=None))
+    notices = [record.getMessage() for record in caplog.records if "huge pages" in record.getMessage()]
+    expected = f"argon2: transparent huge pages are '{mode}', so each hash maps its 19 MiB in 4 KiB pages"
+    assert len(notices) == (1 if said else 0)
+    assert all(notice.startswith(expected) for notice in notices)
 
 
 def test_users_and_clients_commands_use_the_injected_clock(

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.passwords import huge_page_mode
+
 __all__ = [
     "BYTECODE_CACHE",
     "CLOCK_TICKS",
@@ -189,21 +191,11 @@ def connection_owner(server_port: int, client_port: int, pids: Sequence[int]) ->
     return None
 
 
-THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-
-
-def huge_pages(path: Path = THP_MODE) -> str:
-    """The kernel's transparent huge page mode (the bracketed word of ``path``), or "unknown".
-
-    It moves the argon2 figures by half: libsodium maps each hash's 19 MiB afresh
-    (``mmap(MAP_POPULATE)`` then ``munmap``), which costs ~7.5 ms of kernel time per hash in
-    4 KiB pages ("madvise", "never") and ~1.8 ms in 2 MiB pages ("always"); docs/PERFORMANCE.md."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return "unknown"
-    start, end = text.find("["), text.find("]")
-    return text[start + 1 : end] if 0 <= start < end else "unknown"
+def huge_pages() -> str:
+    """The kernel's transparent huge page mode, or "unknown". It moves the argon2 figures by
+    half: libsodium maps each hash's 19 MiB afresh, ~7.5 ms of kernel time per hash in 4 KiB
+    pages ("madvise", "never") against ~1.8 ms in 2 MiB pages ("always"); docs/PERFORMANCE.md."""
+    return huge_page_mode() or "unknown"
 
 
 def _cpu_model() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import nacl.pwhash
 import nacl.pwhash.argon2id
@@ -20,7 +21,7 @@ from service.errors import (
     PasswordTooShort,
     TemporarilyUnavailable,
 )
-from service.passwords import Match, PasswordService, check_password_policy
+from service.passwords import Match, PasswordService, check_password_policy, huge_page_mode
 
 
 @pytest.fixture
@@ -297,3 +298,28 @@ async def test_argon2id_goes_to_libsodium(
     encoded = await passwords.hash("correct horse battery")
     assert await passwords.verify(encoded, "correct horse battery") is Match.CURRENT
     assert calls == ["str", "verify"]
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"),
+    [
+        ("always [madvise] never\n", "madvise"),
+        ("[always] madvise never\n", "always"),
+        ("always madvise [never]\n", "never"),
+        ("always madvise never\n", None),
+        ("", None),
+    ],
+)
+def test_the_huge_page_mode_is_the_bracketed_word(tmp_path: Path, text: str, mode: str | None) -> None:
+    setting = tmp_path / "enabled"
+    setting.write_text(text)
+    assert huge_page_mode(setting) == mode
+
+
+def test_an_unreadable_huge_page_setting_is_unknown(tmp_path: Path) -> None:
+    assert huge_page_mode(tmp_path / "absent") is None
+
+
+def test_default_parameters_hash_on_libsodium_and_p2_does_not() -> None:
+    assert PasswordService(memory_kib=64, time_cost=1, parallelism=1, threads=1).on_libsodium
+    assert not PasswordService(memory_kib=64, time_cost=1, parallelism=2, threads=1).on_libsodium
