@@ -14,10 +14,10 @@ hash's memory afresh (``mmap`` with ``MAP_POPULATE``, ``munmap`` after), which c
 another ~7.5 ms in 4 KiB pages and ~1.8 ms when transparent huge pages are ``always``
 (:func:`huge_page_mode`; docs/PERFORMANCE.md). Both write the same PHC strings
 (``$argon2id$v=19$m=…,t=…,p=1$salt$hash``, 16-byte salt, 32-byte hash), so hashes made by
-either verify with the other. argon2-cffi stays for what
-libsodium does not do: hashing with ``parallelism`` > 1, and verifying a hash that is not
-version 19 of argon2id or argon2i (libsodium answers "wrong password" for a format it cannot
-read, so such hashes are never handed to it).
+either verify with the other. argon2-cffi stays for what libsodium does not do: hashing with
+``parallelism`` > 1, and verifying a hash that is not version 19 of argon2id or argon2i
+(libsodium answers "wrong password" for a format it cannot read, so such hashes are never
+handed to it).
 
 Passwords are hashed in NFC (RFC 8265's OpaqueString form: the same characters typed on two
 systems hash alike, but compatibility forms such as fullwidth letters or ligatures stay distinct).
