@@ -2,8 +2,9 @@
 
 - argon2id with the service defaults (service/config.py; deliberately not the tests'
   ``CHEAP_ARGON2``), one verifier thread per core (it releases the GIL), by the implementation
-  ``service/passwords.py`` runs for them: libsodium (PyNaCl), ~0.47 of argon2-cffi's time for
-  the same hash; ``reference=True`` measures argon2-cffi's instead;
+  ``service/passwords.py`` runs for them: libsodium (PyNaCl), 0.47 to 0.9 of argon2-cffi's time
+  for the same hash depending on the CPU and the huge page mode (``lib.procs.machine``);
+  ``reference=True`` measures argon2-cffi's instead;
 - scrypt with Better Auth's parameters through Node's ``crypto.scrypt`` (what Better Auth calls),
   ``inflight`` at a time.
 """
